@@ -1,0 +1,39 @@
+# The two commands of the README: `make demo` and `make test`. Everything else is a step of them.
+PY_SYS ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.deps-installed
+export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/build/inductor-cache
+
+# Pinned: an unpinned torch pulls a multi-GB CUDA build; triton 3.7.1 is what torch 2.13.0's CUDA build requires.
+DEPS := torch==2.13.0 triton==3.7.1 numpy nibabel scipy tqdm matplotlib ninja setuptools wheel \
+        pytest pytest-benchmark hypothesis monai==1.6.1
+
+.PHONY: install build test bench bench-compare demo report clean
+
+$(PY):
+	$(PY_SYS) -m venv $(VENV)
+
+$(STAMP): | $(PY)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(DEPS)
+	touch $(STAMP)
+
+# Editable install: the compiled library lands in cga_kernels/ (rebuild after editing csrc/).
+build: $(STAMP)
+	$(PIP) install -q --no-build-isolation --no-deps -e .
+
+install: build
+
+test: build
+	$(PY) -m pytest -q -m "not gpu" tests
+
+bench: build
+	$(PY) -m pytest benchmarks --benchmark-only --benchmark-autosave -q
+
+bench-compare: build
+	$(PY) -m pytest benchmarks --benchmark-only --benchmark-compare --benchmark-compare-fail=median:25% -q
+
+clean:
+	rm -rf build cga_kernels/_C*.so *.egg-info

@@ -1,0 +1,150 @@
+"""Input validation and mask parsing shared by the reference and the compiled operators.
+
+Every check raises ``TypeError`` (wrong kind of thing) or ``ValueError`` (wrong shape or
+value) with a message that names the argument and what was expected. Value checks that need
+the data (label range, negative weights) are skipped while ``torch.compile`` traces, where
+the compiled kernels still refuse out-of-range labels themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import torch
+
+
+@dataclass
+class MaskSpec:
+    """A validated class mask, flattened over space.
+
+    ``labels``: ``(B, N)`` int64, ``-1`` for ignored voxels (hard masks, else None);
+    ``weights``: ``(B, K, N)`` floating (soft masks, else None);
+    ``active``: ``(K,)`` bool, the classes the scatter writes back.
+    """
+
+    hard: bool
+    num_classes: int
+    spatial_shape: tuple
+    labels: Optional[torch.Tensor]
+    weights: Optional[torch.Tensor]
+    active: torch.Tensor
+
+
+def _tracing() -> bool:
+    return torch.compiler.is_compiling()
+
+
+def check_features(x, name: str = "x") -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, *spatial), got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor (float16/bfloat16/float32/float64), got {x.dtype}")
+    if x.dim() < 3:
+        raise ValueError(f"{name} must have shape (B, C, *spatial) with at least one spatial dim, got shape {tuple(x.shape)}")
+
+
+def check_proto(proto, name: str = "proto") -> None:
+    if not isinstance(proto, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, K, C), got {type(proto).__name__}")
+    if not proto.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {proto.dtype}")
+    if proto.dim() != 3:
+        raise ValueError(f"{name} must have shape (B, K, C), got shape {tuple(proto.shape)}")
+
+
+def check_proto_counts(proto, counts) -> None:
+    check_proto(proto)
+    if not isinstance(counts, torch.Tensor):
+        raise TypeError(f"counts must be a torch.Tensor of shape (B, K), got {type(counts).__name__}")
+    if counts.shape != proto.shape[:2]:
+        raise ValueError(f"counts must have shape (B, K) = {tuple(proto.shape[:2])} to match proto, got {tuple(counts.shape)}")
+    if counts.device != proto.device:
+        raise ValueError(f"counts is on {counts.device} but proto is on {proto.device}")
+
+
+def _active_classes(classes: Optional[Iterable[int]], num_classes: int, device) -> torch.Tensor:
+    if classes is None:
+        return torch.ones(num_classes, dtype=torch.bool, device=device)
+    if isinstance(classes, int):
+        classes = [classes]
+    chosen = list(classes)
+    for k in chosen:
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < num_classes:
+            raise ValueError(f"classes must hold class indices in [0, {num_classes}), got {chosen!r}")
+    active = torch.zeros(num_classes, dtype=torch.bool, device=device)
+    active[chosen] = True
+    return active
+
+
+def _check_num_classes(num_classes) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    return num_classes
+
+
+def parse_mask(x, mask, num_classes=None, ignore_index=None, classes=None, proto=None) -> MaskSpec:
+    """Validate ``mask`` against features ``x`` ``(B, C, *S)`` (or prototypes ``proto`` ``(B, K, C)``
+    when ``x`` is None, as for the scatter) and flatten it over space."""
+    if x is not None:
+        check_features(x)
+        batch, spatial, device = x.shape[0], tuple(x.shape[2:]), x.device
+    else:
+        check_proto(proto)
+        batch, spatial, device = proto.shape[0], None, proto.device
+        num_classes = proto.shape[1]  # the scatter takes K from the prototypes
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a torch.Tensor (integer labels (B, *S) or soft weights (B, K, *S)), got {type(mask).__name__}")
+    if mask.device != device:
+        raise ValueError(f"mask is on {mask.device} but the features are on {device}")
+    if mask.dtype == torch.bool or mask.is_complex():
+        raise TypeError(f"mask must be integer labels or floating weights, got {mask.dtype}")
+    if mask.is_floating_point():
+        return _parse_soft(mask, batch, spatial, num_classes, classes, ignore_index)
+    if num_classes is None:
+        raise ValueError("num_classes is required with a hard (integer label) mask")
+    return _parse_hard(mask, batch, spatial, _check_num_classes(num_classes), classes, ignore_index)
+
+
+def _parse_hard(mask, batch, spatial, num_classes, classes, ignore_index) -> MaskSpec:
+    if mask.dim() < 2 or mask.shape[0] != batch or (spatial is not None and tuple(mask.shape[1:]) != spatial):
+        expected = f"(B, *S) = {(batch,) + spatial}" if spatial is not None else f"(B={batch}, *S)"
+        raise ValueError(f"hard mask must have shape {expected}, got {tuple(mask.shape)}")
+    if ignore_index is not None:
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+            raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+        if 0 <= ignore_index < num_classes:
+            raise ValueError(f"ignore_index={ignore_index} is a class index in [0, {num_classes}); choose a value outside")
+    labels = mask.reshape(batch, -1).long()
+    if ignore_index is not None:
+        labels = torch.where(labels == ignore_index, torch.full_like(labels, -1), labels)
+    if not _tracing() and labels.numel():
+        lo, hi = labels.min().item(), labels.max().item()
+        if lo < -1 or (lo == -1 and ignore_index is None) or hi >= num_classes:
+            bad = lo if (lo < 0) else hi
+            raise ValueError(
+                f"mask labels must be in [0, {num_classes})"
+                + (f" or equal ignore_index={ignore_index}" if ignore_index is not None else "")
+                + f", found {bad}"
+            )
+    active = _active_classes(classes, num_classes, mask.device)
+    return MaskSpec(True, num_classes, tuple(mask.shape[1:]), labels.contiguous(), None, active)
+
+
+def _parse_soft(mask, batch, spatial, num_classes, classes, ignore_index) -> MaskSpec:
+    if mask.dim() < 3 or mask.shape[0] != batch or (spatial is not None and tuple(mask.shape[2:]) != spatial):
+        expected = f"(B, K, *S) = ({batch}, K, {', '.join(map(str, spatial))})" if spatial is not None else f"(B={batch}, K, *S)"
+        raise ValueError(f"soft mask must have shape {expected}, got {tuple(mask.shape)}")
+    k = mask.shape[1]
+    if num_classes is not None and _check_num_classes(num_classes) != k:
+        raise ValueError(f"soft mask has K={k} classes in dim 1 but num_classes (or the prototypes' K) is {num_classes}")
+    if ignore_index is not None:
+        raise ValueError("ignore_index applies to hard (integer) masks only; give ignored voxels zero weight instead")
+    if not _tracing() and mask.numel():
+        if not bool(torch.isfinite(mask).all()):
+            raise ValueError("soft mask weights must be finite")
+        if bool((mask < 0).any()):
+            raise ValueError(f"soft mask weights must be non-negative, found {mask.min().item()}")
+    weights = mask.reshape(batch, k, -1)
+    active = _active_classes(classes, k, mask.device)
+    return MaskSpec(False, k, tuple(mask.shape[2:]), None, weights, active)

@@ -76,6 +76,20 @@ void for_each_row(int64_t batch, int64_t channels, int64_t num_classes, const Bo
 template <typename acc_t>
 inline acc_t safe_div(acc_t num, acc_t den) { return den > 0 ? num / den : acc_t(0); }
 
+// The two-pass row pattern of the fused update and of its backward: sum src per class over a
+// row, turn each class sum into a table entry with entry(b, c, k, sum), then write
+// dst = table[label] (+ src) while the row is still in cache.
+template <typename scalar_t, typename acc_t, typename Entry>
+void sum_then_scatter(const scalar_t* src, const int64_t* lab, int64_t batch, int64_t channels, int64_t n, int64_t K,
+                      bool residual, scalar_t* dst, const Entry& entry) {
+  for_each_row<acc_t>(batch, channels, K, [&](int64_t b, int64_t c, acc_t* lanes, acc_t* sums, acc_t* table) {
+    const scalar_t* row = src + (b * channels + c) * n;
+    row_class_sums(row, lab + b * n, n, K, lanes, sums);
+    for (int64_t k = 0; k < K; ++k) table[k + 1] = entry(b, c, k, sums[k]);
+    row_scatter<scalar_t, acc_t>(table, lab + b * n, n, residual ? row : nullptr, dst + (b * channels + c) * n);
+  });
+}
+
 std::tuple<at::Tensor, at::Tensor> pool_hard(const at::Tensor& x, const at::Tensor& labels, int64_t num_classes) {
   check_cpu_contiguous(x, "x", 3);
   check_labels(labels, x.size(0), x.size(2));
@@ -136,15 +150,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> intra_update_hard(const at::Tenso
     const bool* on = act.data_ptr<bool>();
     acc_t* pp = proto.data_ptr<acc_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
-    for_each_row<acc_t>(batch, channels, K, [&](int64_t b, int64_t c, acc_t* lanes, acc_t* sums, acc_t* table) {
-      const scalar_t* row = xp + (b * channels + c) * n;
-      row_class_sums(row, lab + b * n, n, K, lanes, sums);
-      for (int64_t k = 0; k < K; ++k) {
-        const acc_t p = safe_div(sums[k], cnt[b * K + k]);
-        pp[(b * K + k) * channels + c] = p;
-        table[k + 1] = on[k] ? p : acc_t(0);
-      }
-      row_scatter<scalar_t, acc_t>(table, lab + b * n, n, residual ? row : nullptr, yp + (b * channels + c) * n);
+    sum_then_scatter<scalar_t, acc_t>(xp, lab, batch, channels, n, K, residual, yp, [&](int64_t b, int64_t c, int64_t k, acc_t sum) {
+      const acc_t p = safe_div(sum, cnt[b * K + k]);
+      pp[(b * K + k) * channels + c] = p;
+      return on[k] ? p : acc_t(0);
     });
   });
   return {y, proto.to(x.scalar_type()), counts};
@@ -175,14 +184,8 @@ at::Tensor intra_update_hard_backward(const at::Tensor& grad_y, const at::Tensor
     const acc_t* gp = gp_t.data_ptr<acc_t>();
     const bool* on = act.data_ptr<bool>();
     scalar_t* gx = grad_x.data_ptr<scalar_t>();
-    for_each_row<acc_t>(batch, channels, K, [&](int64_t b, int64_t c, acc_t* lanes, acc_t* sums, acc_t* table) {
-      const scalar_t* row = gy + (b * channels + c) * n;
-      row_class_sums(row, lab + b * n, n, K, lanes, sums);
-      for (int64_t k = 0; k < K; ++k) {
-        const acc_t g = gp[(b * K + k) * channels + c] + (on[k] ? sums[k] : acc_t(0));
-        table[k + 1] = safe_div(g, cnt[b * K + k]);
-      }
-      row_scatter<scalar_t, acc_t>(table, lab + b * n, n, residual ? row : nullptr, gx + (b * channels + c) * n);
+    sum_then_scatter<scalar_t, acc_t>(gy, lab, batch, channels, n, K, residual, gx, [&](int64_t b, int64_t c, int64_t k, acc_t sum) {
+      return safe_div(gp[(b * K + k) * channels + c] + (on[k] ? sum : acc_t(0)), cnt[b * K + k]);
     });
   });
   return grad_x;

@@ -2,8 +2,8 @@
 
 Every check raises ``TypeError`` (wrong kind of thing) or ``ValueError`` (wrong shape or
 value) with a message that names the argument and what was expected. Value checks that need
-the data (label range, negative weights) are skipped while ``torch.compile`` traces, where
-the compiled kernels still refuse out-of-range labels themselves.
+the data (label range, negative weights) are skipped while ``torch.compile`` traces and for
+meta tensors; the compiled kernels still refuse out-of-range labels themselves.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ class MaskSpec:
     active: torch.Tensor
 
 
-def _tracing() -> bool:
-    return torch.compiler.is_compiling()
+def _no_data(t: torch.Tensor) -> bool:
+    """True while torch.compile traces or for meta tensors: value checks are impossible then."""
+    return torch.compiler.is_compiling() or t.device.type == "meta"
 
 
 def check_features(x, name: str = "x") -> None:
@@ -118,7 +119,7 @@ def _parse_hard(mask, batch, spatial, num_classes, classes, ignore_index) -> Mas
     labels = mask.reshape(batch, -1).long()
     if ignore_index is not None:
         labels = torch.where(labels == ignore_index, torch.full_like(labels, -1), labels)
-    if not _tracing() and labels.numel():
+    if not _no_data(labels) and labels.numel():
         lo, hi = labels.min().item(), labels.max().item()
         if lo < -1 or (lo == -1 and ignore_index is None) or hi >= num_classes:
             bad = lo if (lo < 0) else hi
@@ -140,7 +141,7 @@ def _parse_soft(mask, batch, spatial, num_classes, classes, ignore_index) -> Mas
         raise ValueError(f"soft mask has K={k} classes in dim 1 but num_classes (or the prototypes' K) is {num_classes}")
     if ignore_index is not None:
         raise ValueError("ignore_index applies to hard (integer) masks only; give ignored voxels zero weight instead")
-    if not _tracing() and mask.numel():
+    if not _no_data(mask) and mask.numel():
         if not bool(torch.isfinite(mask).all()):
             raise ValueError("soft mask weights must be finite")
         if bool((mask < 0).any()):

@@ -1,0 +1,19 @@
+"""cga_model: the CGA U-Net, its losses, BraTS data pipeline, training, inference and metrics."""
+
+from .labels import BRATS_LABELS, REGIONS, classes_to_labels, labels_to_classes
+from .losses import CGALoss, LossTerms, attention_mse_loss, inter_class_term, softmax_dice_loss
+from .network import CGAOutput, CGAUNet
+
+__all__ = [
+    "CGAUNet",
+    "CGAOutput",
+    "CGALoss",
+    "LossTerms",
+    "softmax_dice_loss",
+    "attention_mse_loss",
+    "inter_class_term",
+    "BRATS_LABELS",
+    "REGIONS",
+    "labels_to_classes",
+    "classes_to_labels",
+]

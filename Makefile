@@ -10,7 +10,7 @@ export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/build/inductor-cache
 DEPS := torch==2.13.0 triton==3.7.1 numpy nibabel scipy tqdm matplotlib ninja setuptools wheel \
         pytest pytest-benchmark hypothesis monai==1.6.1
 
-.PHONY: install build test bench bench-compare demo report clean
+.PHONY: install build test bench bench-compare demo clean
 
 $(PY):
 	$(PY_SYS) -m venv $(VENV)
@@ -37,3 +37,7 @@ bench-compare: build
 
 clean:
 	rm -rf build cga_kernels/_C*.so *.egg-info
+
+# The main job: synthesise, train on the CPU, predict held-out cases, evaluate (~3 min after the build).
+demo: build
+	$(PY) -m cga_model.demo --out demo_out

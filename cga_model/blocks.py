@@ -1,6 +1,11 @@
-"""Named building blocks of the CGA U-Net (paper Table 1, released-code layout)."""
+"""Named building blocks of the CGA U-Net (paper Table 1, released-code layout).
+
+Every block works on 5-D tensors ``(B, C, D, H, W)``.
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -9,9 +14,18 @@ NORMS = ("gn", "bn", "in", "sync_bn")
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
-    """GroupNorm(8) (released code, default), BatchNorm (Table 1), InstanceNorm or SyncBatchNorm (DDP)."""
+    """The normalisation layer of the residual blocks.
+
+    - ``"gn"`` (default, released code): ``GroupNorm(8, C)``; when ``C`` is not a multiple of 8
+      (small test models) the number of groups is ``gcd(8, C)``;
+    - ``"bn"``: ``BatchNorm3d`` (what Table 1 says);
+    - ``"in"``: ``InstanceNorm3d(affine=True)``;
+    - ``"sync_bn"``: ``SyncBatchNorm`` for DDP (it behaves as BatchNorm outside a process group).
+
+    All four have ``2 C`` learnable parameters, so the parameter count does not depend on the choice.
+    """
     if kind == "gn":
-        return nn.GroupNorm(min(8, channels), channels)
+        return nn.GroupNorm(math.gcd(8, channels), channels)
     if kind == "bn":
         return nn.BatchNorm3d(channels)
     if kind == "in":
@@ -22,7 +36,27 @@ def make_norm(kind: str, channels: int) -> nn.Module:
 
 
 def conv3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv3d:
+    """3x3x3 convolution with bias, padding 1 (``Conv3`` of Table 1)."""
     return nn.Conv3d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1)
+
+
+class InitConv(nn.Module):
+    """InitConv: ``Conv3`` then channel dropout (``nn.Dropout3d``).
+
+    ``(B, in, D, H, W) -> (B, C, D, H, W)``. The dropout follows ``train()``/``eval()``: it is
+    OFF in ``eval()`` (the released code calls functional dropout without the training flag, so
+    its predictions are random at test time; that fault is not copied).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.2):
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.conv = conv3(in_channels, out_channels)
+        self.dropout = nn.Dropout3d(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.conv(x))
 
 
 class ResBlock(nn.Module):
@@ -37,7 +71,7 @@ class ResBlock(nn.Module):
         self.conv1 = conv3(channels, channels)
         self.norm2 = make_norm(norm, channels)
         self.conv2 = conv3(channels, channels)
-        self.act = nn.ReLU(inplace=False)
+        self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv1(self.act(self.norm1(x)))
@@ -45,10 +79,18 @@ class ResBlock(nn.Module):
         return y + x
 
 
-class UpBlock(nn.Module):
-    """DeUp: 1x1 conv halving channels, 2x2x2 stride-2 transposed conv, concat with the skip, 1x1 conv.
+class DownConv(nn.Conv3d):
+    """EnDown: a 3x3x3 stride-2 convolution ``C -> C_out``; ``(B, C, D, H, W) -> (B, C_out, D/2, H/2, W/2)``."""
 
-    ``x (B, 2C, D, H, W), skip (B, C, 2D, 2H, 2W) -> (B, C, 2D, 2H, 2W)``.
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, kernel_size=3, stride=2, padding=1)
+
+
+class UpBlock(nn.Module):
+    """DeUp: 1x1 conv halving the channels, 2x2x2 stride-2 transposed conv, concat with the skip, 1x1 conv.
+
+    ``x (B, C_in, D, H, W), skip (B, C_out, 2D, 2H, 2W) -> (B, C_out, 2D, 2H, 2W)`` (the concat is
+    ``[skip, upsampled]``, as in the released code).
     """
 
     def __init__(self, in_channels: int, out_channels: int):
@@ -59,25 +101,3 @@ class UpBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.fuse(torch.cat([skip, self.up(self.reduce(x))], dim=1))
-
-
-class AttentionPath(nn.Module):
-    """The SAM attention conv path on the input image: three 3x3x3 convs ``in -> 16 -> 16 -> K``.
-
-    ``rate`` (8, 4 or 2) sets how many of the convs are stride 2 (the last ``log2(rate)``);
-    no norm or activation between them (released code). ``(B, in, D, H, W) -> (B, K, D/r, H/r, W/r)``.
-    """
-
-    RATES = {8: (2, 2, 2), 4: (1, 2, 2), 2: (1, 1, 2)}
-
-    def __init__(self, in_channels: int, num_classes: int, rate: int = 8, width: int = 16):
-        super().__init__()
-        if rate not in self.RATES:
-            raise ValueError(f"attention_rate must be one of {sorted(self.RATES)}, got {rate!r}")
-        s1, s2, s3 = self.RATES[rate]
-        self.conv1 = conv3(in_channels, width, s1)
-        self.conv2 = conv3(width, width, s2)
-        self.conv3 = conv3(width, num_classes, s3)
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.conv3(self.conv2(self.conv1(image)))

@@ -1,13 +1,32 @@
-"""Losses of the CGA U-Net: softmax Dice, attention MSE, inter-class distance, and their combination.
+"""Losses of the CGA U-Net (paper section 3.1): softmax Dice ``L_M``, attention MSE ``L_A``,
+inter-class distance ``L_I``, and ``CGALoss`` combining them in two stages.
 
-Reductions: every term is a scalar. The Dice is computed per class over the whole batch
-(sums over samples and voxels, as in the released code), smoothed by ``eps`` so that a class
-absent from both prediction and target contributes 0 loss.
+Conventions (all terms are float32 scalars, whatever the model's dtype):
+
+- ``labels`` are class indices ``(B, D, H, W)`` in ``[0, K)`` (``cga_model.labels`` maps BraTS
+  labels {0, 1, 2, 4} / {0, 1, 2, 3} to them).
+- **Dice** (``softmax_dice_loss``): ``P = softmax(logits)``, one Dice per class computed over
+  the *whole batch* (sums over samples and voxels, as in the released code),
+  ``dice_k = (2 sum P_k G_k + s) / (sum P_k + sum G_k + s)`` with ``s = smooth = 1e-5`` in both
+  numerator and denominator, loss ``sum_{k in 1..3} (1 - dice_k)`` (range [0, 3]). Empty rule:
+  a class absent from the target *and* the prediction scores dice 1 (loss 0); a class absent
+  from the target but predicted scores ~0 (loss ~1). (The released code puts ``eps`` only in the
+  denominator, so an empty-and-unpredicted class costs a constant 1 with no useful gradient.)
+- **Attention MSE** (``attention_mse_loss``): ``mean((A - G)^2)`` over batch, classes and
+  voxels, where ``A`` are the attention *logits* and ``G`` is the one-hot of the labels
+  down-sampled by nearest neighbour to the attention size. Nearest picks, along each axis,
+  input voxel ``floor(i * S / s)`` for output voxel ``i``: for an exact rate ``r = S / s`` the
+  first voxel (lowest index) of every ``r``-block, i.e. ``labels[:, ::r, ::r, ::r]``
+  (``F.interpolate(mode="nearest")`` convention; strided indexing is used when exact).
+- **Inter-class** (``inter_class_term``): ``cga_kernels.inter_class_loss`` (``form="paper"``:
+  ``log(1 / (1 + D))`` with ``D`` the sum of distances between present classes, averaged over
+  the batch; ``form="official"``: the released code's ``10 log(100 / D + 1)``), times
+  ``sign`` (``-1`` = the paper's "Baseline - Inter" experiment, which minimises the distance).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -15,47 +34,79 @@ from torch import nn
 
 import cga_kernels as ck
 
-
-def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Class indices ``(B, *S)`` -> float one-hot ``(B, K, *S)``."""
-    return F.one_hot(labels.long(), num_classes).movedim(-1, 1).float()
+INTER_FORMS = ("paper", "official")
 
 
-def softmax_dice_loss(logits: torch.Tensor, labels: torch.Tensor, classes=(1, 2, 3), eps: float = 1e-5) -> torch.Tensor:
-    """``sum_{k in classes} 1 - (2 |P_k G_k| + eps) / (|P_k| + |G_k| + eps)`` with ``P = softmax(logits)``.
+def _check_labels(labels: torch.Tensor, reference: torch.Tensor, what: str) -> None:
+    """``labels`` must be integer class indices of shape ``(B, *S)`` for a ``reference (B, K, *S)``, in ``[0, K)``."""
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be an integer tensor of class indices, got {getattr(labels, 'dtype', type(labels))}")
+    expected = (reference.shape[0],) + tuple(reference.shape[2:])
+    if tuple(labels.shape) != expected:
+        raise ValueError(f"labels must have shape {expected} (B, *S) to match the {what} {tuple(reference.shape)}, got {tuple(labels.shape)}")
+    num_classes = reference.shape[1]
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(f"labels must be class indices in [0, {num_classes}), found values in [{int(labels.min())}, {int(labels.max())}]")
 
-    ``logits (B, K, *S)``, ``labels (B, *S)`` class indices. Default: the three tumour classes.
+
+def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Class indices ``(B, *S)`` -> one-hot ``(B, K, *S)`` (float32 by default)."""
+    return F.one_hot(labels.long(), num_classes).movedim(-1, 1).to(dtype)
+
+
+def softmax_dice_loss(logits: torch.Tensor, labels: torch.Tensor, classes: Sequence[int] = (1, 2, 3), smooth: float = 1e-5) -> torch.Tensor:
+    """``sum_{k in classes} 1 - (2 |P_k G_k| + smooth) / (|P_k| + |G_k| + smooth)``, ``P = softmax(logits, 1)``.
+
+    ``logits (B, K, *S)``, ``labels (B, *S)`` class indices; sums run over the whole batch.
+    Default ``classes``: the three tumour classes (1, 2, 3 = BraTS labels 1, 2, 4).
     """
+    _check_labels(labels, logits, "logits")
     probs = logits.float().softmax(dim=1)
     target = one_hot(labels, logits.shape[1])
     dims = (0,) + tuple(range(2, logits.dim()))
     inter = (probs * target).sum(dims)
     denom = probs.sum(dims) + target.sum(dims)
-    dice = (2 * inter + eps) / (denom + eps)
+    dice = (2 * inter + smooth) / (denom + smooth)
     return (1 - dice[list(classes)]).sum()
 
 
-def downsample_labels(labels: torch.Tensor, size) -> torch.Tensor:
-    """Nearest down-sampling of labels ``(B, *S)`` to ``size``: voxel ``i`` takes label ``floor(i * S / size)``
-    (for a rate-r grid, the first voxel of each r-block), as ``F.interpolate(mode="nearest")``."""
-    return F.interpolate(labels.unsqueeze(1).float(), size=tuple(size), mode="nearest").squeeze(1).long()
+def downsample_labels(labels: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Nearest down-sampling of labels ``(B, *S)`` to ``size``: output voxel ``i`` takes input voxel
+    ``floor(i * S / size)`` on each axis (``F.interpolate(mode="nearest")``); for exact rates this is the
+    strided slice ``labels[:, ::r1, ::r2, ...]`` (first voxel of each block), which is what runs."""
+    size = tuple(int(s) for s in size)
+    spatial = tuple(labels.shape[1:])
+    if len(size) != len(spatial):
+        raise ValueError(f"size {size} must have one entry per spatial dim of the labels {spatial}")
+    if size == spatial:
+        return labels
+    if all(s > 0 and n % s == 0 for n, s in zip(spatial, size)):
+        return labels[(slice(None),) + tuple(slice(None, None, n // s) for n, s in zip(spatial, size))]
+    return F.interpolate(labels.unsqueeze(1).double(), size=size, mode="nearest").squeeze(1).to(labels.dtype)
 
 
 def attention_mse_loss(attention: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """MSE between attention logits ``(B, K, *S_att)`` and the one-hot of the labels ``(B, *S)`` down-sampled
-    (nearest) to ``S_att`` (the paper's category guided map G)."""
-    target = one_hot(downsample_labels(labels, attention.shape[2:]), attention.shape[1])
-    return F.mse_loss(attention.float(), target)
+    """MSE between attention logits ``(B, K, *S_att)`` and the one-hot of ``labels (B, *S)`` down-sampled
+    (nearest, see ``downsample_labels``) to ``S_att``: the paper's category guided map G. Mean over all elements."""
+    if not isinstance(labels, torch.Tensor) or labels.dim() != attention.dim() - 1:
+        raise ValueError(f"labels must be (B, *S) with the spatial rank of the attention {tuple(attention.shape)}, got {tuple(getattr(labels, 'shape', ()))}")
+    small = downsample_labels(labels, attention.shape[2:])
+    _check_labels(small, attention, "attention")
+    return F.mse_loss(attention.float(), one_hot(small, attention.shape[1]))
 
 
 def inter_class_term(prototypes: torch.Tensor, counts: torch.Tensor, form: str = "paper", sign: float = 1.0) -> torch.Tensor:
-    """``sign * cga_kernels.inter_class_loss``; ``sign=-1`` is the "Baseline - Inter" experiment
-    (minimising the distance instead of maximising it)."""
-    return sign * ck.inter_class_loss(prototypes, counts, form=form)
+    """``sign * cga_kernels.inter_class_loss(prototypes, counts, form)`` as float32; ``sign=-1`` is the
+    "Baseline - Inter" experiment (the loss then pulls the prototypes together)."""
+    if form not in INTER_FORMS:
+        raise ValueError(f"inter_form must be one of {INTER_FORMS}, got {form!r}")
+    return sign * ck.inter_class_loss(prototypes, counts, form=form).float()
 
 
 class LossTerms(NamedTuple):
-    """Total loss and each weighted term (``inter`` is 0 before its start epoch or without prototypes)."""
+    """``total`` and each *weighted* term (``total == dice + attention + inter``). ``attention`` is 0
+    without SAM; ``inter`` is 0 (a constant, outside the autograd graph) before its start epoch, with
+    weight 0, or when the output has no prototypes."""
 
     total: torch.Tensor
     dice: torch.Tensor
@@ -64,27 +115,58 @@ class LossTerms(NamedTuple):
 
 
 class CGALoss(nn.Module):
-    """Two-stage CGA U-Net loss: ``dice_weight * L_M + attention_weight * L_A`` and, from
-    ``inter_start_epoch`` on, ``+ inter_weight * L_I`` (paper section 3.1).
+    """Two-stage CGA U-Net loss (paper section 3.1).
 
-    ``attention_weight=1`` is the paper ("the weights of L_M and L_A are the same"); the released
-    code uses 20. ``forward(output: CGAOutput, labels (B, D, H, W), epoch) -> LossTerms``.
+    ``total = dice_weight * L_M + attention_weight * L_A`` for ``epoch < inter_start_epoch``,
+    ``+ inter_weight * inter_sign * L_I`` from ``inter_start_epoch`` on (epochs counted from 0).
+
+    Args:
+        dice_weight: weight of the softmax Dice ``L_M``.
+        attention_weight: weight of the attention MSE ``L_A``; 1 is the paper ("the weights of
+            L_M and L_A are the same"), 20 is the released code.
+        inter_weight: weight of ``L_I`` (the paper only says it keeps ``L_I`` at the order of
+            magnitude of the other two; with the paper form ``L_I`` is about ``-log(1 + D)``,
+            a few units, so 0.1 is our default).
+        inter_form: ``"paper"`` or ``"official"`` (see ``cga_kernels.inter_class_loss``).
+        inter_start_epoch: first epoch (0-based) with the inter-class term (paper: 20).
+        inter_sign: ``-1`` for the "Baseline - Inter" experiment.
+        dice_smooth: ``smooth`` of the Dice.
+
+    ``forward(output: CGAOutput, labels (B, D, H, W) class indices, epoch: int) -> LossTerms``.
     """
 
-    def __init__(self, dice_weight=1.0, attention_weight=1.0, inter_weight=0.1, inter_form="paper", inter_start_epoch=20, inter_sign=1.0):
+    def __init__(
+        self,
+        dice_weight: float = 1.0,
+        attention_weight: float = 1.0,
+        inter_weight: float = 0.1,
+        inter_form: str = "paper",
+        inter_start_epoch: int = 20,
+        inter_sign: float = 1.0,
+        dice_smooth: float = 1e-5,
+    ):
         super().__init__()
-        if inter_form not in ("paper", "official"):
-            raise ValueError(f"inter_form must be 'paper' or 'official', got {inter_form!r}")
-        self.dice_weight, self.attention_weight, self.inter_weight = dice_weight, attention_weight, inter_weight
-        self.inter_form, self.inter_start_epoch, self.inter_sign = inter_form, inter_start_epoch, inter_sign
+        if inter_form not in INTER_FORMS:
+            raise ValueError(f"inter_form must be one of {INTER_FORMS}, got {inter_form!r}")
+        if inter_sign not in (1, -1):
+            raise ValueError(f"inter_sign must be 1 or -1, got {inter_sign!r}")
+        self.dice_weight, self.attention_weight, self.inter_weight = float(dice_weight), float(attention_weight), float(inter_weight)
+        self.inter_form, self.inter_start_epoch, self.inter_sign = inter_form, int(inter_start_epoch), float(inter_sign)
+        self.dice_smooth = dice_smooth
+
+    def inter_active(self, epoch: int) -> bool:
+        """Whether the inter-class term is part of the loss at ``epoch``."""
+        return self.inter_weight != 0 and epoch >= self.inter_start_epoch
 
     def forward(self, output, labels: torch.Tensor, epoch: int) -> LossTerms:
-        zero = output.logits.new_zeros((), dtype=torch.float32)
-        dice = self.dice_weight * softmax_dice_loss(output.logits, labels)
-        attention = self.attention_weight * attention_mse_loss(output.attention, labels) if output.attention is not None else zero
+        zero = torch.zeros((), dtype=torch.float32, device=output.logits.device)
+        dice = self.dice_weight * softmax_dice_loss(output.logits, labels, smooth=self.dice_smooth)
+        attention = zero
+        if output.attention is not None:
+            attention = self.attention_weight * attention_mse_loss(output.attention, labels)
         inter = zero
-        if output.prototypes is not None and epoch >= self.inter_start_epoch and self.inter_weight:
-            inter = self.inter_weight * inter_class_term(output.prototypes, output.counts, self.inter_form, self.inter_sign).float()
+        if output.prototypes is not None and self.inter_active(epoch):
+            inter = self.inter_weight * inter_class_term(output.prototypes, output.counts, self.inter_form, self.inter_sign)
         return LossTerms(dice + attention + inter, dice, attention, inter)
 
     def extra_repr(self) -> str:

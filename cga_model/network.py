@@ -7,18 +7,24 @@ from typing import NamedTuple, Optional, Sequence
 import torch
 from torch import nn
 
-import cga_kernels as ck
+from .attention import ATTENTION_STRIDES, MASK_MODES, SAM
+from .blocks import DownConv, InitConv, ResBlock, UpBlock, make_norm
 
-from .blocks import AttentionPath, ResBlock, UpBlock, conv3
+#: Spatial sizes must be multiples of this: three stride-2 encoder levels (and the SAM's rate <= 8).
+SIZE_MULTIPLE = 8
 
 
 class CGAOutput(NamedTuple):
     """What ``CGAUNet.forward`` returns.
 
-    - ``logits``: ``(B, K, D, H, W)`` segmentation logits (apply softmax for probabilities);
-    - ``attention``: ``(B, K, D/r, H/r, W/r)`` attention logits (None without SAM);
-    - ``prototypes``: ``(B, K, C_r)`` class prototypes at the updated feature map, ``counts``:
-      ``(B, K)`` (None when neither the intra update nor the inter loss is on).
+    - ``logits``: ``(B, K, D, H, W)`` segmentation **logits** (pre-softmax; the paper's Softmax
+      layer is applied by the Dice loss and by ``logits.softmax(1)`` / ``argmax(1)`` at inference);
+    - ``attention``: ``(B, K, D/r, H/r, W/r)`` attention logits, ``r = attention_rate``
+      (None without SAM);
+    - ``prototypes``: ``(B, K, C_r)`` class prototypes of the feature map the SAM works on
+      (``C_r`` = 8c, 4c, 2c for r = 8, 4, 2), in the features' dtype; ``counts``: ``(B, K)``
+      voxels (hard) or summed weights (soft) per class, float32 (float64 for a float64 model).
+      Both None without SAM or with ``inter=False`` (they feed the inter-class loss).
     """
 
     logits: torch.Tensor
@@ -28,22 +34,38 @@ class CGAOutput(NamedTuple):
 
 
 class CGAUNet(nn.Module):
-    """Category Guided Attention U-Net.
+    """Category Guided Attention U-Net (Li et al., Table 1).
 
-    Encoder: InitConv (conv3 + channel dropout), EnBlock1, EnDown1, 2x EnBlock2, EnDown2,
-    2x EnBlock3, EnDown3, 4x EnBlock4; decoder: three (DeUp, DeBlock) levels, EndConv 1x1.
-    SAM (``sam=True``): an attention conv path on the input image supervised by the
-    down-sampled ground truth; its argmax (``mask_mode="hard"``) or softmax (``"soft"``) drives
-    ``cga_kernels.IntraClassUpdate`` on the encoder output at ``1/attention_rate``
-    (rate 8: EnBlock4 output, 4: EnBlock3 output, 2: EnBlock2 output), with a residual add.
+    Encoder: InitConv (Conv3 ``in -> c`` + channel dropout), EnBlock1, EnDown1 (``-> 2c``),
+    2x EnBlock2, EnDown2 (``-> 4c``), 2x EnBlock3, EnDown3 (``-> 8c``), 4x EnBlock4.
+    Decoder: three levels of (DeUp, DeBlock), EndConv 1x1 ``c -> K``. ``c = base_channels``.
+
+    SAM (``sam=True``): an attention conv path on the input image (``cga_model.attention``)
+    whose argmax (``mask_mode="hard"``, released code) or softmax (``"soft"``, differentiable
+    variant) drives ``cga_kernels.IntraClassUpdate`` (residual) on the encoder feature map at
+    ``1/attention_rate``: rate 8 -> EnBlock4 output (the bottleneck, paper), rate 4 ->
+    EnBlock3 output, rate 2 -> EnBlock2 output. The updated map continues down the encoder
+    and is the skip connection of its level.
 
     Args:
-        intra: apply the intra-class update (off: attention + MSE only).
-        intra_classes: restrict the update to these class indices (ablation "Intra (classK)").
-        inter: return prototypes for the inter-class loss (also when ``intra=False``).
-        dropout: channel dropout after InitConv (training only; off in ``eval()``).
+        in_channels: image channels (4 MR sequences).
+        num_classes: K (4: background + three tumour classes).
+        base_channels: c (16 in the paper).
+        norm: ``"gn"`` (GroupNorm(8), released code, default), ``"bn"`` (Table 1), ``"in"``,
+            ``"sync_bn"`` (DDP).
+        sam: False gives the baseline U-Net of the ablation (same weights minus the attention path).
+        intra: apply the intra-class update (``False``: "Baseline + Inter" when ``inter``).
+        intra_classes: network class indices the update writes back to (ablation "Intra
+            (class1/2/4)" = ``[1]``, ``[2]``, ``[3]``); ``None`` = all classes.
+        inter: return prototypes/counts for the inter-class loss.
+        attention_rate: 8, 4 or 2 (Table 3).
+        mask_mode: ``"hard"`` or ``"soft"``.
+        dropout: ``nn.Dropout3d`` probability after InitConv; active in ``train()`` only.
+        attention_channels: width of the attention path (16).
 
-    Input ``(B, in_channels, D, H, W)`` with D, H, W divisible by 8.
+    Input ``(B, in_channels, D, H, W)`` with D, H, W multiples of 8, else ``ValueError``.
+    Parameters at the defaults: 4,768,616 (10,404 in the attention path). The released network
+    has 4,768,617: one extra scalar parameter that its forward never uses.
     """
 
     def __init__(
@@ -59,20 +81,27 @@ class CGAUNet(nn.Module):
         attention_rate: int = 8,
         mask_mode: str = "hard",
         dropout: float = 0.2,
+        attention_channels: int = 16,
     ):
         super().__init__()
+        for name, value in (("in_channels", in_channels), ("num_classes", num_classes), ("base_channels", base_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if attention_rate not in ATTENTION_STRIDES or isinstance(attention_rate, bool):
+            raise ValueError(f"attention_rate must be one of {sorted(ATTENTION_STRIDES)}, got {attention_rate!r}")
+        if mask_mode not in MASK_MODES:
+            raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
+        make_norm(norm, 8)  # validates ``norm`` before anything is built
         c = base_channels
-        self.num_classes = num_classes
-        self.sam, self.intra, self.inter = sam, sam and intra, sam and inter
-        self.attention_rate = attention_rate
-        self.init_conv = conv3(in_channels, c)
-        self.init_dropout = nn.Dropout3d(dropout)
+        self.in_channels, self.num_classes, self.base_channels = in_channels, num_classes, base_channels
+        self.attention_rate, self.mask_mode = attention_rate, mask_mode
+        self.init_conv = InitConv(in_channels, c, dropout)
         self.en_block1 = ResBlock(c, norm)
-        self.en_down1 = conv3(c, 2 * c, stride=2)
+        self.en_down1 = DownConv(c, 2 * c)
         self.en_block2 = nn.Sequential(*[ResBlock(2 * c, norm) for _ in range(2)])
-        self.en_down2 = conv3(2 * c, 4 * c, stride=2)
+        self.en_down2 = DownConv(2 * c, 4 * c)
         self.en_block3 = nn.Sequential(*[ResBlock(4 * c, norm) for _ in range(2)])
-        self.en_down3 = conv3(4 * c, 8 * c, stride=2)
+        self.en_down3 = DownConv(4 * c, 8 * c)
         self.en_block4 = nn.Sequential(*[ResBlock(8 * c, norm) for _ in range(4)])
         self.de_up3 = UpBlock(8 * c, 4 * c)
         self.de_block3 = ResBlock(4 * c, norm)
@@ -81,46 +110,40 @@ class CGAUNet(nn.Module):
         self.de_up1 = UpBlock(2 * c, c)
         self.de_block1 = ResBlock(c, norm)
         self.end_conv = nn.Conv3d(c, num_classes, kernel_size=1)
-        if sam:
-            self.attention_path = AttentionPath(in_channels, num_classes, attention_rate)
-            self.intra_update = ck.IntraClassUpdate(num_classes, mode=mask_mode, residual=True, classes=intra_classes)
-        if mask_mode not in ("hard", "soft"):
-            raise ValueError(f"mask_mode must be 'hard' or 'soft', got {mask_mode!r}")
-        self.mask_mode = mask_mode
+        self.sam: Optional[SAM] = None if not sam else SAM(in_channels, num_classes, attention_rate, mask_mode, intra, intra_classes, inter, attention_channels)
 
-    def _check_input(self, x: torch.Tensor) -> None:
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError``/``TypeError`` unless ``x`` is a floating ``(B, in_channels, D, H, W)`` with D, H, W multiples of 8."""
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise TypeError(f"input must be a floating-point tensor, got {getattr(x, 'dtype', type(x))}")
         if x.dim() != 5:
             raise ValueError(f"input must have shape (B, C, D, H, W), got {tuple(x.shape)}")
-        if x.shape[1] != self.init_conv.in_channels:
-            raise ValueError(f"input has {x.shape[1]} channels, the model expects {self.init_conv.in_channels}")
-        if any(s % 8 for s in x.shape[2:]):
-            raise ValueError(f"input spatial size {tuple(x.shape[2:])} must be divisible by 8 (three stride-2 levels); pad or crop it")
-
-    def _category_guided(self, feats: torch.Tensor, attention: torch.Tensor):
-        """Apply the intra-class update (or only pool, for the inter loss) at one encoder level."""
-        if self.intra:
-            return self.intra_update(feats, attention)
-        if self.inter:
-            mask = ck.attention_to_mask(attention, feats.shape[2:], self.mask_mode)
-            proto, counts = ck.prototype_pool(feats, mask, num_classes=self.num_classes)
-            return feats, proto, counts
-        return feats, None, None
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"input has {x.shape[1]} channels, the model expects {self.in_channels}")
+        if any(s % SIZE_MULTIPLE or s == 0 for s in x.shape[2:]):
+            raise ValueError(
+                f"input spatial size {tuple(x.shape[2:])} must be divisible by {SIZE_MULTIPLE} "
+                f"(three stride-2 levels and the 1/{self.attention_rate} attention map); pad or crop it"
+            )
 
     def forward(self, x: torch.Tensor) -> CGAOutput:
-        self._check_input(x)
-        attention = self.attention_path(x) if self.sam else None
-        proto = counts = None
-        s1 = self.en_block1(self.init_dropout(self.init_conv(x)))  # (B, c, D, H, W)
-        s2 = self.en_block2(self.en_down1(s1))  # (B, 2c, D/2, ...)
-        if self.sam and self.attention_rate == 2:
-            s2, proto, counts = self._category_guided(s2, attention)
+        self.check_input(x)
+        rate = self.attention_rate if self.sam is not None else None
+        attention = proto = counts = None
+        s1 = self.en_block1(self.init_conv(x))  # (B, c, D, H, W)
+        s2 = self.en_block2(self.en_down1(s1))  # (B, 2c, D/2, H/2, W/2)
+        if rate == 2:
+            s2, attention, proto, counts = self.sam(s2, x)
         s3 = self.en_block3(self.en_down2(s2))  # (B, 4c, D/4, ...)
-        if self.sam and self.attention_rate == 4:
-            s3, proto, counts = self._category_guided(s3, attention)
+        if rate == 4:
+            s3, attention, proto, counts = self.sam(s3, x)
         bottom = self.en_block4(self.en_down3(s3))  # (B, 8c, D/8, ...)
-        if self.sam and self.attention_rate == 8:
-            bottom, proto, counts = self._category_guided(bottom, attention)
+        if rate == 8:
+            bottom, attention, proto, counts = self.sam(bottom, x)
         y = self.de_block3(self.de_up3(bottom, s3))  # (B, 4c, D/4, ...)
         y = self.de_block2(self.de_up2(y, s2))  # (B, 2c, D/2, ...)
         y = self.de_block1(self.de_up1(y, s1))  # (B, c, D, H, W)
         return CGAOutput(self.end_conv(y), attention, proto, counts)
+
+    def extra_repr(self) -> str:
+        return f"base_channels={self.base_channels}, num_classes={self.num_classes}, attention_rate={self.attention_rate}"

@@ -1,0 +1,137 @@
+"""The Supervised Attention Module (SAM) of the CGA U-Net: attention conv path + category-guided update.
+
+The attention map is ``S = Conv(I)`` (paper Eq. 6): three 3x3x3 convolutions on the *input
+image*, ``in -> 16 -> 16 -> K``, with no norm and no activation between them (released code).
+It is supervised by the down-sampled one-hot ground truth (``cga_model.losses``), and drives
+``cga_kernels.IntraClassUpdate`` on one encoder feature map of the same resolution.
+
+Down-sampling rate (paper Table 3) and where the update is applied (``CGAUNet``):
+
+=====  ===============  =====================================  ==============================
+rate   conv strides     attention size at a 128^3 input        updated feature map
+=====  ===============  =====================================  ==============================
+8      2, 2, 2          K x 16^3                               EnBlock4 output (8c channels)
+4      1, 2, 2          K x 32^3                               EnBlock3 output (4c channels)
+2      1, 1, 2          K x 64^3                               EnBlock2 output (2c channels)
+=====  ===============  =====================================  ==============================
+
+The path always has three convolutions (10,404 parameters for 4 input channels and K = 4);
+for rates 4 and 2 the first one or two are stride 1. (The paper's Table 3 lists fewer
+parameters for rates 4 and 2, i.e. it removed convolutions; its exact layers are not given,
+so we keep the depth and change the strides.)
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import NamedTuple, Optional, Sequence
+
+import torch
+from torch import nn
+
+import cga_kernels as ck
+
+from .blocks import conv3
+
+ATTENTION_STRIDES = {8: (2, 2, 2), 4: (1, 2, 2), 2: (1, 1, 2)}
+MASK_MODES = ("hard", "soft")
+
+
+class AttentionPath(nn.Module):
+    """Attention conv path ``in -> width -> width -> K`` (AttConv1..3 of Table 1).
+
+    ``(B, in, D, H, W) -> (B, K, D/r, H/r, W/r)`` attention logits, ``r = rate`` in {8, 4, 2}
+    (exact when D, H, W are multiples of ``r``).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, rate: int = 8, width: int = 16):
+        super().__init__()
+        if rate not in ATTENTION_STRIDES or isinstance(rate, bool):
+            raise ValueError(f"attention_rate must be one of {sorted(ATTENTION_STRIDES)}, got {rate!r}")
+        s1, s2, s3 = ATTENTION_STRIDES[rate]
+        self.rate = rate
+        self.conv1 = conv3(in_channels, width, s1)
+        self.conv2 = conv3(width, width, s2)
+        self.conv3 = conv3(width, num_classes, s3)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.conv3(self.conv2(self.conv1(image)))
+
+
+class SAMOutput(NamedTuple):
+    features: torch.Tensor  # updated features (B, C, *S) (the input features when intra is off)
+    attention: torch.Tensor  # attention logits (B, K, *S)
+    prototypes: Optional[torch.Tensor]  # (B, K, C), None when inter is off
+    counts: Optional[torch.Tensor]  # (B, K), None when inter is off
+
+
+class SAM(nn.Module):
+    """Attention conv path + ``cga_kernels.IntraClassUpdate`` (residual) at one feature map.
+
+    Args:
+        in_channels, num_classes: image channels and K.
+        rate: attention down-sampling rate (8, 4, 2); the features given to ``forward`` must be
+            at ``1/rate`` of the image size.
+        mask_mode: ``"hard"`` (argmax of the attention, released code: the update sends no
+            gradient to the attention path) or ``"soft"`` (softmax weights, differentiable).
+        intra: apply the intra-class update ``x + scatter(pool(x))``.
+        intra_classes: class indices the update writes back (``None`` = all). Prototypes of
+            every class are still computed.
+        inter: return the prototypes and counts (for the inter-class loss). With ``intra`` off
+            they are pooled from the un-updated features (``cga_kernels.prototype_pool``).
+        width: channels of the attention path (16 in the paper).
+
+    ``forward(features (B, C, *S), image (B, in, *S_img)) -> SAMOutput``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        rate: int = 8,
+        mask_mode: str = "hard",
+        intra: bool = True,
+        intra_classes: Optional[Sequence[int]] = None,
+        inter: bool = True,
+        width: int = 16,
+    ):
+        super().__init__()
+        if mask_mode not in MASK_MODES:
+            raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
+        if intra_classes is not None:
+            given = intra_classes
+            try:
+                intra_classes = tuple(operator.index(k) for k in given)
+                valid = bool(intra_classes) and not any(isinstance(k, bool) for k in given)
+                valid = valid and all(0 <= k < num_classes for k in intra_classes)
+            except TypeError:
+                valid = False
+            if not valid:
+                raise ValueError(f"intra_classes must be a non-empty list of class indices in [0, {num_classes}), got {given!r}")
+            if not intra:
+                raise ValueError("intra_classes needs intra=True")
+        self.num_classes = num_classes
+        self.mask_mode = mask_mode
+        self.intra, self.inter = bool(intra), bool(inter)
+        self.attention_path = AttentionPath(in_channels, num_classes, rate, width)
+        self.update = ck.IntraClassUpdate(num_classes, mode=mask_mode, residual=True, classes=intra_classes) if intra else None
+
+    def forward(self, features: torch.Tensor, image: torch.Tensor) -> SAMOutput:
+        attention = self.attention_path(image)
+        if attention.shape[2:] != features.shape[2:]:
+            raise ValueError(
+                f"SAM: attention size {tuple(attention.shape[2:])} (rate {self.attention_path.rate}) does not match "
+                f"the feature map {tuple(features.shape[2:])}"
+            )
+        proto = counts = None
+        if self.update is not None:
+            features, proto, counts = self.update(features, attention)
+        elif self.inter:
+            mask = ck.attention_to_mask(attention, features.shape[2:], self.mask_mode)
+            proto, counts = ck.prototype_pool(features, mask, num_classes=self.num_classes)
+        if not self.inter:
+            proto = counts = None
+        return SAMOutput(features, attention, proto, counts)
+
+    def extra_repr(self) -> str:
+        return f"mask_mode={self.mask_mode!r}, intra={self.intra}, inter={self.inter}"

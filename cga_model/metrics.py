@@ -1,0 +1,84 @@
+"""BraTS metrics per region (ET, TC, WT): Dice, HD95, HD100, sensitivity, specificity.
+
+Empty-mask rules (the challenge's): prediction and truth both empty -> Dice 1, HD 0;
+exactly one empty -> Dice 0, HD 373.13 mm. Hausdorff distances are symmetric surface
+distances in mm (voxel spacing from the header): HD100 is the largest surface distance in
+either direction, HD95 the larger of the two directed 95th percentiles (MONAI's convention).
+Sensitivity is 1 when the truth is empty; specificity is 1 when there are no negatives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .labels import REGIONS
+
+EMPTY_HD = 373.13
+METRICS = ("dice", "hd95", "hd100", "sensitivity", "specificity")
+
+
+def region_mask(labels: np.ndarray, region: str) -> np.ndarray:
+    """Boolean mask of a BraTS region from a label volume with values {0, 1, 2, 4} (3 counts as 4)."""
+    wanted = set(REGIONS[region])
+    if 4 in wanted:
+        wanted.add(3)
+    return np.isin(labels, sorted(wanted))
+
+
+def dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    total = pred.sum() + truth.sum()
+    return 1.0 if total == 0 else float(2.0 * np.logical_and(pred, truth).sum() / total)
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1), border_value=0)
+
+
+def _directed_distances(source: np.ndarray, target: np.ndarray, spacing) -> np.ndarray:
+    """Distances (mm) from each surface voxel of ``source`` to the nearest surface voxel of ``target``."""
+    to_target = ndimage.distance_transform_edt(~_surface(target), sampling=spacing)
+    return to_target[_surface(source)]
+
+
+def hausdorff(pred: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0), percentile: float = 100.0) -> float:
+    if not pred.any() and not truth.any():
+        return 0.0
+    if not pred.any() or not truth.any():
+        return EMPTY_HD
+    a = _directed_distances(pred, truth, spacing)
+    b = _directed_distances(truth, pred, spacing)
+    return float(max(np.percentile(a, percentile), np.percentile(b, percentile)))
+
+
+def region_metrics(pred: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> dict:
+    """All metrics for one pair of boolean masks."""
+    tp = np.logical_and(pred, truth).sum()
+    fn = np.logical_and(~pred, truth).sum()
+    tn = np.logical_and(~pred, ~truth).sum()
+    fp = np.logical_and(pred, ~truth).sum()
+    return {
+        "dice": dice(pred, truth),
+        "hd95": hausdorff(pred, truth, spacing, 95.0),
+        "hd100": hausdorff(pred, truth, spacing, 100.0),
+        "sensitivity": 1.0 if tp + fn == 0 else float(tp / (tp + fn)),
+        "specificity": 1.0 if tn + fp == 0 else float(tn / (tn + fp)),
+    }
+
+
+def case_metrics(pred_labels: np.ndarray, truth_labels: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> dict:
+    """``{"ET_dice": ..., "ET_hd95": ..., ..., "WT_specificity": ...}`` for two label volumes."""
+    if pred_labels.shape != truth_labels.shape:
+        raise ValueError(f"prediction shape {pred_labels.shape} differs from ground truth shape {truth_labels.shape}")
+    row = {}
+    for region in REGIONS:
+        for name, value in region_metrics(region_mask(pred_labels, region), region_mask(truth_labels, region), spacing).items():
+            row[f"{region}_{name}"] = value
+    return row
+
+
+def summarize(rows: list[dict]) -> dict:
+    """``{"mean": {...}, "std": {...}, "median": {...}}`` over per-case metric rows."""
+    keys = [k for k in rows[0] if k != "case_id"]
+    values = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in keys}
+    return {stat: {k: float(fn(v)) for k, v in values.items()} for stat, fn in (("mean", np.mean), ("std", np.std), ("median", np.median))}

@@ -1,16 +1,27 @@
 """cga_model: the CGA U-Net, its losses, BraTS data pipeline, training, inference and metrics."""
 
+from .attention import SAM, AttentionPath, SAMOutput
+from .blocks import DownConv, InitConv, ResBlock, UpBlock, make_norm
 from .labels import BRATS_LABELS, REGIONS, classes_to_labels, labels_to_classes
-from .losses import CGALoss, LossTerms, attention_mse_loss, inter_class_term, softmax_dice_loss
+from .losses import CGALoss, LossTerms, attention_mse_loss, downsample_labels, inter_class_term, softmax_dice_loss
 from .network import CGAOutput, CGAUNet
 
 __all__ = [
     "CGAUNet",
     "CGAOutput",
+    "SAM",
+    "SAMOutput",
+    "AttentionPath",
+    "InitConv",
+    "ResBlock",
+    "DownConv",
+    "UpBlock",
+    "make_norm",
     "CGALoss",
     "LossTerms",
     "softmax_dice_loss",
     "attention_mse_loss",
+    "downsample_labels",
     "inter_class_term",
     "BRATS_LABELS",
     "REGIONS",

@@ -26,7 +26,7 @@ def _train(args) -> None:
         inter_weight=args.inter_weight, inter_form=args.inter_form, inter_start_epoch=args.inter_start_epoch,
         inter_sign=-1.0 if args.reverse_inter else 1.0,
     )
-    record = train(config, resume=args.resume)
+    _, record = train(config, resume=args.resume)
     print(f"done: {record}; checkpoints in {args.out}")
 
 

@@ -57,11 +57,11 @@ def synthesize_case(shape=(64, 64, 48), seed=0, enhancing=True):
         tissue[_ellipsoid_distance(shape, vc, radii * np.array([0.10, 0.30, 0.18])) < 1.0] = "csf"
 
     seg = np.zeros(shape, dtype=np.uint8)
-    size = rng.uniform(0.13, 0.24) * min(shape)
+    size = rng.uniform(0.09, 0.17) * min(shape)
     tumour_center = center + rng.uniform(-0.45, 0.45, 3) * radii
     irregular = 0.15 * _smooth_noise(rng, shape, 2.5)
     d = _ellipsoid_distance(shape, tumour_center, size * rng.uniform(0.8, 1.2, 3)) + irregular
-    edema_extent = rng.uniform(1.6, 2.4)
+    edema_extent = rng.uniform(1.4, 2.0)
     seg[(d < edema_extent) & brain] = 2
     if enhancing:
         seg[(d < 1.0) & brain] = 4

@@ -153,8 +153,8 @@ def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
     random.seed(s)
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Train; returns the last epoch's log record. Writes into ``config.out``."""
+def train(config: TrainConfig, resume: bool = False, progress: bool = True):
+    """Train; returns ``(model, last epoch's log record)``. Writes into ``config.out``."""
     ddp = _Dist(config.device)
     device = torch.device(config.device if not (ddp.enabled and config.device.startswith("cuda")) else f"cuda:{ddp.rank}")
     out = Path(config.out)
@@ -233,4 +233,4 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             if progress:
                 tqdm.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}" for k, v in record.items()))
         ddp.barrier()
-    return record
+    return model, record

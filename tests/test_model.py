@@ -151,7 +151,7 @@ def test_parameter_count_from_table1():
     decoder = deup3 + res64 + deup2 + res32 + deup1 + res16 + (16 * 4 + 4)  # ... + EndConv 1x1 16 -> 4
     attention = (27 * 4 * 16 + 16) + (27 * 16 * 16 + 16) + (27 * 16 * 4 + 4)  # AttConv1..3
     assert (res16, res32, res64, res128) == (13_920, 55_488, 221_568, 885_504)
-    assert encoder == 4_232_768 and decoder == 525_444 and attention == 10_404
+    assert encoder == 4_402_320 and decoder == 355_892 and attention == 10_404
     # the released network has 4,768,617 parameters: ours plus one scalar its forward never uses
     assert encoder + decoder + attention == 4_768_617 - 1 == 4_768_616
 
@@ -323,6 +323,7 @@ def test_bad_inputs_and_arguments_raise_clear_errors():
 # torch.compile
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # inside inductor
 def test_torch_compile_model():
     model = small().eval()
     x = torch.randn(1, 4, 16, 16, 16)
@@ -331,3 +332,21 @@ def test_torch_compile_model():
         got, want = compiled(x), model(x)
     for u, v in zip(got, want):
         torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------
+# model card (meta device: shapes only, fast)
+
+
+def test_model_card_counts_at_128():
+    from cga_model.model_card import count, table
+
+    cga, base = count({}), count({"sam": False})
+    assert cga["params"] == 4_768_616 and cga["sam_params"] == 10_404 and base["params"] == 4_758_212
+    # convolutions: 303.09 GFLOPs = 151.55 G multiply-adds, as for the released network; the hard update adds
+    # 2 B C N + B K C = 1,049,088 FLOPs at the 128 x 16^3 bottleneck
+    assert cga["cga_op_flops"] == 2 * 128 * 16**3 + 4 * 128
+    assert cga["flops"] - cga["cga_op_flops"] == 303_094_562_816
+    assert round(cga["macs"] / 1e9, 2) == 151.55
+    assert cga["flops"] - base["flops"] == cga["sam_flops"]
+    assert "| baseline U-Net (sam=False) | 4,758,212 |" in table(size=(16, 16, 16))

@@ -1,0 +1,116 @@
+"""Triton kernels of class-masked reduction (pooling) and broadcast (scatter-back).
+
+Both use a class-mask tile ``M (K_PAD, BLOCK_N)``: the one-hot of the labels built in
+registers (hard masks; label -1 matches no class) or the loaded weights (soft masks).
+
+- ``masked_sums``: ``sums[b] = M x^T`` (``(K, C)``) and ``counts[b] = M 1`` per voxel block;
+  fast mode adds block results with atomics, deterministic mode writes per-block partials
+  that are summed in a fixed order.
+- ``masked_broadcast``: ``out[b] = T^T M (+ residual)`` for a class table ``T (B, K, C)``.
+
+Memory traffic per element of x ``(B, C, N)``: ``masked_sums`` reads x once (plus labels or
+weights once per channel block); ``masked_broadcast`` writes out once and reads the residual
+once. The fused update is thus 3 x-sized passes forward and 3 backward.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import acc_tl, acc_torch, class_pad, deterministic, tile_sizes
+
+
+@triton.jit
+def _class_mask(lab_ptr, w_ptr, b, offs_n, mask_n, ks, K, N, SOFT: tl.constexpr, ACC: tl.constexpr):
+    if SOFT:
+        m = tl.load(w_ptr + b * K * N + ks[:, None] * N + offs_n[None, :], mask=(ks[:, None] < K) & mask_n[None, :], other=0.0)
+        return m.to(ACC)
+    lab = tl.load(lab_ptr + b * N + offs_n, mask=mask_n, other=-1)
+    return (lab[None, :] == ks[:, None]).to(ACC)
+
+
+@triton.jit
+def _masked_sums_kernel(x_ptr, lab_ptr, w_ptr, sums_ptr, counts_ptr, C, N, K, NB,
+                        SOFT: tl.constexpr, ATOMIC: tl.constexpr, ACC: tl.constexpr,
+                        K_PAD: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr):
+    b = tl.program_id(0).to(tl.int64)
+    cb = tl.program_id(1)
+    nb = tl.program_id(2).to(tl.int64)
+    offs_c = cb.to(tl.int64) * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)
+    offs_n = nb * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
+    ks = tl.arange(0, K_PAD).to(tl.int64)
+    mask_c, mask_n, mask_k = offs_c < C, offs_n < N, ks < K
+    x = tl.load(x_ptr + b * C * N + offs_c[:, None] * N + offs_n[None, :], mask=mask_c[:, None] & mask_n[None, :], other=0.0).to(ACC)
+    m = _class_mask(lab_ptr, w_ptr, b, offs_n, mask_n, ks, K, N, SOFT, ACC)
+    part = tl.dot(m, tl.trans(x), input_precision="ieee")  # (K_PAD, BLOCK_C)
+    count = tl.sum(m, axis=1)  # (K_PAD,)
+    out_mask = mask_k[:, None] & mask_c[None, :]
+    if ATOMIC:
+        tl.atomic_add(sums_ptr + b * K * C + ks[:, None] * C + offs_c[None, :], part, mask=out_mask)
+        if cb == 0:
+            tl.atomic_add(counts_ptr + b * K + ks, count, mask=mask_k)
+    else:
+        slot = b * NB + nb
+        tl.store(sums_ptr + slot * K * C + ks[:, None] * C + offs_c[None, :], part, mask=out_mask)
+        if cb == 0:
+            tl.store(counts_ptr + slot * K + ks, count, mask=mask_k)
+
+
+@triton.jit
+def _masked_broadcast_kernel(table_ptr, lab_ptr, w_ptr, res_ptr, out_ptr, C, N, K,
+                             SOFT: tl.constexpr, RESIDUAL: tl.constexpr, ACC: tl.constexpr,
+                             K_PAD: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr):
+    b = tl.program_id(0).to(tl.int64)
+    offs_c = tl.program_id(1).to(tl.int64) * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)
+    offs_n = tl.program_id(2).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
+    ks = tl.arange(0, K_PAD).to(tl.int64)
+    mask_c, mask_n = offs_c < C, offs_n < N
+    table = tl.load(table_ptr + b * K * C + ks[None, :] * C + offs_c[:, None], mask=mask_c[:, None] & (ks[None, :] < K), other=0.0).to(ACC)
+    m = _class_mask(lab_ptr, w_ptr, b, offs_n, mask_n, ks, K, N, SOFT, ACC)
+    y = tl.dot(table, m, input_precision="ieee")  # (BLOCK_C, BLOCK_N)
+    tile = b * C * N + offs_c[:, None] * N + offs_n[None, :]
+    io_mask = mask_c[:, None] & mask_n[None, :]
+    if RESIDUAL:
+        y += tl.load(res_ptr + tile, mask=io_mask, other=0.0).to(ACC)
+    tl.store(out_ptr + tile, y.to(out_ptr.dtype.element_ty), mask=io_mask)
+
+
+def _mask_args(labels, weights):
+    soft = weights is not None
+    return soft, (weights if soft else labels), (weights if soft else labels)
+
+
+def masked_sums(x: torch.Tensor, num_classes: int, labels=None, weights=None):
+    """``(sums (B, K, C), counts (B, K))`` in the accumulation dtype, for ``x (B, C, N)`` and
+    ``labels (B, N)`` int64 (-1 ignored) or ``weights (B, K, N)``."""
+    batch, channels, n = x.shape
+    acc = acc_torch(x.dtype)
+    block_c, block_n = tile_sizes(channels, n)
+    nb = triton.cdiv(n, block_n)
+    grid = (batch, triton.cdiv(channels, block_c), nb)
+    atomic = not deterministic()
+    slots = batch if atomic else batch * nb
+    sums = torch.zeros(slots, num_classes, channels, dtype=acc, device=x.device)
+    counts = torch.zeros(slots, num_classes, dtype=acc, device=x.device)
+    soft, lab, w = _mask_args(labels, weights)
+    _masked_sums_kernel[grid](x, lab, w, sums, counts, channels, n, num_classes, nb, SOFT=soft, ATOMIC=atomic,
+                              ACC=acc_tl(x.dtype), K_PAD=class_pad(num_classes), BLOCK_C=block_c, BLOCK_N=block_n)
+    if not atomic:  # second stage: a fixed-order sum over the voxel blocks
+        sums = sums.view(batch, nb, num_classes, channels).sum(1)
+        counts = counts.view(batch, nb, num_classes).sum(1)
+    return sums, counts
+
+
+def masked_broadcast(table: torch.Tensor, n: int, out_dtype, labels=None, weights=None, residual=None) -> torch.Tensor:
+    """``out (B, C, N) = table^T mask (+ residual)`` for ``table (B, K, C)``."""
+    batch, num_classes, channels = table.shape
+    block_c, block_n = tile_sizes(channels, n)
+    out = torch.empty(batch, channels, n, dtype=out_dtype, device=table.device)
+    grid = (batch, triton.cdiv(channels, block_c), triton.cdiv(n, block_n))
+    soft, lab, w = _mask_args(labels, weights)
+    _masked_broadcast_kernel[grid](table, lab, w, residual if residual is not None else out, out, channels, n, num_classes,
+                                   SOFT=soft, RESIDUAL=residual is not None, ACC=acc_tl(table.dtype),
+                                   K_PAD=class_pad(num_classes), BLOCK_C=block_c, BLOCK_N=block_n)
+    return out

@@ -27,7 +27,7 @@ build: $(STAMP)
 install: build
 
 test: build
-	$(PY) -m pytest -q -m "not gpu" tests
+	$(PY) -m pytest -q tests
 
 bench: build
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-autosave -q

@@ -6,10 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cga_model.dropin import CategoryGuidedAttention, guided_attention_losses
-from cga_model.losses import softmax_dice_loss
+from cga_model.dropin import CategoryGuidedAttention
 
-from .monai_unet_3d import synthetic_batch
+from .common import synthetic_batch, train_steps
 
 
 def block(cin: int, cout: int) -> nn.Sequential:
@@ -50,23 +49,12 @@ def slices(batch: int = 4, size: int = 64):
 
 def train(steps: int = 10, mode: str = "hard", head: str = "input", seed: int = 0) -> list[float]:
     torch.manual_seed(seed)
-    model = make_wrapped(mode, head)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     x, y = slices()
-    losses = []
-    for _ in range(steps):
-        result = model(x)
-        extra = guided_attention_losses(result, y)
-        loss = softmax_dice_loss(result.output, y) + extra.attention + 0.1 * extra.inter
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+    return train_steps(make_wrapped(mode, head), x, y, steps, seed)
 
 
 if __name__ == "__main__":
-    from .cost import compare
+    from .common import compare
 
     for mode in ("hard", "soft"):
         print(mode, "losses:", [round(v, 3) for v in train(mode=mode)])

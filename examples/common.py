@@ -1,0 +1,64 @@
+"""Shared by the examples: a few training steps with the guided-attention losses, and the cost of adding them."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from cga_model.data import normalize
+from cga_model.labels import labels_to_classes
+from cga_model.synth import synthesize_case
+
+
+def cost(fn, x, model) -> dict:
+    with FlopCounterMode(display=False) as counter:
+        fn(x)
+    saved, seen = [0], set()
+
+    def pack(t):
+        key = t.untyped_storage().data_ptr()
+        if key not in seen:
+            seen.add(key)
+            saved[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(x)
+    return {"params": sum(p.numel() for p in model.parameters()), "flops": counter.get_total_flops(), "saved_bytes": saved[0]}
+
+
+def compare(name, host, wrapped, x) -> str:
+    a, b = cost(host, x, host), cost(wrapped, x, wrapped)
+    return (f"| {name} | {a['params']:,} -> {b['params']:,} | {a['flops'] / 1e9:.3f} -> {b['flops'] / 1e9:.3f} "
+            f"| {a['saved_bytes'] / 2**20:.1f} -> {b['saved_bytes'] / 2**20:.1f} MiB |")
+
+
+def train_steps(model, x, y, steps: int, seed: int = 0) -> list[float]:
+    """``steps`` Adam steps of Dice + attention MSE + 0.1 * inter-class loss; returns the losses."""
+    from cga_model.dropin import guided_attention_losses
+    from cga_model.losses import softmax_dice_loss
+
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(steps):
+        result = model(x)
+        extra = guided_attention_losses(result, y)
+        loss = softmax_dice_loss(result.output, y) + extra.attention + 0.1 * extra.inter
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def synthetic_batch(batch: int = 2, size: int = 32, seed: int = 0):
+    """Synthetic BraTS-like volumes: images (B, 4, S, S, S) normalised, class labels (B, S, S, S)."""
+    images, labels = [], []
+    for i in range(batch):
+        image, seg = synthesize_case((size, size, size), seed=seed + i)
+        modality = image[[0, 2, 1, 3]]  # flair, t1ce, t1, t2
+        images.append(normalize(modality))
+        labels.append(labels_to_classes(seg).astype(np.int64))
+    return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(labels))

@@ -31,28 +31,36 @@ from torch import nn
 
 import cga_kernels as ck
 
-from .blocks import conv3
+ATTENTION_STRIDES = {8: (2, 2, 2), 4: (1, 2, 2), 2: (1, 1, 2)}  # the CGA U-Net's rates (Table 3)
+PATH_STRIDES = {1: (1, 1, 1), **ATTENTION_STRIDES}  # the path alone also serves rate 1 (drop-in use)
+_CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
-ATTENTION_STRIDES = {8: (2, 2, 2), 4: (1, 2, 2), 2: (1, 1, 2)}
+
+def conv_class(spatial_dims: int):
+    """``nn.Conv1d``, ``nn.Conv2d`` or ``nn.Conv3d``."""
+    if spatial_dims not in _CONVS:
+        raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims!r}")
+    return _CONVS[spatial_dims]
 MASK_MODES = ("hard", "soft")
 
 
 class AttentionPath(nn.Module):
     """Attention conv path ``in -> width -> width -> K`` (AttConv1..3 of Table 1).
 
-    ``(B, in, D, H, W) -> (B, K, D/r, H/r, W/r)`` attention logits, ``r = rate`` in {8, 4, 2}
-    (exact when D, H, W are multiples of ``r``).
+    ``(B, in, *S) -> (B, K, *S / r)`` attention logits, ``r = rate`` in {8, 4, 2, 1} (exact when
+    S is a multiple of ``r``); 3-wide kernels, padding 1, ``spatial_dims`` 1, 2 or 3.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, rate: int = 8, width: int = 16):
+    def __init__(self, in_channels: int, num_classes: int, rate: int = 8, width: int = 16, spatial_dims: int = 3):
         super().__init__()
-        if rate not in ATTENTION_STRIDES or isinstance(rate, bool):
-            raise ValueError(f"attention_rate must be one of {sorted(ATTENTION_STRIDES)}, got {rate!r}")
-        s1, s2, s3 = ATTENTION_STRIDES[rate]
+        if rate not in PATH_STRIDES or isinstance(rate, bool):
+            raise ValueError(f"attention_rate must be one of {sorted(PATH_STRIDES)}, got {rate!r}")
+        conv = conv_class(spatial_dims)
+        s1, s2, s3 = PATH_STRIDES[rate]
         self.rate = rate
-        self.conv1 = conv3(in_channels, width, s1)
-        self.conv2 = conv3(width, width, s2)
-        self.conv3 = conv3(width, num_classes, s3)
+        self.conv1 = conv(in_channels, width, 3, stride=s1, padding=1)
+        self.conv2 = conv(width, width, 3, stride=s2, padding=1)
+        self.conv3 = conv(width, num_classes, 3, stride=s3, padding=1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.conv3(self.conv2(self.conv1(image)))

@@ -2,8 +2,8 @@
 
 ``CategoryGuidedAttention(network, module_name, num_classes, ...)`` wraps the host network and
 registers a forward hook on its submodule ``module_name``: the hook computes attention logits
-(``head="input"``: the paper's attention conv path on the network input, ``log2(rate)`` of its
-three convs with stride 2; ``head="feature"``: a 1x1 conv on the hooked feature map), applies
+(``head="input"``: the paper's attention conv path ``cga_model.attention.AttentionPath`` on the
+network input, ``log2(rate)`` of its three convs with stride 2; ``head="feature"``: a 1x1 conv on the hooked feature map), applies
 ``cga_kernels.IntraClassUpdate`` to the feature map and returns the updated map in its place.
 ``forward(x)`` returns ``GuidedOutput(output, attention, prototypes, counts)``;
 ``guided_attention_losses(result, labels)`` gives the attention MSE and inter-class terms for
@@ -13,7 +13,6 @@ the training loop (``total = host_loss + attention_weight * mse + inter_weight *
 from __future__ import annotations
 
 import difflib
-import math
 from typing import Any, NamedTuple, Optional
 
 import torch
@@ -21,6 +20,7 @@ from torch import nn
 
 import cga_kernels as ck
 
+from .attention import AttentionPath, conv_class
 from .losses import attention_mse_loss, inter_class_term
 
 
@@ -37,21 +37,6 @@ class GuidedOutput(NamedTuple):
 class GuidedLosses(NamedTuple):
     attention: torch.Tensor
     inter: torch.Tensor
-
-
-def _conv(dims: int):
-    return {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dims]
-
-
-def input_attention_path(in_channels: int, num_classes: int, rate: int, dims: int, width: int = 16) -> nn.Sequential:
-    """Three 3-wide convs ``in -> width -> width -> K`` (no norm or activation, as the released code);
-    the last ``log2(rate)`` have stride 2. ``(B, in, *S) -> (B, K, *S / rate)``."""
-    if rate not in (1, 2, 4, 8):
-        raise ValueError(f"rate must be 1, 2, 4 or 8 for the input attention path, got {rate!r}")
-    strided = int(math.log2(rate))
-    conv = _conv(dims)
-    chans = [in_channels, width, width, num_classes]
-    return nn.Sequential(*[conv(chans[i], chans[i + 1], 3, stride=2 if i >= 3 - strided else 1, padding=1) for i in range(3)])
 
 
 class CategoryGuidedAttention(nn.Module):
@@ -79,11 +64,11 @@ class CategoryGuidedAttention(nn.Module):
         if head == "input":
             if in_channels is None or rate is None:
                 raise ValueError("head='input' needs in_channels and rate (input size / feature-map size)")
-            self.head = input_attention_path(in_channels, num_classes, rate, spatial_dims)
+            self.head = AttentionPath(in_channels, num_classes, rate, spatial_dims=spatial_dims)
         elif head == "feature":
             if feature_channels is None:
                 raise ValueError("head='feature' needs feature_channels (channels of the hooked feature map)")
-            self.head = _conv(spatial_dims)(feature_channels, num_classes, 1)
+            self.head = conv_class(spatial_dims)(feature_channels, num_classes, 1)
         else:
             raise ValueError(f"head must be 'input' or 'feature', got {head!r}")
         self.network = network

@@ -61,6 +61,8 @@ def test_unmatchable_feature_size_is_an_error():
 def test_bad_head_arguments():
     with pytest.raises(ValueError, match="needs in_channels and rate"):
         CategoryGuidedAttention(unet_2d.UNet2D(), "bottleneck", 4, head="input", spatial_dims=2)
+    with pytest.raises(ValueError, match=r"attention_rate must be one of \[1, 2, 4, 8\]"):
+        CategoryGuidedAttention(unet_2d.UNet2D(), "bottleneck", 4, head="input", in_channels=4, rate=3, spatial_dims=2)
     with pytest.raises(ValueError, match="needs feature_channels"):
         CategoryGuidedAttention(unet_2d.UNet2D(), "bottleneck", 4, head="feature", spatial_dims=2)
 

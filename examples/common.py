@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.measure import flops_of, params_of, saved_bytes_of
 from cga_model.data import normalize
 from cga_model.labels import labels_to_classes
 from cga_model.synth import synthesize_case
 
 
 def cost(fn, x, model) -> dict:
-    with FlopCounterMode(display=False) as counter:
-        fn(x)
-    saved, seen = [0], set()
-
-    def pack(t):
-        key = t.untyped_storage().data_ptr()
-        if key not in seen:
-            seen.add(key)
-            saved[0] += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(x)
-    return {"params": sum(p.numel() for p in model.parameters()), "flops": counter.get_total_flops(), "saved_bytes": saved[0]}
+    """Parameters, forward FLOPs and bytes saved for backward of ``fn(x)`` (the benchmarks' measures)."""
+    return {"params": params_of(model), "flops": flops_of(fn, x), "saved_bytes": saved_bytes_of(fn, x)}
 
 
 def compare(name, host, wrapped, x) -> str:

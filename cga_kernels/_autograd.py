@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from ._math import divide_by_counts
+
 
 def _grad(g, like):
     """Autograd may hand None (or a non-contiguous view) for an output's gradient."""
@@ -27,8 +29,7 @@ def register_autograd(namespace: str) -> None:
 
     def backward_pool_hard(ctx, grad_proto, grad_counts):
         labels, counts = ctx.saved_tensors
-        safe = torch.where(counts > 0, counts, torch.ones_like(counts)).unsqueeze(-1)
-        h = torch.where(counts.unsqueeze(-1) > 0, grad_proto / safe, torch.zeros_like(safe))
+        h = divide_by_counts(grad_proto, counts)
         return ops.scatter_hard(h.to(grad_proto.dtype).contiguous(), labels), None, None
 
     def setup_pool_soft(ctx, inputs, output):

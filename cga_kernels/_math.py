@@ -12,6 +12,13 @@ def acc_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def divide_by_counts(sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """``sums (B, K, C) / counts (B, K)`` per class, 0 for an empty class (``counts == 0``), never NaN."""
+    present = (counts > 0).unsqueeze(-1)
+    safe = torch.where(counts > 0, counts, torch.ones_like(counts)).unsqueeze(-1)
+    return torch.where(present, sums / safe, torch.zeros_like(sums))
+
+
 def safe_sqrt(sq: torch.Tensor) -> torch.Tensor:
     """``sqrt`` with value and gradient 0 at 0 (plain ``sqrt`` has an infinite gradient there)."""
     positive = sq > 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ._math import acc_dtype, inter_class_loss_with, safe_sqrt
+from ._math import acc_dtype, divide_by_counts, inter_class_loss_with, safe_sqrt
 from ._validate import MaskSpec, check_proto_counts, parse_mask
 
 __all__ = [
@@ -45,8 +45,7 @@ def _pool(xf: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     """``xf (B, C, N)``, ``w (B, K, N)`` in the accumulation dtype -> proto (B,K,C), counts (B,K)."""
     counts = w.sum(-1)
     sums = torch.bmm(w, xf.transpose(1, 2))
-    safe = torch.where(counts > 0, counts, torch.ones_like(counts))
-    proto = torch.where((counts > 0).unsqueeze(-1), sums / safe.unsqueeze(-1), torch.zeros_like(sums))
+    proto = divide_by_counts(sums, counts)
     return proto, counts
 
 

@@ -13,13 +13,9 @@ import torch
 import triton
 import triton.language as tl
 
+from .._math import divide_by_counts
 from ._common import acc_tl, acc_torch, class_pad, tile_sizes
 from .masked_reduce import masked_broadcast, masked_sums
-
-
-def _means(sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    safe = torch.where(counts > 0, counts, torch.ones_like(counts)).unsqueeze(-1)
-    return torch.where(counts.unsqueeze(-1) > 0, sums / safe, torch.zeros_like(sums))
 
 
 def _active(active: torch.Tensor, dtype) -> torch.Tensor:
@@ -28,12 +24,12 @@ def _active(active: torch.Tensor, dtype) -> torch.Tensor:
 
 def pool_hard(x, labels, num_classes):
     sums, counts = masked_sums(x, num_classes, labels=labels)
-    return _means(sums, counts).to(x.dtype), counts
+    return divide_by_counts(sums, counts).to(x.dtype), counts
 
 
 def pool_soft(x, weights):
     sums, counts = masked_sums(x, weights.shape[1], weights=weights)
-    return _means(sums, counts).to(x.dtype), counts
+    return divide_by_counts(sums, counts).to(x.dtype), counts
 
 
 def scatter_hard(proto, labels):
@@ -46,7 +42,7 @@ def scatter_soft(proto, weights):
 
 def _intra_update(x, active, residual, labels=None, weights=None):
     sums, counts = masked_sums(x, active.shape[0], labels=labels, weights=weights)
-    proto = _means(sums, counts)
+    proto = divide_by_counts(sums, counts)
     table = (proto * _active(active, proto.dtype)).contiguous()
     y = masked_broadcast(table, x.shape[2], x.dtype, labels=labels, weights=weights, residual=x if residual else None)
     return y, proto.to(x.dtype), counts
@@ -64,7 +60,7 @@ def _grad_table(grad_y, grad_proto, active, counts, labels=None, weights=None):
     """``H = (grad_proto + active * sum_n w g) / counts`` (0 for empty classes), accumulation dtype."""
     sums, _ = masked_sums(grad_y, active.shape[0], labels=labels, weights=weights)
     total = grad_proto.to(sums.dtype) + _active(active, sums.dtype) * sums
-    return _means(total, counts.to(sums.dtype)).contiguous()
+    return divide_by_counts(total, counts.to(sums.dtype)).contiguous()
 
 
 def intra_update_hard_backward(grad_y, grad_proto, labels, active, counts, residual):

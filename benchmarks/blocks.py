@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import cga_kernels as ck
-from cga_model.attention import AttentionPath
+from cga_model.nn.attention import AttentionPath
 
 
 class NonLocalBlock(nn.Module):

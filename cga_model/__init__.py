@@ -1,10 +1,10 @@
 """cga_model: the CGA U-Net, its losses, BraTS data pipeline, training, inference and metrics."""
 
-from .attention import SAM, AttentionPath, SAMOutput
-from .blocks import DownConv, InitConv, ResBlock, UpBlock, make_norm
-from .labels import BRATS_LABELS, REGIONS, classes_to_labels, labels_to_classes
-from .losses import CGALoss, LossTerms, attention_mse_loss, downsample_labels, inter_class_term, softmax_dice_loss
-from .network import CGAOutput, CGAUNet
+from .nn.attention import SAM, AttentionPath, SAMOutput
+from .nn.blocks import DownConv, InitConv, ResBlock, UpBlock, make_norm
+from .data.labels import BRATS_LABELS, REGIONS, classes_to_labels, labels_to_classes
+from .nn.losses import CGALoss, LossTerms, attention_mse_loss, downsample_labels, inter_class_term, softmax_dice_loss
+from .nn.network import CGAOutput, CGAUNet
 
 __all__ = [
     "CGAUNet",

@@ -8,14 +8,14 @@ from pathlib import Path
 
 
 def _synth(args) -> None:
-    from .synth import synthesize_cohort
+    from .data.synth import synthesize_cohort
 
     ids = synthesize_cohort(args.out, cases=args.cases, seed=args.seed, shape=tuple(args.shape))
     print(f"wrote {len(ids)} cases to {args.out}")
 
 
 def _train(args) -> None:
-    from .train import TrainConfig, train
+    from .training.loop import TrainConfig, train
 
     config = TrainConfig(
         data=args.data, out=args.out, epochs=args.epochs, crop=tuple(args.crop), batch_size=args.batch_size, lr=args.lr,
@@ -31,7 +31,7 @@ def _train(args) -> None:
 
 
 def _predict(args) -> None:
-    from .predict import predict_folder
+    from .inference.predict import predict_folder
 
     written = predict_folder(args.checkpoint, args.input, args.out, roi=tuple(args.roi), overlap=args.overlap, tta=args.tta,
                              save_probs=args.probs, device=args.device)
@@ -39,7 +39,7 @@ def _predict(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from .evaluate import evaluate_folder, format_table, plot_distribution, write_csv
+    from .evaluation.evaluate import evaluate_folder, format_table, plot_distribution, write_csv
 
     rows = evaluate_folder(args.pred, args.gt)
     out = Path(args.out)

@@ -10,10 +10,10 @@ import argparse
 import time
 from pathlib import Path
 
-from .evaluate import evaluate_folder, format_table, plot_distribution, write_csv
-from .predict import predict_folder
-from .synth import synthesize_cohort
-from .train import TrainConfig, train
+from .evaluation.evaluate import evaluate_folder, format_table, plot_distribution, write_csv
+from .inference.predict import predict_folder
+from .data.synth import synthesize_cohort
+from .training.loop import TrainConfig, train
 
 
 def main(argv=None) -> None:

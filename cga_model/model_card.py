@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import cga_kernels  # noqa: F401  (loads the cga:: ops)
 
-from .network import CGAUNet
+from .nn.network import CGAUNet
 
 VARIANTS = {
     "CGA U-Net (rate 8, default)": {},

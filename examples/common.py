@@ -6,9 +6,9 @@ import numpy as np
 import torch
 
 from benchmarks.measure import flops_of, params_of, saved_bytes_of
-from cga_model.data import normalize
-from cga_model.labels import labels_to_classes
-from cga_model.synth import synthesize_case
+from cga_model.data.dataset import normalize
+from cga_model.data.labels import labels_to_classes
+from cga_model.data.synth import synthesize_case
 
 
 def cost(fn, x, model) -> dict:
@@ -24,8 +24,8 @@ def compare(name, host, wrapped, x) -> str:
 
 def train_steps(model, x, y, steps: int, seed: int = 0) -> list[float]:
     """``steps`` Adam steps of Dice + attention MSE + 0.1 * inter-class loss; returns the losses."""
-    from cga_model.dropin import guided_attention_losses
-    from cga_model.losses import softmax_dice_loss
+    from cga_model.nn.dropin import guided_attention_losses
+    from cga_model.nn.losses import softmax_dice_loss
 
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)

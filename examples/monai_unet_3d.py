@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from monai.networks.nets import UNet
 
-from cga_model.dropin import CategoryGuidedAttention
+from cga_model.nn.dropin import CategoryGuidedAttention
 
 from .common import synthetic_batch, train_steps
 

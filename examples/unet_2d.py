@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cga_model.dropin import CategoryGuidedAttention
+from cga_model.nn.dropin import CategoryGuidedAttention
 
 from .common import synthetic_batch, train_steps
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from cga_model.data import BratsDataset, augment, find_cases, load_case, normalize, pad_to_multiple, random_crop
-from cga_model.nifti_io import DataError, atomic_write, safe_case_path
-from cga_model.synth import synthesize_case, synthesize_cohort
+from cga_model.data.dataset import BratsDataset, augment, find_cases, load_case, normalize, pad_to_multiple, random_crop
+from cga_model.data.nifti_io import DataError, atomic_write, safe_case_path
+from cga_model.data.synth import synthesize_case, synthesize_cohort
 
 SHAPE = (24, 24, 16)
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from cga_model.dropin import CategoryGuidedAttention, guided_attention_losses
+from cga_model.nn.dropin import CategoryGuidedAttention, guided_attention_losses
 from examples import unet_2d
 
 

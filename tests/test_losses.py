@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import cga_kernels as ck
 from cga_model import CGALoss, CGAOutput, classes_to_labels, labels_to_classes
-from cga_model.losses import attention_mse_loss, downsample_labels, inter_class_term, one_hot, softmax_dice_loss
+from cga_model.nn.losses import attention_mse_loss, downsample_labels, inter_class_term, one_hot, softmax_dice_loss
 
 
 def perfect_output(labels, rate=2, channels=8):

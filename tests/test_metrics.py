@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cga_model.metrics import EMPTY_HD, case_metrics, dice, hausdorff, region_mask, region_metrics, summarize
+from cga_model.evaluation.metrics import EMPTY_HD, case_metrics, dice, hausdorff, region_mask, region_metrics, summarize
 
 
 def test_regions():

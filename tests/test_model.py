@@ -7,7 +7,7 @@ import torch
 
 import cga_kernels as ck
 from cga_model import CGALoss, CGAUNet
-from cga_model.losses import attention_mse_loss, softmax_dice_loss
+from cga_model.nn.losses import attention_mse_loss, softmax_dice_loss
 
 SIZES = [(32, 32, 32), (16, 32, 24)]
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from cga_model.cli import main as cga
-from cga_model.synth import synthesize_cohort
-from cga_model.train import TrainConfig, train
+from cga_model.data.synth import synthesize_cohort
+from cga_model.training.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(crop=(16, 16, 16), batch_size=2, base_channels=4, val_fraction=0.25, inter_start_epoch=1, lr=3e-3)
@@ -160,7 +160,7 @@ def test_cli_bad_inputs_fail_cleanly(trained, cohort, tmp_path, capsys):
 
 
 def test_non_finite_loss_stops_with_last_good_checkpoint(cohort, tmp_path, monkeypatch):
-    import cga_model.train as train_module
+    import cga_model.training.loop as train_module
 
     class Exploding(train_module.CGALoss):
         def forward(self, output, labels, epoch):

@@ -26,12 +26,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from .checkpoint import check_compatible, load_checkpoint, model_config, save_checkpoint
-from .data import BratsDataset, find_cases, load_case, make_loader, normalize, pad_to_multiple
-from .losses import CGALoss
-from .metrics import dice, region_mask
-from .labels import classes_to_labels
-from .network import CGAUNet
+from ..nn.checkpoint import check_compatible, load_checkpoint, model_config, save_checkpoint
+from ..data.dataset import BratsDataset, find_cases, load_case, make_loader, normalize, pad_to_multiple
+from ..nn.losses import CGALoss
+from ..evaluation.metrics import dice, region_mask
+from ..data.labels import classes_to_labels
+from ..nn.network import CGAUNet
 
 
 @dataclass
@@ -129,7 +129,7 @@ def plot_curves(log_path: Path, png_path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .nifti_io import atomic_write
+    from ..data.nifti_io import atomic_write
 
     records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     epochs = [r["epoch"] for r in records]

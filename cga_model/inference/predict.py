@@ -9,12 +9,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoint import check_compatible, load_checkpoint
-from .data import find_cases, load_case, normalize, pad_to_multiple
-from .labels import classes_to_labels
-from .nifti_io import DataError, safe_case_path, save_nifti
-from .overlay import save_overlay
-from .train import build_model
+from ..nn.checkpoint import check_compatible, load_checkpoint
+from ..data.dataset import find_cases, load_case, normalize, pad_to_multiple
+from ..data.labels import classes_to_labels
+from ..data.nifti_io import DataError, safe_case_path, save_nifti
+from ..evaluation.overlay import save_overlay
+from ..training.loop import build_model
 
 
 def gaussian_weight(roi, sigma_scale: float = 0.125) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .nifti_io import atomic_write
+from ..data.nifti_io import atomic_write
 
 COLOURS = {1: (1.0, 0.2, 0.2), 2: (0.2, 0.9, 0.2), 4: (1.0, 0.9, 0.1)}  # necrosis red, edema green, ET yellow
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .nifti_io import atomic_write
+from ..data.nifti_io import atomic_write
 
 # config keys that change the network's shape: a checkpoint must match them to be loaded
 MODEL_KEYS = ("in_channels", "num_classes", "base_channels", "norm", "sam", "intra", "intra_classes", "inter", "attention_rate", "mask_mode")

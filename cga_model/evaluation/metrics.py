@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .labels import REGIONS
+from ..data.labels import REGIONS
 
 EMPTY_HD = 373.13
 METRICS = ("dice", "hd95", "hd100", "sensitivity", "specificity")

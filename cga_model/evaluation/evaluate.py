@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .labels import REGIONS
+from ..data.labels import REGIONS
 from .metrics import METRICS, case_metrics, summarize
-from .nifti_io import DataError, atomic_write, load_nifti, read_array
+from ..data.nifti_io import DataError, atomic_write, load_nifti, read_array
 
 VALID_LABELS = {0, 1, 2, 3, 4}
 

@@ -1,0 +1,1 @@
+"""Evaluation: BraTS region metrics, folder evaluation to CSV, overlay and distribution plots."""

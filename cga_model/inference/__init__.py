@@ -1,0 +1,1 @@
+"""Inference: sliding-window prediction of NIfTI cases from a checkpoint (never imports training)."""

@@ -1,0 +1,1 @@
+"""The network: ModelConfig, CGAUNet, its blocks and attention, the drop-in wrapper, losses and checkpoints."""

@@ -9,6 +9,8 @@ export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/build/inductor-cache
 # Pinned: an unpinned torch pulls a multi-GB CUDA build; triton 3.7.1 is what torch 2.13.0's CUDA build requires.
 DEPS := torch==2.13.0 triton==3.7.1 numpy nibabel scipy tqdm matplotlib ninja setuptools wheel \
         pytest pytest-benchmark hypothesis monai==1.6.1
+# Optional extras, pinned and installed by `make test` so their tests run in CI (pyproject's [onnx], [nnunet], [brats]).
+EXTRAS := onnx==1.23.2 onnxscript==0.7.2 onnxruntime==1.32.0 nnunetv2==2.8.1 brats-evaluation==0.0.10 panoptica==2.1.7
 
 .PHONY: install build test bench bench-compare demo clean
 
@@ -18,6 +20,10 @@ $(PY):
 $(STAMP): | $(PY)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(DEPS)
+	$(PIP) install -q torch==2.13.0 $(EXTRAS)
+	# nnunetv2 pulls torchvision through timm; the registry's torchvision is built for CUDA torch and
+	# fails to load beside the CPU build (torchvision::nms missing). nnU-Net's paths we use never import it.
+	$(PIP) uninstall -q -y torchvision
 	touch $(STAMP)
 
 # Editable install: the compiled library lands in cga_kernels/ (rebuild after editing csrc/).

@@ -75,7 +75,7 @@ class SAM(nn.Module):
 
     def __init__(self, in_channels: int = 4, num_classes: int = 4, rate: int = 8, mode: str = "hard"):
         super().__init__()
-        self.path = AttentionPath(in_channels, num_classes, rate)
+        self.path = AttentionPath(in_channels, num_classes, rate=rate)
         self.update = ck.IntraClassUpdate(num_classes, mode=mode)
 
     def forward(self, features: torch.Tensor, image: torch.Tensor):

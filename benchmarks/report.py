@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from cga_model.evaluation.plots import pyplot
+
 from .test_attention import SIZES, costs
 
 HERE = Path(__file__).resolve().parent
@@ -77,11 +79,7 @@ def model_section(bench: dict) -> list[str]:
 
 
 def plot_charts() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     sizes = [8, 12, 16, 24, 32, 48, 64]
     data = {name: [costs(name, s) for s in sizes] for name in ("sam", "nonlocal", "contextprior")}
     for key, label, fname in (("macs", "G multiply-adds", "flops_vs_size.png"), ("saved_bytes", "GiB saved for backward", "memory_vs_size.png")):

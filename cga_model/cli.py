@@ -1,10 +1,56 @@
-"""The ``cga`` command line: ``synth``, ``train``, ``predict``, ``evaluate``."""
+"""The ``cga`` command line: ``synth``, ``train``, ``predict``, ``evaluate``.
+
+``cga <command> --help`` lists every flag with its help line and default; ``cga --version``
+prints the package version. The model flags of ``cga train`` are generated from
+``ModelConfig``'s fields (``add_model_flags`` / ``model_config_from_args``), so they cannot
+drift from the network's options.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
+
+from . import __version__
+from .nn.config import ModelConfig
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag's help ends with its default: ``(default: X)``, ``(default: off)`` for switches,
+    ``(required)`` for required flags."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "(default" in text:
+            return text
+        if action.required:
+            return f"{text} (required)"
+        if action.nargs == 0 and not isinstance(action, argparse._HelpAction | argparse._VersionAction):
+            return f"{text} (default: off)"
+        return super()._get_help_string(action)
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``ModelConfig`` field marked ``cli``: ``--no-<name>`` for options on by default."""
+    group = parser.add_argument_group("model options (ModelConfig)")
+    for option in dataclasses.fields(ModelConfig):
+        meta = option.metadata
+        if not meta.get("cli"):
+            continue
+        flag = "--" + option.name.replace("_", "-")
+        if isinstance(option.default, bool):
+            group.add_argument(f"--no-{option.name.replace('_', '-')}", dest=option.name, action="store_false",
+                               help=f"turn off {meta['help']}")
+            continue
+        group.add_argument(flag, dest=option.name, default=option.default, help=meta["help"],
+                           type=meta.get("type", type(option.default)), choices=meta.get("choices"), nargs=meta.get("nargs"))
+
+
+def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
+    """The ``ModelConfig`` of parsed ``cga train`` flags (fields without a flag keep their defaults)."""
+    return ModelConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ModelConfig) if f.metadata.get("cli")})
 
 
 def _synth(args) -> None:
@@ -20,11 +66,8 @@ def _train(args) -> None:
     config = TrainConfig(
         data=args.data, out=args.out, epochs=args.epochs, crop=tuple(args.crop), batch_size=args.batch_size, lr=args.lr,
         val_fraction=args.val_fraction, seed=args.seed, workers=args.workers, device=args.device,
-        base_channels=args.base_channels, norm=args.norm, sam=not args.no_sam, intra=not args.no_intra,
-        intra_classes=args.intra_classes, inter=not args.no_inter, attention_rate=args.attention_rate,
-        mask_mode=args.mask_mode, dropout=args.dropout, attention_weight=args.attention_weight,
-        inter_weight=args.inter_weight, inter_form=args.inter_form, inter_start_epoch=args.inter_start_epoch,
-        inter_sign=-1.0 if args.reverse_inter else 1.0,
+        model=model_config_from_args(args), attention_weight=args.attention_weight, inter_weight=args.inter_weight,
+        inter_form=args.inter_form, inter_start_epoch=args.inter_start_epoch, inter_sign=-1.0 if args.reverse_inter else 1.0,
     )
     _, record = train(config, resume=args.resume)
     print(f"done: {record}; checkpoints in {args.out}")
@@ -50,61 +93,66 @@ def _evaluate(args) -> None:
     print(f"metrics: {out}\nplot: {png}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cga", description="CGA U-Net: synthesise, train, predict, evaluate (BraTS layout)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("synth", help="write a synthetic BraTS-layout cohort")
-    p.add_argument("out")
-    p.add_argument("--cases", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shape", type=int, nargs=3, default=(64, 64, 48), metavar=("X", "Y", "Z"))
+def _add_synth(sub) -> None:
+    p = sub.add_parser("synth", help="write a synthetic BraTS-layout cohort", formatter_class=HelpFormatter)
+    p.add_argument("out", help="folder for the case folders <ID>/<ID>_{flair,t1,t1ce,t2,seg}.nii.gz")
+    p.add_argument("--cases", type=int, default=10, help="number of cases")
+    p.add_argument("--seed", type=int, default=0, help="seed of the cohort (same seed, same cases)")
+    p.add_argument("--shape", type=int, nargs=3, default=(64, 64, 48), metavar=("X", "Y", "Z"), help="volume size in voxels (1 mm)")
     p.set_defaults(func=_synth)
 
-    p = sub.add_parser("train", help="train a CGA U-Net (use torchrun --nproc_per_node=N for DDP)")
-    p.add_argument("--data", required=True)
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a CGA U-Net (use torchrun --nproc_per_node=N for DDP)", formatter_class=HelpFormatter)
+    p.add_argument("--data", required=True, help="folder of BraTS case folders")
     p.add_argument("--out", required=True, help="run folder (last.pt, best.pt, metrics.jsonl, curves.png)")
-    p.add_argument("--epochs", type=int, default=500)
-    p.add_argument("--crop", type=int, nargs=3, default=(128, 128, 128))
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--epochs", type=int, default=500, help="training epochs (poly learning rate over them)")
+    p.add_argument("--crop", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="random crop size (multiples of 8)")
+    p.add_argument("--batch-size", type=int, default=8, help="crops per step (per process under DDP)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate at epoch 0")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of the cases held out for validation Dice")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the initial weights and every epoch's data order")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (0: load in the main process)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--base-channels", type=int, default=16)
-    p.add_argument("--norm", choices=("gn", "bn", "in", "sync_bn"), default="gn")
-    p.add_argument("--no-sam", action="store_true", help="baseline U-Net")
-    p.add_argument("--no-intra", action="store_true")
-    p.add_argument("--no-inter", action="store_true")
-    p.add_argument("--intra-classes", type=int, nargs="+", default=None)
-    p.add_argument("--attention-rate", type=int, choices=(8, 4, 2), default=8)
-    p.add_argument("--mask-mode", choices=("hard", "soft"), default="hard")
-    p.add_argument("--dropout", type=float, default=0.2)
-    p.add_argument("--attention-weight", type=float, default=1.0, help="1 = paper, 20 = released code")
-    p.add_argument("--inter-weight", type=float, default=0.1)
-    p.add_argument("--inter-form", choices=("paper", "official"), default="paper")
-    p.add_argument("--inter-start-epoch", type=int, default=20)
-    p.add_argument("--reverse-inter", action="store_true", help="'Baseline - Inter': minimise the inter-class distance")
+    add_model_flags(p)
+    loss = p.add_argument_group("loss options (CGALoss)")
+    loss.add_argument("--attention-weight", type=float, default=1.0, help="weight of the attention MSE: 1 = paper, 20 = released code")
+    loss.add_argument("--inter-weight", type=float, default=0.1, help="weight of the inter-class term")
+    loss.add_argument("--inter-form", choices=("paper", "official"), default="paper", help="inter-class loss: paper formula or released code's")
+    loss.add_argument("--inter-start-epoch", type=int, default=20, help="first epoch (0-based) with the inter-class term")
+    loss.add_argument("--reverse-inter", action="store_true", help="'Baseline - Inter': minimise the inter-class distance")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("predict", help="segment cases, writing <ID>.nii.gz and an overlay PNG")
-    p.add_argument("--checkpoint", required=True)
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="segment cases, writing <ID>.nii.gz and an overlay PNG", formatter_class=HelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="a best.pt or last.pt of cga train")
     p.add_argument("--input", required=True, help="a case folder or a folder of case folders")
-    p.add_argument("--out", required=True)
-    p.add_argument("--roi", type=int, nargs=3, default=(128, 128, 128))
-    p.add_argument("--overlap", type=float, default=0.5)
+    p.add_argument("--out", required=True, help="folder for <ID>.nii.gz and <ID>_overlay.png")
+    p.add_argument("--roi", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="sliding-window size")
+    p.add_argument("--overlap", type=float, default=0.5, help="overlap of neighbouring windows, as a fraction of the window")
     p.add_argument("--tta", action="store_true", help="average over the 8 axis flips")
     p.add_argument("--probs", action="store_true", help="also write <ID>_prob.nii.gz")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=_predict)
 
-    p = sub.add_parser("evaluate", help="BraTS metrics of predictions against ground truth")
-    p.add_argument("--pred", required=True)
-    p.add_argument("--gt", required=True)
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="BraTS metrics of predictions against ground truth", formatter_class=HelpFormatter)
+    p.add_argument("--pred", required=True, help="folder of <ID>.nii.gz predictions")
+    p.add_argument("--gt", required=True, help="folder of case folders with <ID>_seg.nii.gz")
     p.add_argument("--out", required=True, help="CSV path (a PNG is written beside it)")
     p.set_defaults(func=_evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cga", description="CGA U-Net: synthesise, train, predict, evaluate (BraTS layout)",
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for add in (_add_synth, _add_train, _add_predict, _add_evaluate):
+        add(sub)
     return parser
 
 

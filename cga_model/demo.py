@@ -10,31 +10,36 @@ import argparse
 import time
 from pathlib import Path
 
+from .data.synth import synthesize_cohort
 from .evaluation.evaluate import evaluate_folder, format_table, plot_distribution, write_csv
 from .inference.predict import predict_folder
-from .data.synth import synthesize_cohort
+from .nn.config import ModelConfig
 from .training.loop import TrainConfig, train
+
+# the training and held-out cohorts come from different seeds, so held-out cases are never seen in training
+TRAIN_COHORT_SEED, TEST_COHORT_SEED, TRAINING_SEED = 1, 2, 0
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="demo_out")
-    parser.add_argument("--train-cases", type=int, default=20)
-    parser.add_argument("--test-cases", type=int, default=8)
-    parser.add_argument("--shape", type=int, nargs=3, default=(64, 64, 48))
-    parser.add_argument("--epochs", type=int, default=24)
-    parser.add_argument("--base-channels", type=int, default=8)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--out", default="demo_out", help="folder for the cohorts, the run, predictions and metrics")
+    parser.add_argument("--train-cases", type=int, default=20, help="synthetic training cases")
+    parser.add_argument("--test-cases", type=int, default=8, help="synthetic held-out cases")
+    parser.add_argument("--shape", type=int, nargs=3, default=(64, 64, 48), metavar=("X", "Y", "Z"), help="volume size")
+    parser.add_argument("--epochs", type=int, default=24, help="training epochs")
+    parser.add_argument("--base-channels", type=int, default=8, help="c of the CGA U-Net")
     args = parser.parse_args(argv)
     out, start = Path(args.out), time.time()
 
     print(f"[1/4] synthesising {args.train_cases} training and {args.test_cases} held-out cases")
-    synthesize_cohort(out / "train", args.train_cases, seed=1, shape=args.shape)
-    synthesize_cohort(out / "test", args.test_cases, seed=2, shape=args.shape)
+    synthesize_cohort(out / "train", args.train_cases, seed=TRAIN_COHORT_SEED, shape=args.shape)
+    synthesize_cohort(out / "test", args.test_cases, seed=TEST_COHORT_SEED, shape=args.shape)
 
     print(f"[2/4] training a CGA U-Net (base {args.base_channels} channels) for {args.epochs} epochs on the CPU")
     config = TrainConfig(
         data=str(out / "train"), out=str(out / "run"), epochs=args.epochs, crop=(48, 48, 48), batch_size=2,
-        val_fraction=0.2, base_channels=args.base_channels, inter_start_epoch=args.epochs // 2, lr=3e-3, seed=0,
+        val_fraction=0.2, model=ModelConfig(base_channels=args.base_channels), inter_start_epoch=args.epochs // 2, lr=3e-3,
+        seed=TRAINING_SEED,
     )
     train(config)
 

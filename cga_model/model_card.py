@@ -3,29 +3,18 @@
 FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` running the model on the *meta*
 device (shapes only: no memory, no time; the ``cga::`` ops have fake kernels). FlopCounterMode
 counts convolutions (2 FLOPs per multiply-add, bias, norms and activations not counted); the
-paper's "FLOPs" are multiply-adds, i.e. half of that. FlopCounterMode knows nothing of the
-``cga::`` custom ops, so their formulas are supplied here (``CGA_FLOP_FORMULAS``), in the same
-convention (a multiply-add is 2 FLOPs, an add or a divide is 1):
-
-- hard update ``x (B, C, N)``: sum per class ``B C N`` + divide ``B K C`` + residual add ``B C N``
-  (the scatter is a gather: 0);
-- soft update, weights ``(B, K, N)``: pooling ``2 B K C N`` + counts ``B K N`` + divide ``B K C``
-  + scatter ``2 B K C N`` + residual ``B C N``;
-- plain pool / scatter: the corresponding parts.
-
-They are below 0.01 % of the network at 128^3.
+paper's "FLOPs" are multiply-adds, i.e. half of that. The ``cga::`` custom ops are counted
+with their formulas in ``cga_kernels.flops`` (through ``cga_model.nn.cost``).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-import cga_kernels  # noqa: F401  (loads the cga:: ops)
-
+from .nn.config import ModelConfig
+from .nn.cost import flop_counter, params_of
 from .nn.network import CGAUNet
 
 VARIANTS = {
@@ -37,55 +26,7 @@ VARIANTS = {
 }
 
 # the paper's numbers (Table 3 for the SAM, section 4.3 for the whole network), in multiply-adds
-PAPER = {"params": 4.77e6, "gmacs": 151.12, "sam": {8: (0.675, 0.095e6), 4: (1.97, 0.034e6), 2: (2.89, 0.01e6)}}
-
-
-def _n(shape) -> int:
-    return math.prod(shape)
-
-
-def _pool_hard(x, labels, num_classes, *, out_shape=None, **_):
-    b, c, n = x
-    return b * c * n + b * num_classes * c
-
-
-def _pool_soft(x, weights, *, out_shape=None, **_):
-    b, c, n = x
-    k = weights[1]
-    return 2 * b * k * c * n + b * k * n + b * k * c
-
-
-def _scatter_hard(proto, labels, *, out_shape=None, **_):
-    return 0
-
-
-def _scatter_soft(proto, weights, *, out_shape=None, **_):
-    b, k, c = proto
-    return 2 * b * k * c * weights[2]
-
-
-def _update_hard(x, labels, active, residual, *, out_shape=None, **_):
-    b, c, n = x
-    return _pool_hard(x, labels, active[0]) + (b * c * n if residual else 0)
-
-
-def _update_soft(x, weights, active, residual, *, out_shape=None, **_):
-    b, c, n = x
-    return _pool_soft(x, weights) + 2 * b * weights[1] * c * n + (b * c * n if residual else 0)
-
-
-def cga_flop_formulas() -> dict:
-    """``{torch.ops.cga.<op>: formula}`` for ``FlopCounterMode(custom_mapping=...)`` (forward ops only)."""
-    ops = torch.ops.cga
-    table = {
-        "pool_hard": _pool_hard,
-        "pool_soft": _pool_soft,
-        "scatter_hard": _scatter_hard,
-        "scatter_soft": _scatter_soft,
-        "intra_update_hard": _update_hard,
-        "intra_update_soft": _update_soft,
-    }
-    return {getattr(ops, name): f for name, f in table.items() if hasattr(ops, name)}
+PAPER = {"gmacs": 151.12, "sam": {8: (0.675, 0.095e6), 4: (1.97, 0.034e6), 2: (2.89, 0.01e6)}}
 
 
 def count(config: dict, size=(128, 128, 128), batch: int = 1, in_channels: int = 4) -> dict:
@@ -96,11 +37,11 @@ def count(config: dict, size=(128, 128, 128), batch: int = 1, in_channels: int =
     attention convs + update) and ``cga_op_flops`` (the custom ops alone).
     """
     with torch.device("meta"):
-        model = CGAUNet(in_channels=in_channels, **config)
+        model = CGAUNet(ModelConfig(in_channels=in_channels, **config))
         x = torch.empty(batch, in_channels, *size)
-    params = sum(p.numel() for p in model.parameters())
-    sam_params = sum(p.numel() for p in model.sam.parameters()) if model.sam is not None else 0
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=cga_flop_formulas()) as counter:
+    params = params_of(model)
+    sam_params = params_of(model.sam) if model.sam is not None else 0
+    with torch.no_grad(), flop_counter() as counter:
         model(x)
     flops = counter.get_total_flops()
     per_module = counter.get_flop_counts()

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmarks.measure import flops_of, params_of, saved_bytes_of
 from cga_model.data.dataset import normalize
 from cga_model.data.labels import labels_to_classes
 from cga_model.data.synth import synthesize_case
+from cga_model.nn.cost import flops_of, params_of, saved_bytes_of
 
 
 def cost(fn, x, model) -> dict:
-    """Parameters, forward FLOPs and bytes saved for backward of ``fn(x)`` (the benchmarks' measures)."""
+    """Parameters, forward FLOPs and bytes saved for backward of ``fn(x)`` (``cga_model.nn.cost``, as the benchmarks)."""
     return {"params": params_of(model), "flops": flops_of(fn, x), "saved_bytes": saved_bytes_of(fn, x)}
 
 
@@ -46,7 +46,6 @@ def synthetic_batch(batch: int = 2, size: int = 32, seed: int = 0):
     images, labels = [], []
     for i in range(batch):
         image, seg = synthesize_case((size, size, size), seed=seed + i)
-        modality = image[[0, 2, 1, 3]]  # flair, t1ce, t1, t2
-        images.append(normalize(modality))
+        images.append(normalize(image))  # modalities in the tensor order of cga_model.data.layout
         labels.append(labels_to_classes(seg).astype(np.int64))
     return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(labels))

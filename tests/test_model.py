@@ -339,13 +339,14 @@ def test_torch_compile_model():
 
 
 def test_model_card_counts_at_128():
+    from cga_kernels.flops import intra_class_update_flops
     from cga_model.model_card import count, table
 
     cga, base = count({}), count({"sam": False})
     assert cga["params"] == 4_768_616 and cga["sam_params"] == 10_404 and base["params"] == 4_758_212
-    # convolutions: 303.09 GFLOPs = 151.55 G multiply-adds, as for the released network; the hard update adds
-    # 2 B C N + B K C = 1,049,088 FLOPs at the 128 x 16^3 bottleneck
-    assert cga["cga_op_flops"] == 2 * 128 * 16**3 + 4 * 128
+    # convolutions: 303.09 GFLOPs = 151.55 G multiply-adds, as for the released network; the update adds
+    # cga_kernels.flops' 4 B K C N + B C N = 8,912,896 FLOPs at the 128 x 16^3 bottleneck
+    assert cga["cga_op_flops"] == intra_class_update_flops(batch=1, classes=4, channels=128, voxels=16**3) == 8_912_896
     assert cga["flops"] - cga["cga_op_flops"] == 303_094_562_816
     assert round(cga["macs"] / 1e9, 2) == 151.55
     assert cga["flops"] - base["flops"] == cga["sam_flops"]

@@ -2,7 +2,7 @@
 
 A case folder ``<ID>/`` holds ``<ID>_{flair,t1,t1ce,t2}.nii.gz`` and optionally
 ``<ID>_seg.nii.gz``. Images become ``(4, X, Y, Z)`` float32 in the released code's modality
-order (flair, t1ce, t1, t2); labels become class indices 0..3 (``cga_model.labels``).
+order (``layout.MODALITIES``); labels become class indices 0..3 (``cga_model.labels``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .labels import labels_to_classes
+from .layout import MODALITIES
 from .nifti_io import DataError, load_nifti, read_array
-
-MODALITIES = ("flair", "t1ce", "t1", "t2")
 
 
 @dataclass

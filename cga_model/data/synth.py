@@ -17,10 +17,11 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
+from .layout import MODALITIES
 from .nifti_io import save_nifti
 
-MODALITY_FILES = ("flair", "t1", "t1ce", "t2")
-# tissue -> intensity per modality (flair, t1, t1ce, t2)
+CONTRAST_COLUMNS = ("flair", "t1", "t1ce", "t2")
+# tissue -> intensity per modality, in the order of CONTRAST_COLUMNS
 CONTRAST = {
     "wm": (0.55, 0.80, 0.80, 0.45),
     "gm": (0.65, 0.60, 0.62, 0.60),
@@ -42,7 +43,7 @@ def _ellipsoid_distance(shape, center, radii) -> np.ndarray:
 
 
 def synthesize_case(shape=(64, 64, 48), seed=0, enhancing=True):
-    """One case: ``(images (4, *shape) float32 in modality-file order flair, t1, t1ce, t2, seg (*shape) uint8)``."""
+    """One case: ``(images (4, *shape) float32 in the tensor order of layout.MODALITIES, seg (*shape) uint8)``."""
     rng = np.random.default_rng(seed)
     shape = tuple(shape)
     center = np.array(shape) / 2 + rng.uniform(-1.5, 1.5, 3)
@@ -82,7 +83,7 @@ def synthesize_case(shape=(64, 64, 48), seed=0, enhancing=True):
     images += rng.normal(0, 0.03, images.shape).astype(np.float32)
     images[:, ~brain] = 0  # skull-stripped: background exactly 0
     np.clip(images, 0, None, out=images)
-    return images, seg
+    return images[[CONTRAST_COLUMNS.index(m) for m in MODALITIES]], seg
 
 
 def synthesize_cohort(out, cases: int = 10, seed: int = 0, shape=(64, 64, 48), no_enhancing_fraction: float = 0.2, progress: bool = True):
@@ -99,8 +100,8 @@ def synthesize_cohort(out, cases: int = 10, seed: int = 0, shape=(64, 64, 48), n
         images, seg = synthesize_case(shape, case_seed, enhancing)
         folder = out / case_id
         folder.mkdir(exist_ok=True)
-        for m, name in enumerate(MODALITY_FILES):
-            save_nifti(folder / f"{case_id}_{name}.nii.gz", np.round(images[m] * 1000).astype(np.int16), affine)
+        for name, image in zip(MODALITIES, images):
+            save_nifti(folder / f"{case_id}_{name}.nii.gz", np.round(image * 1000).astype(np.int16), affine)
         save_nifti(folder / f"{case_id}_seg.nii.gz", seg, affine)
         ids.append(case_id)
     return ids

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from ..data.labels import REGIONS
 from .metrics import METRICS, case_metrics, summarize
 from ..data.nifti_io import DataError, atomic_write, load_nifti, read_array
+from .plots import pyplot, save_png
 
 VALID_LABELS = {0, 1, 2, 3, 4}
 
@@ -77,11 +78,7 @@ def format_table(rows: list[dict]) -> str:
 
 def plot_distribution(rows: list[dict], path) -> None:
     """Box plots of per-case Dice and HD95 per region, saved atomically as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, metric in zip(axes, ("dice", "hd95")):
         ax.boxplot([[r[f"{reg}_{metric}"] for r in rows] for reg in REGIONS], showmeans=True)
@@ -90,5 +87,4 @@ def plot_distribution(rows: list[dict], path) -> None:
         ax.grid(alpha=0.3)
     axes[1].set_ylabel("mm")
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    save_png(fig, path, dpi=110)

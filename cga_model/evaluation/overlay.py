@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.nifti_io import atomic_write
+from .plots import pyplot, save_png
 
 COLOURS = {1: (1.0, 0.2, 0.2), 2: (0.2, 0.9, 0.2), 4: (1.0, 0.9, 0.1)}  # necrosis red, edema green, ET yellow
 
@@ -21,11 +21,7 @@ def _blend(flair_slice: np.ndarray, labels_slice: np.ndarray) -> np.ndarray:
 
 def save_overlay(path, flair: np.ndarray, pred: np.ndarray, truth: np.ndarray | None = None, title: str = "") -> None:
     """``flair``, ``pred``, ``truth``: ``(X, Y, Z)`` volumes; labels in {0, 1, 2, 4}."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     reference = truth if truth is not None and truth.any() else pred
     z = int(np.argmax((reference > 0).sum(axis=(0, 1)))) if reference.any() else flair.shape[2] // 2
     panels = [("prediction", pred)] + ([("ground truth", truth)] if truth is not None else [])
@@ -36,5 +32,4 @@ def save_overlay(path, flair: np.ndarray, pred: np.ndarray, truth: np.ndarray | 
         ax.axis("off")
     fig.suptitle(f"{title}  red: necrosis, green: edema, yellow: enhancing")
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
-    plt.close(fig)
+    save_png(fig, path, dpi=90)

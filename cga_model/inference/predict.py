@@ -9,12 +9,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..nn.checkpoint import check_compatible, load_checkpoint
 from ..data.dataset import find_cases, load_case, normalize, pad_to_multiple
 from ..data.labels import classes_to_labels
 from ..data.nifti_io import DataError, safe_case_path, save_nifti
 from ..evaluation.overlay import save_overlay
-from ..training.loop import build_model
+from ..nn.checkpoint import load_model
+from ..nn.config import SIZE_MULTIPLE
 
 
 def gaussian_weight(roi, sigma_scale: float = 0.125) -> torch.Tensor:
@@ -35,7 +35,7 @@ def _starts(size: int, window: int, step: int) -> list[int]:
 def sliding_window_probs(model, image: torch.Tensor, roi, overlap: float = 0.5) -> torch.Tensor:
     """Class probabilities ``(K, *S)`` of ``image (C, *S)``, windows of ``roi`` blended with Gaussian weights.
 
-    ``S`` and ``roi`` must be multiples of 8; a volume no larger than ``roi`` is one forward pass.
+    ``S`` and ``roi`` must be multiples of ``SIZE_MULTIPLE`` (8); a volume no larger than ``roi`` is one forward pass.
     """
     spatial = image.shape[1:]
     roi = [min(r, s) for r, s in zip(roi, spatial)]
@@ -67,21 +67,6 @@ def predict_probs(model, image: torch.Tensor, roi, overlap: float = 0.5, tta: bo
     return total / len(flips)
 
 
-def load_model(checkpoint, device="cpu", expected_config: dict | None = None):
-    """Rebuild the network from a checkpoint's saved config and load its weights (weights_only)."""
-    state = load_checkpoint(checkpoint)
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise ValueError(f"{checkpoint} is not a cga training checkpoint (needs 'model' and 'config')")
-    if expected_config is not None:
-        check_compatible(state["config"], expected_config, checkpoint)
-    model = build_model(state["config"])
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        raise ValueError(f"checkpoint {checkpoint} does not match its own configuration: {err}") from err
-    return model.to(device).eval(), state["config"]
-
-
 def predict_folder(checkpoint, input_path, out_dir, roi=(128, 128, 128), overlap=0.5, tta=False, save_probs=False,
                    device="cpu", progress=True) -> list[Path]:
     """Predict every case under ``input_path``; writes ``<ID>.nii.gz`` (uint8 {0,1,2,4}) and ``<ID>_overlay.png``."""
@@ -95,13 +80,13 @@ def predict_folder(checkpoint, input_path, out_dir, roi=(128, 128, 128), overlap
     except OSError as err:
         raise DataError(f"output folder is not writable: {out_dir} ({err})") from err
     model, _ = load_model(checkpoint, device)
-    roi = [max(8, r - r % 8) for r in roi]
+    roi = [max(SIZE_MULTIPLE, r - r % SIZE_MULTIPLE) for r in roi]
     written = []
     for folder in tqdm(cases, desc="predict", disable=not progress):
         case = load_case(folder, with_labels=True)
         target = safe_case_path(out_dir, case.case_id, ".nii.gz")
         shape = case.image.shape[1:]
-        image = torch.from_numpy(pad_to_multiple(normalize(case.image.copy()), 8)).to(device)
+        image = torch.from_numpy(pad_to_multiple(normalize(case.image.copy()), SIZE_MULTIPLE)).to(device)
         probs = predict_probs(model, image, roi, overlap, tta)[(slice(None),) + tuple(slice(0, s) for s in shape)]
         labels = classes_to_labels(probs.argmax(0).cpu().numpy())
         header = case.reference.header.copy()

@@ -51,7 +51,7 @@ class AttentionPath(nn.Module):
     S is a multiple of ``r``); 3-wide kernels, padding 1, ``spatial_dims`` 1, 2 or 3.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, rate: int = 8, width: int = 16, spatial_dims: int = 3):
+    def __init__(self, in_channels: int, num_classes: int, *, rate: int = 8, width: int = 16, spatial_dims: int = 3):
         super().__init__()
         if rate not in PATH_STRIDES or isinstance(rate, bool):
             raise ValueError(f"attention_rate must be one of {sorted(PATH_STRIDES)}, got {rate!r}")
@@ -96,6 +96,7 @@ class SAM(nn.Module):
         self,
         in_channels: int,
         num_classes: int,
+        *,
         rate: int = 8,
         mask_mode: str = "hard",
         intra: bool = True,
@@ -121,7 +122,7 @@ class SAM(nn.Module):
         self.num_classes = num_classes
         self.mask_mode = mask_mode
         self.intra, self.inter = bool(intra), bool(inter)
-        self.attention_path = AttentionPath(in_channels, num_classes, rate, width)
+        self.attention_path = AttentionPath(in_channels, num_classes, rate=rate, width=width)
         self.update = ck.IntraClassUpdate(num_classes, mode=mask_mode, residual=True, classes=intra_classes) if intra else None
 
     def forward(self, features: torch.Tensor, image: torch.Tensor) -> SAMOutput:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
 
 from ..data.nifti_io import atomic_write
-
-# config keys that change the network's shape: a checkpoint must match them to be loaded
-MODEL_KEYS = ("in_channels", "num_classes", "base_channels", "norm", "sam", "intra", "intra_classes", "inter", "attention_rate", "mask_mode")
+from .config import ModelConfig
+from .network import CGAUNet
 
 
 def save_checkpoint(path, **state) -> None:
@@ -28,15 +28,40 @@ def load_checkpoint(path) -> dict:
         raise ValueError(f"cannot load checkpoint {path} (weights_only=True): {err}") from err
 
 
-def model_config(config: dict) -> dict:
-    """The network-shaping subset of a training config."""
-    return {k: config[k] for k in MODEL_KEYS if k in config}
+def saved_model_config(state: dict, path) -> ModelConfig:
+    """The ``ModelConfig`` a training checkpoint was made with (``state["config"]["model"]``).
+
+    Checkpoints of version 0.1.0 kept the model options flat in ``state["config"]``; they are read too.
+    """
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise ValueError(f"{path} is not a cga training checkpoint (needs 'model' and 'config')")
+    config = state["config"]
+    if isinstance(config.get("model"), dict):
+        return ModelConfig.from_dict(config["model"], source=str(path))
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    return ModelConfig.from_dict({k: v for k, v in config.items() if k in names}, source=str(path))
 
 
-def check_compatible(saved: dict, wanted: dict, path) -> None:
-    """Refuse a checkpoint from another network configuration, naming the differing keys."""
-    a, b = model_config(saved), model_config(wanted)
-    diff = {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
+def check_compatible(saved: ModelConfig, wanted: ModelConfig, path) -> None:
+    """Refuse a checkpoint from another model configuration, naming the differing options."""
+    a, b = saved.to_dict(), wanted.to_dict()
+    diff = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
     if diff:
         details = ", ".join(f"{k}: checkpoint {v[0]!r} vs requested {v[1]!r}" for k, v in sorted(diff.items()))
         raise ValueError(f"checkpoint {path} is from another model configuration ({details})")
+
+
+def load_model(checkpoint, device="cpu"):
+    """Rebuild the network from a training checkpoint's ``ModelConfig`` and load its weights (weights_only).
+
+    Returns ``(model in eval mode on device, the checkpoint's training config dict)``.
+    """
+    state = load_checkpoint(checkpoint)
+    if not isinstance(state, dict) or "model" not in state:
+        raise ValueError(f"{checkpoint} is not a cga training checkpoint (needs 'model' and 'config')")
+    model = CGAUNet.from_config(saved_model_config(state, checkpoint))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {checkpoint} does not match its own configuration: {err}") from err
+    return model.to(device).eval(), state["config"]

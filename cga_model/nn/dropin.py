@@ -51,9 +51,11 @@ class CategoryGuidedAttention(nn.Module):
             needs ``feature_channels``).
         mode: ``"hard"`` (argmax) or ``"soft"`` (softmax, differentiable) masks.
         classes: restrict the update to these classes.
+
+    ``detach()`` removes the hook (``hook_handle``) and gives the host network back unchanged.
     """
 
-    def __init__(self, network: nn.Module, module_name: str, num_classes: int, head: str = "input",
+    def __init__(self, network: nn.Module, module_name: str, num_classes: int, *, head: str = "input",
                  in_channels: Optional[int] = None, rate: Optional[int] = None, feature_channels: Optional[int] = None,
                  spatial_dims: int = 3, mode: str = "hard", classes=None):
         super().__init__()
@@ -64,7 +66,7 @@ class CategoryGuidedAttention(nn.Module):
         if head == "input":
             if in_channels is None or rate is None:
                 raise ValueError("head='input' needs in_channels and rate (input size / feature-map size)")
-            self.head = AttentionPath(in_channels, num_classes, rate, spatial_dims=spatial_dims)
+            self.head = AttentionPath(in_channels, num_classes, rate=rate, spatial_dims=spatial_dims)
         elif head == "feature":
             if feature_channels is None:
                 raise ValueError("head='feature' needs feature_channels (channels of the hooked feature map)")
@@ -76,7 +78,12 @@ class CategoryGuidedAttention(nn.Module):
         self.update = ck.IntraClassUpdate(num_classes, mode=mode, classes=classes)
         self._image: Optional[torch.Tensor] = None
         self._extras = None
-        modules[module_name].register_forward_hook(self._hook)
+        self.hook_handle = modules[module_name].register_forward_hook(self._hook)
+
+    def detach(self) -> nn.Module:
+        """Remove the forward hook and return the host network, as it was before wrapping."""
+        self.hook_handle.remove()
+        return self.network
 
     def _hook(self, module, args, output):
         if self._image is None:  # the host called on its own, outside this wrapper: leave it untouched

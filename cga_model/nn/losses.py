@@ -137,6 +137,7 @@ class CGALoss(nn.Module):
 
     def __init__(
         self,
+        *,
         dice_weight: float = 1.0,
         attention_weight: float = 1.0,
         inter_weight: float = 0.1,

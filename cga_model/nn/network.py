@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence
+import dataclasses
+from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
 
-from .attention import ATTENTION_STRIDES, MASK_MODES, SAM
-from .blocks import DownConv, InitConv, ResBlock, UpBlock, make_norm
-
-#: Spatial sizes must be multiples of this: three stride-2 encoder levels (and the SAM's rate <= 8).
-SIZE_MULTIPLE = 8
+from .attention import SAM
+from .blocks import DownConv, InitConv, ResBlock, UpBlock
+from .config import SIZE_MULTIPLE, ModelConfig
 
 
 class CGAOutput(NamedTuple):
@@ -47,7 +46,10 @@ class CGAUNet(nn.Module):
     EnBlock3 output, rate 2 -> EnBlock2 output. The updated map continues down the encoder
     and is the skip connection of its level.
 
-    Args:
+    Built from a ``ModelConfig`` (``CGAUNet(config)``, ``CGAUNet.from_config(saved_dict)``); keyword
+    options override its fields (``CGAUNet(base_channels=8)``); ``CGAUNet()`` is the paper's network.
+
+    Options (fields of ``ModelConfig``):
         in_channels: image channels (4 MR sequences).
         num_classes: K (4: background + three tumour classes).
         base_channels: c (16 in the paper).
@@ -68,34 +70,14 @@ class CGAUNet(nn.Module):
     has 4,768,617: one extra scalar parameter that its forward never uses.
     """
 
-    def __init__(
-        self,
-        in_channels: int = 4,
-        num_classes: int = 4,
-        base_channels: int = 16,
-        norm: str = "gn",
-        sam: bool = True,
-        intra: bool = True,
-        intra_classes: Optional[Sequence[int]] = None,
-        inter: bool = True,
-        attention_rate: int = 8,
-        mask_mode: str = "hard",
-        dropout: float = 0.2,
-        attention_channels: int = 16,
-    ):
+    def __init__(self, config: Optional[ModelConfig] = None, **options):
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("num_classes", num_classes), ("base_channels", base_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if attention_rate not in ATTENTION_STRIDES or isinstance(attention_rate, bool):
-            raise ValueError(f"attention_rate must be one of {sorted(ATTENTION_STRIDES)}, got {attention_rate!r}")
-        if mask_mode not in MASK_MODES:
-            raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
-        make_norm(norm, 8)  # validates ``norm`` before anything is built
-        c = base_channels
-        self.in_channels, self.num_classes, self.base_channels = in_channels, num_classes, base_channels
-        self.attention_rate, self.mask_mode = attention_rate, mask_mode
-        self.init_conv = InitConv(in_channels, c, dropout)
+        config = dataclasses.replace(config or ModelConfig(), **options)
+        self.config = config
+        c, norm = config.base_channels, config.norm
+        self.in_channels, self.num_classes, self.base_channels = config.in_channels, config.num_classes, c
+        self.attention_rate, self.mask_mode = config.attention_rate, config.mask_mode
+        self.init_conv = InitConv(config.in_channels, c, config.dropout)
         self.en_block1 = ResBlock(c, norm)
         self.en_down1 = DownConv(c, 2 * c)
         self.en_block2 = nn.Sequential(*[ResBlock(2 * c, norm) for _ in range(2)])
@@ -109,8 +91,18 @@ class CGAUNet(nn.Module):
         self.de_block2 = ResBlock(2 * c, norm)
         self.de_up1 = UpBlock(2 * c, c)
         self.de_block1 = ResBlock(c, norm)
-        self.end_conv = nn.Conv3d(c, num_classes, kernel_size=1)
-        self.sam: Optional[SAM] = None if not sam else SAM(in_channels, num_classes, attention_rate, mask_mode, intra, intra_classes, inter, attention_channels)
+        self.end_conv = nn.Conv3d(c, config.num_classes, kernel_size=1)
+        self.sam: Optional[SAM] = None
+        if config.sam:
+            self.sam = SAM(
+                config.in_channels, config.num_classes, rate=config.attention_rate, mask_mode=config.mask_mode,
+                intra=config.intra, intra_classes=config.intra_classes, inter=config.inter, width=config.attention_channels,
+            )
+
+    @classmethod
+    def from_config(cls, config) -> "CGAUNet":
+        """Build from a ``ModelConfig`` or its ``to_dict()`` form (as stored in checkpoints)."""
+        return cls(config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config))
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ``ValueError``/``TypeError`` unless ``x`` is a floating ``(B, in_channels, D, H, W)`` with D, H, W multiples of 8."""

@@ -6,6 +6,9 @@ folder, validation Dice (WT/TC/ET) per epoch, ``last.pt`` every epoch and ``best
 written atomically. ``resume=True`` continues after the epoch stored in ``last.pt``; every
 epoch seeds its own RNG streams from ``(seed, epoch, rank)``, so a resumed run repeats the
 same data order and augmentations as an uninterrupted one.
+
+``train`` is three named steps: ``set_up`` (model, optimiser, data, resume), ``train_one_epoch``
+and ``end_of_epoch`` (validation, checkpoints, log, curves).
 """
 
 from __future__ import annotations
@@ -21,22 +24,32 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from ..nn.checkpoint import check_compatible, load_checkpoint, model_config, save_checkpoint
 from ..data.dataset import BratsDataset, find_cases, load_case, make_loader, normalize, pad_to_multiple
-from ..nn.losses import CGALoss
-from ..evaluation.metrics import dice, region_mask
 from ..data.labels import classes_to_labels
+from ..evaluation.metrics import dice, region_mask
+from ..nn.checkpoint import check_compatible, load_checkpoint, save_checkpoint, saved_model_config
+from ..nn.config import SIZE_MULTIPLE, ModelConfig
+from ..nn.losses import CGALoss
 from ..nn.network import CGAUNet
+from .curves import plot_curves
+from .distributed import DistributedRun
+
+# Seeds of a run: epoch e on rank r draws from (seed * RUN_SEED_STRIDE + e * EPOCH_SEED_STRIDE + r) mod SEED_MODULUS,
+# and its loader shuffles with seed * LOADER_SEED_STRIDE + e; so a resumed epoch repeats its data and augmentations.
+RUN_SEED_STRIDE = 1_000_003
+EPOCH_SEED_STRIDE = 101
+LOADER_SEED_STRIDE = 7919
+SEED_MODULUS = 2**31
+LOSS_TERMS = ("loss", "dice", "attention", "inter")  # the fields of LossTerms, as logged
 
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; saved in every checkpoint (as a plain dict)."""
+    """Everything a run needs; saved in every checkpoint (``to_dict``)."""
 
     data: str
     out: str
@@ -49,19 +62,8 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     device: str = "cpu"
-    # model
-    in_channels: int = 4
-    num_classes: int = 4
-    base_channels: int = 16
-    norm: str = "gn"
-    sam: bool = True
-    intra: bool = True
-    intra_classes: Optional[list] = None
-    inter: bool = True
-    attention_rate: int = 8
-    mask_mode: str = "hard"
-    dropout: float = 0.2
-    # loss
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # loss (CGALoss)
     dice_weight: float = 1.0
     attention_weight: float = 1.0
     inter_weight: float = 0.1
@@ -72,9 +74,15 @@ class TrainConfig:
     max_bad_steps: int = 10
     val_cases: list = field(default_factory=list)
 
+    def to_dict(self) -> dict:
+        """Plain types only, as stored in checkpoints (``config["model"]`` is ``ModelConfig.to_dict()``)."""
+        return {**asdict(self), "model": self.model.to_dict()}
 
-def build_model(config: dict) -> CGAUNet:
-    return CGAUNet(dropout=config.get("dropout", 0.2), **model_config(config))
+    def make_loss(self) -> CGALoss:
+        return CGALoss(
+            dice_weight=self.dice_weight, attention_weight=self.attention_weight, inter_weight=self.inter_weight,
+            inter_form=self.inter_form, inter_start_epoch=self.inter_start_epoch, inter_sign=self.inter_sign,
+        )
 
 
 def split_cases(cases: list[Path], val_fraction: float, seed: int):
@@ -89,20 +97,12 @@ def poly_lr(epoch: int, epochs: int, power: float = 0.9) -> float:
     return (1 - epoch / epochs) ** power
 
 
-class _Dist:
-    """Process-group facts: rank, world size, whether this process logs and saves."""
-
-    def __init__(self, device: str):
-        self.enabled = int(os.environ.get("WORLD_SIZE", "1")) > 1
-        if self.enabled and not dist.is_initialized():
-            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-        self.rank = dist.get_rank() if self.enabled else 0
-        self.world = dist.get_world_size() if self.enabled else 1
-        self.main = self.rank == 0
-
-    def barrier(self):
-        if self.enabled:
-            dist.barrier()
+def seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    """Seed torch, numpy and random for one epoch on one rank."""
+    s = (seed * RUN_SEED_STRIDE + epoch * EPOCH_SEED_STRIDE + rank) % SEED_MODULUS
+    torch.manual_seed(s)
+    np.random.seed(s)
+    random.seed(s)
 
 
 @torch.no_grad()
@@ -112,7 +112,7 @@ def validate(model, case_dirs, device) -> dict:
     scores = {"WT": [], "TC": [], "ET": []}
     for folder in case_dirs:
         case = load_case(folder)
-        image = pad_to_multiple(normalize(case.image), 8)
+        image = pad_to_multiple(normalize(case.image), SIZE_MULTIPLE)
         logits = model(torch.from_numpy(image)[None].to(device)).logits[0]
         pred = classes_to_labels(logits.argmax(0).cpu().numpy())[tuple(slice(0, s) for s in case.classes.shape)]
         truth = classes_to_labels(case.classes)
@@ -122,115 +122,140 @@ def validate(model, case_dirs, device) -> dict:
     return {f"val_dice_{k}": float(np.mean(v)) if v else float("nan") for k, v in scores.items()}
 
 
-def plot_curves(log_path: Path, png_path: Path) -> None:
-    """Training loss terms and validation Dice against epoch, from metrics.jsonl."""
-    import matplotlib
+@dataclass
+class Run:
+    """The state ``set_up`` builds and the epoch steps share."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    config: TrainConfig
+    ddp: DistributedRun
+    out: Path
+    model: CGAUNet
+    net: torch.nn.Module  # the model, wrapped in DDP when distributed
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    criterion: CGALoss
+    scaler: torch.amp.GradScaler
+    dataset: BratsDataset
+    sampler: Optional[DistributedSampler]
+    val_dirs: list
+    start_epoch: int = 0
+    best: float = -1.0
+    bad_steps: int = 0
 
-    from ..data.nifti_io import atomic_write
-
-    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    epochs = [r["epoch"] for r in records]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for key in ("loss", "dice", "attention", "inter"):
-        ax1.plot(epochs, [r[key] for r in records], label=key)
-    ax1.set_xlabel("epoch"), ax1.set_title("training loss terms"), ax1.legend(), ax1.grid(alpha=0.3)
-    for key in ("val_dice_WT", "val_dice_TC", "val_dice_ET"):
-        if key in records[0]:
-            ax2.plot(epochs, [r[key] for r in records], label=key[-2:])
-    ax2.set_xlabel("epoch"), ax2.set_ylim(0, 1), ax2.set_title("validation Dice"), ax2.legend(), ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    atomic_write(png_path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
-
-
-def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
-    s = (seed * 1_000_003 + epoch * 101 + rank) % (2**31)
-    torch.manual_seed(s)
-    np.random.seed(s)
-    random.seed(s)
+    @property
+    def device(self) -> torch.device:
+        return self.ddp.device
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True):
-    """Train; returns ``(model, last epoch's log record)``. Writes into ``config.out``."""
-    ddp = _Dist(config.device)
-    device = torch.device(config.device if not (ddp.enabled and config.device.startswith("cuda")) else f"cuda:{ddp.rank}")
-    out = Path(config.out)
+def _prepare_out(out: Path, ddp: DistributedRun) -> None:
     if ddp.main:
         out.mkdir(parents=True, exist_ok=True)
         if not os.access(out, os.W_OK):
             raise PermissionError(f"output folder is not writable: {out}")
+
+
+def _resume(run: Run) -> None:
+    """Continue from ``OUT/last.pt``: weights, optimiser, scheduler, epoch and best score."""
+    path = run.out / "last.pt"
+    state = load_checkpoint(path)
+    check_compatible(saved_model_config(state, path), run.config.model, path)
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.start_epoch, run.best = state["epoch"] + 1, state["best"]
+
+
+def set_up(config: TrainConfig, resume: bool = False) -> Run:
+    """Step 1: the output folder, the case split, model, optimiser, scheduler, loss and data; then ``resume``."""
+    ddp, out = DistributedRun(config.device), Path(config.out)
+    _prepare_out(out, ddp)
     train_dirs, val_dirs = split_cases(find_cases(config.data), config.val_fraction, config.seed)
     config.val_cases = [p.name for p in val_dirs]
-    cfg = asdict(config)
-
     torch.manual_seed(config.seed)
-    model = build_model(cfg).to(device)
+    model = CGAUNet(config.model).to(ddp.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, amsgrad=True)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: poly_lr(e, config.epochs))
-    start_epoch, best = 0, -1.0
+    dataset = BratsDataset(train_dirs, crop=config.crop, augment=True, multiple=SIZE_MULTIPLE)
+    run = Run(
+        config=config, ddp=ddp, out=out, model=model, net=DistributedDataParallel(model) if ddp.enabled else model,
+        optimizer=optimizer, scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: poly_lr(e, config.epochs)),
+        criterion=config.make_loss(), scaler=torch.amp.GradScaler("cuda", enabled=ddp.device.type == "cuda"),
+        dataset=dataset, val_dirs=val_dirs,
+        sampler=DistributedSampler(dataset, num_replicas=ddp.world, rank=ddp.rank, seed=config.seed) if ddp.enabled else None,
+    )
     if resume:
-        state = load_checkpoint(out / "last.pt")
-        check_compatible(state["config"], cfg, out / "last.pt")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best = state["epoch"] + 1, state["best"]
-    net = DistributedDataParallel(model) if ddp.enabled else model
+        _resume(run)
+    return run
 
-    dataset = BratsDataset(train_dirs, crop=config.crop, augment=True)
-    sampler = DistributedSampler(dataset, num_replicas=ddp.world, rank=ddp.rank, seed=config.seed) if ddp.enabled else None
-    criterion = CGALoss(config.dice_weight, config.attention_weight, config.inter_weight, config.inter_form, config.inter_start_epoch, config.inter_sign)
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    log_path, record, bad_steps = out / "metrics.jsonl", {}, 0
 
-    for epoch in range(start_epoch, config.epochs):
-        _seed_epoch(config.seed, epoch, ddp.rank)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        loader = make_loader(dataset, config.batch_size, shuffle=True, workers=config.workers, sampler=sampler, seed=config.seed * 7919 + epoch)
-        sums = {"loss": 0.0, "dice": 0.0, "attention": 0.0, "inter": 0.0}
-        steps = 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (progress and ddp.main), leave=False)
-        for batch in bar:
-            image, labels = batch["image"].to(device), batch["labels"].to(device)
-            with torch.autocast(device.type, enabled=use_amp):
-                terms = criterion(net(image), labels, epoch)
-            if not torch.isfinite(terms.total):
-                bad_steps += 1
-                warnings.warn(f"epoch {epoch + 1}: non-finite loss ({terms.total.item()}), step skipped", RuntimeWarning)
-                if bad_steps >= config.max_bad_steps:
-                    raise RuntimeError(f"{bad_steps} non-finite losses in a row; last good checkpoint: {out / 'last.pt'}")
-                optimizer.zero_grad(set_to_none=True)
-                continue
-            bad_steps = 0
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(terms.total).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            for key, value in zip(sums, terms):
-                sums[key] += value.item()
-            steps += 1
-            bar.set_postfix({k: f"{v / steps:.3f}" for k, v in sums.items()})
-        scheduler.step()
-        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **{k: v / max(steps, 1) for k, v in sums.items()}}
-        if ddp.main:
-            if val_dirs:
-                record.update(validate(model, val_dirs, device))
-            score = np.nanmean([record.get(f"val_dice_{r}", float("nan")) for r in ("WT", "TC", "ET")]) if val_dirs else -record["loss"]
-            state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                         epoch=epoch, best=max(best, float(score)), config=cfg, rng=torch.get_rng_state(), record=record)
-            save_checkpoint(out / "last.pt", **state)
-            if score > best:
-                best = float(score)
-                save_checkpoint(out / "best.pt", **state)
-            with open(log_path, "a") as fh:
-                fh.write(json.dumps(record) + "\n")
-            plot_curves(log_path, out / "curves.png")
-            if progress:
-                tqdm.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}" for k, v in record.items()))
-        ddp.barrier()
-    return model, record
+def _train_step(run: Run, batch: dict, epoch: int):
+    """One optimiser step; returns the loss terms, or None for a skipped non-finite step."""
+    image, labels = batch["image"].to(run.device), batch["labels"].to(run.device)
+    with torch.autocast(run.device.type, enabled=run.scaler.is_enabled()):
+        terms = run.criterion(run.net(image), labels, epoch)
+    run.optimizer.zero_grad(set_to_none=True)
+    if not torch.isfinite(terms.total):
+        run.bad_steps += 1
+        warnings.warn(f"epoch {epoch + 1}: non-finite loss ({terms.total.item()}), step skipped", RuntimeWarning)
+        if run.bad_steps >= run.config.max_bad_steps:
+            raise RuntimeError(f"{run.bad_steps} non-finite losses in a row; last good checkpoint: {run.out / 'last.pt'}")
+        return None
+    run.bad_steps = 0
+    run.scaler.scale(terms.total).backward()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return terms
+
+
+def train_one_epoch(run: Run, epoch: int, progress: bool = True) -> dict:
+    """Step 2: seed the epoch, one pass over the training crops; returns the log record (mean loss terms, lr)."""
+    config = run.config
+    seed_epoch(config.seed, epoch, run.ddp.rank)
+    if run.sampler is not None:
+        run.sampler.set_epoch(epoch)
+    loader = make_loader(run.dataset, config.batch_size, shuffle=True, workers=config.workers, sampler=run.sampler,
+                         seed=config.seed * LOADER_SEED_STRIDE + epoch)
+    sums, steps = dict.fromkeys(LOSS_TERMS, 0.0), 0
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (progress and run.ddp.main), leave=False)
+    for batch in bar:
+        terms = _train_step(run, batch, epoch)
+        if terms is None:
+            continue
+        for key, value in zip(sums, terms):
+            sums[key] += value.item()
+        steps += 1
+        bar.set_postfix({k: f"{v / steps:.3f}" for k, v in sums.items()})
+    run.scheduler.step()
+    return {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"], **{k: v / max(steps, 1) for k, v in sums.items()}}
+
+
+def end_of_epoch(run: Run, epoch: int, record: dict, progress: bool = True) -> None:
+    """Step 3 (main process): validation Dice, ``last.pt`` (and ``best.pt`` on a better score), log line, curves."""
+    if run.ddp.main:
+        if run.val_dirs:
+            record.update(validate(run.model, run.val_dirs, run.device))
+            score = float(np.nanmean([record.get(f"val_dice_{r}", float("nan")) for r in ("WT", "TC", "ET")]))
+        else:
+            score = -record["loss"]
+        state = dict(model=run.model.state_dict(), optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
+                     epoch=epoch, best=max(run.best, score), config=run.config.to_dict(), rng=torch.get_rng_state(), record=record)
+        save_checkpoint(run.out / "last.pt", **state)
+        if score > run.best:
+            run.best = score
+            save_checkpoint(run.out / "best.pt", **state)
+        log_path = run.out / "metrics.jsonl"
+        with open(log_path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        plot_curves(log_path, run.out / "curves.png")
+        if progress:
+            tqdm.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}" for k, v in record.items()))
+    run.ddp.barrier()
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True):
+    """Train; returns ``(model, last epoch's log record)``. Writes into ``config.out``."""
+    run = set_up(config, resume)
+    record = {}
+    for epoch in range(run.start_epoch, config.epochs):
+        record = train_one_epoch(run, epoch, progress)
+        end_of_epoch(run, epoch, record, progress)
+    return run.model, record

@@ -1,0 +1,72 @@
+"""``ModelConfig``: the one place the CGA U-Net's options are spelled.
+
+The network is built from it (``CGAUNet(config)``), the training config holds it
+(``TrainConfig.model``), checkpoints store it (``ModelConfig.to_dict``), inference rebuilds the
+network from it, and the ``cga train`` flags are generated from its fields: each field's
+``metadata`` carries the flag's help line (and ``cli=False`` for options the data fix).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .attention import ATTENTION_STRIDES, MASK_MODES
+from .blocks import NORMS
+
+#: Spatial sizes must be multiples of this: three stride-2 encoder levels (and the SAM's rate <= 8).
+SIZE_MULTIPLE = 8
+
+
+def _option(default, help: str, cli: bool = True, **argparse_kwargs):
+    return field(default=default, metadata={"help": help, "cli": cli, **argparse_kwargs})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Options of ``CGAUNet`` (see its docstring for what each one builds)."""
+
+    in_channels: int = _option(4, "image channels (the 4 MR sequences)", cli=False)
+    num_classes: int = _option(4, "K: background + three tumour classes", cli=False)
+    base_channels: int = _option(16, "c, channels of the first level (16 in the paper)")
+    norm: str = _option("gn", "normalisation of the residual blocks (gn = released code, bn = Table 1)", choices=NORMS)
+    sam: bool = _option(True, "the supervised attention module (SAM; without it: the baseline U-Net)")
+    intra: bool = _option(True, "the intra-class update")
+    intra_classes: Optional[tuple] = _option(None, "class indices the update writes back (default: all classes)", nargs="+", type=int)
+    inter: bool = _option(True, "prototypes for the inter-class loss")
+    attention_rate: int = _option(8, "attention down-sampling rate (paper Table 3)", choices=tuple(ATTENTION_STRIDES), type=int)
+    mask_mode: str = _option("hard", "hard = argmax of the attention (released code), soft = softmax weights", choices=MASK_MODES)
+    dropout: float = _option(0.2, "channel dropout after InitConv (training only)")
+    attention_channels: int = _option(16, "width of the attention conv path", cli=False)
+
+    def __post_init__(self):
+        if self.intra_classes is not None and not isinstance(self.intra_classes, tuple):
+            object.__setattr__(self, "intra_classes", tuple(self.intra_classes))
+        for name in ("in_channels", "num_classes", "base_channels", "attention_channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.attention_rate not in ATTENTION_STRIDES or isinstance(self.attention_rate, bool):
+            raise ValueError(f"attention_rate must be one of {sorted(ATTENTION_STRIDES)}, got {self.attention_rate!r}")
+        if self.mask_mode not in MASK_MODES:
+            raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {self.mask_mode!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout <= 1:
+            raise ValueError(f"dropout must be a probability in [0, 1], got {self.dropout!r}")
+
+    def to_dict(self) -> dict:
+        """Plain types only (what ``torch.load(weights_only=True)`` reads back)."""
+        saved = dataclasses.asdict(self)
+        saved["intra_classes"] = None if self.intra_classes is None else list(self.intra_classes)
+        return saved
+
+    @classmethod
+    def from_dict(cls, saved: dict, source: str = "config") -> "ModelConfig":
+        """Rebuild from ``to_dict()``; unknown keys are refused, naming them and ``source``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(saved) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown model options {unknown}; known: {sorted(known)}")
+        return cls(**saved)

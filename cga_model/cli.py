@@ -60,6 +60,15 @@ def _synth(args) -> None:
     print(f"wrote {len(ids)} cases to {args.out}")
 
 
+def _preprocess(args) -> None:
+    from .data.preprocess import preprocess
+
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    counts = preprocess(args.data, args.out, workers=args.workers, rebuild=args.rebuild)
+    print(f"cache {args.out}: {counts['cases']} cases ({counts['written']} written, {counts['skipped']} already cached)")
+
+
 def _train(args) -> None:
     from .training.loop import TrainConfig, train
 
@@ -100,6 +109,18 @@ def _add_synth(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the cohort (same seed, same cases)")
     p.add_argument("--shape", type=int, nargs=3, default=(64, 64, 48), metavar=("X", "Y", "Z"), help="volume size in voxels (1 mm)")
     p.set_defaults(func=_synth)
+
+
+def _add_preprocess(sub) -> None:
+    from .data.loader import default_workers
+
+    p = sub.add_parser("preprocess", help="cache a dataset for fast training: brain crop, z-score, memory-mappable arrays",
+                       formatter_class=HelpFormatter)
+    p.add_argument("--data", required=True, help="folder of BraTS case folders")
+    p.add_argument("--out", required=True, help="cache folder (new, empty, or a cache to finish); pass it to cga train --data")
+    p.add_argument("--workers", type=int, default=default_workers(), help="parallel processes (one case each)")
+    p.add_argument("--rebuild", action="store_true", help="clear an existing cache of other settings, format or data and rebuild it")
+    p.set_defaults(func=_preprocess)
 
 
 def _add_train(sub) -> None:
@@ -151,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for add in (_add_synth, _add_train, _add_predict, _add_evaluate):
+    for add in (_add_synth, _add_preprocess, _add_train, _add_predict, _add_evaluate):
         add(sub)
     return parser
 

@@ -1,0 +1,273 @@
+"""The preprocessed case cache of ``cga preprocess``: its format, writer, reader and checks.
+
+Reading a 240x240x155 case from four gzip NIfTI files takes seconds; training cuts one crop out
+of it. The cache does the reading, brain cropping and normalisation once, and stores the result
+uncompressed, so a training sample reads only its crop of a memory map.
+
+Layout of a cache folder ``CACHE/``::
+
+    cache.json               format name and version, settings, source folder, case IDs
+    <ID>/image.npy           (C, x, y, z) float32: the case cut to its brain box (voxels non-zero in
+                             any modality), z-scored per modality inside the brain, 0 outside
+    <ID>/classes.npy         (x, y, z) uint8 class indices (cases with a segmentation only)
+    <ID>/locations.npy       (N, 4) int32 rows (class, x, y, z): a sample of the voxels of each
+                             foreground class, in the box's coordinates (for foreground crops)
+    <ID>/properties.json     original shape, box, affine, NIfTI header, spacing, source files
+                             (path, size, mtime), layout, label scheme, modality order
+    .partial-<ID>-<pid>/     a case being written; renamed to ``<ID>/`` when complete
+
+A case folder exists only once complete (written under ``.partial-*`` and renamed), so an
+interrupted run leaves no half case visible, and a re-run skips the cases already there.
+A cache of another format version or other settings is refused, never mixed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import nibabel as nib
+import numpy as np
+
+from .dataset import Case, find_cases, load_case, normalize
+from .labels import BRATS_LABELS
+from .layout import MODALITIES
+from .nifti_io import DataError, atomic_write
+
+FORMAT = "cga-case-cache"
+FORMAT_VERSION = 1
+INDEX_FILE = "cache.json"
+PROPERTIES_FILE = "properties.json"
+PARTIAL_PREFIX = ".partial-"
+LOCATIONS_PER_CLASS = 10_000  # sampled voxel coordinates per foreground class (at least 1 % of the class)
+MIN_LOCATION_COVERAGE = 0.01
+
+
+class CacheError(DataError):
+    """A cache folder that cannot be used as asked (the message names it and what to do)."""
+
+
+def cache_settings() -> dict:
+    """The settings a cache is made with; a cache made with others is refused."""
+    return {
+        "dtype": "float32", "normalization": "zscore-per-modality-inside-brain", "crop": "brain-bounding-box",
+        "layout": "brats2021", "modalities": list(MODALITIES), "labels": list(BRATS_LABELS),
+        "locations_per_class": LOCATIONS_PER_CLASS,
+    }
+
+
+@dataclass
+class CaseArrays:
+    """One case as training reads it: ``image (C, x, y, z)`` float32 normalised and cut to the brain
+    box ``box`` (``((x0, x1), (y0, y1), (z0, z1))`` in the ``original_shape`` grid), ``classes (x, y, z)``
+    uint8 or None, ``locations (N, 4)`` int32 ``(class, x, y, z)`` rows. From a cache the arrays are
+    read-only memory maps."""
+
+    case_id: str
+    image: np.ndarray
+    classes: Optional[np.ndarray]
+    locations: np.ndarray
+    box: tuple
+    original_shape: tuple
+
+
+def read_source_case(folder) -> Case:
+    """The one place the cache reads a raw case (the layout plug: a layout table reads here)."""
+    return load_case(folder, with_labels=True)
+
+
+def source_files(folder) -> list[Path]:
+    """The files a raw case folder is read from (images, then the segmentation if present)."""
+    folder = Path(folder)
+    names = [f"{folder.name}_{m}.nii.gz" for m in MODALITIES] + [f"{folder.name}_seg.nii.gz"]
+    return [folder / n for n in names if (folder / n).is_file()]
+
+
+def brain_box(image: np.ndarray) -> tuple:
+    """``((x0, x1), (y0, y1), (z0, z1))``: the bounding box of the voxels non-zero in any channel of
+    ``image (C, X, Y, Z)`` (the whole volume when nothing is non-zero)."""
+    brain = np.any(image != 0, axis=0)
+    if not brain.any():
+        return tuple((0, s) for s in brain.shape)
+    box = []
+    for axis in range(3):
+        present = np.flatnonzero(np.any(brain, axis=tuple(a for a in range(3) if a != axis)))
+        box.append((int(present[0]), int(present[-1]) + 1))
+    return tuple(box)
+
+
+def class_locations(classes: Optional[np.ndarray], seed: int) -> np.ndarray:
+    """``(N, 4)`` int32 rows ``(class, x, y, z)``: up to ``LOCATIONS_PER_CLASS`` voxels (at least 1 %)
+    of each foreground class of ``classes (x, y, z)``, drawn with ``seed``."""
+    if classes is None:
+        return np.zeros((0, 4), dtype=np.int32)
+    rng = np.random.default_rng(seed)
+    coords = np.argwhere(classes > 0).astype(np.int32)
+    values = classes[tuple(coords.T)]
+    rows = []
+    for k in np.unique(values):
+        mine = coords[values == k]
+        keep = max(min(len(mine), LOCATIONS_PER_CLASS), int(np.ceil(len(mine) * MIN_LOCATION_COVERAGE)))
+        chosen = mine[np.sort(rng.choice(len(mine), keep, replace=False))]
+        rows.append(np.concatenate([np.full((keep, 1), k, dtype=np.int32), chosen], axis=1))
+    return np.concatenate(rows) if rows else np.zeros((0, 4), dtype=np.int32)
+
+
+def case_arrays(case: Case) -> CaseArrays:
+    """Cut ``case`` to its brain box, z-score it inside the brain and sample its class locations
+    (what the cache stores, and what training computes on the fly from raw folders)."""
+    box = brain_box(case.image)
+    window = tuple(slice(a, b) for a, b in box)
+    image = normalize(np.ascontiguousarray(case.image[(slice(None),) + window]))
+    classes = None if case.classes is None else np.ascontiguousarray(case.classes[window])
+    seed = zlib.crc32(case.case_id.encode())
+    return CaseArrays(case.case_id, image, classes, class_locations(classes, seed), box, tuple(case.image.shape[1:]))
+
+
+def _properties(case: Case, arrays: CaseArrays, folder: Path) -> dict:
+    header = case.reference.header
+    return {
+        "case_id": case.case_id, "original_shape": list(arrays.original_shape), "box": [list(b) for b in arrays.box],
+        "affine": np.asarray(case.reference.affine).tolist(), "spacing": [float(z) for z in header.get_zooms()[:3]],
+        "nifti_header": base64.b64encode(header.binaryblock).decode("ascii"),
+        "sources": [{"path": str(p.resolve()), "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in source_files(folder)],
+        "has_labels": arrays.classes is not None, **{k: cache_settings()[k] for k in ("layout", "modalities", "labels")},
+    }
+
+
+def stale_sources(properties: dict) -> list[str]:
+    """Descriptions of the source files of a cached case that changed (size or mtime) since caching.
+
+    A source that no longer exists is not checked: a cache is complete without its sources.
+    """
+    changed = []
+    for source in properties["sources"]:
+        path = Path(source["path"])
+        if path.exists():
+            stat = path.stat()
+            if (stat.st_size, stat.st_mtime_ns) != (source["size"], source["mtime_ns"]):
+                changed.append(f"{path} (size {source['size']} -> {stat.st_size}, mtime_ns {source['mtime_ns']} -> {stat.st_mtime_ns})")
+    return changed
+
+
+def _write_case_files(partial: Path, case: Case, arrays: CaseArrays, folder: Path) -> None:
+    np.save(partial / "image.npy", arrays.image.astype(np.float32, copy=False))
+    if arrays.classes is not None:
+        np.save(partial / "classes.npy", arrays.classes.astype(np.uint8, copy=False))
+    np.save(partial / "locations.npy", arrays.locations)
+    (partial / PROPERTIES_FILE).write_text(json.dumps(_properties(case, arrays, folder), indent=1))
+
+
+def write_case(folder, cache) -> str:
+    """Read the raw case ``folder``, preprocess it and write it into ``cache`` atomically; returns its ID.
+
+    Written under ``.partial-<ID>-<pid>/`` and renamed to ``<ID>/``; on any failure (e.g. a full
+    disk) the partial folder is removed and ``CacheError`` names the case and the cause.
+    """
+    folder, cache = Path(folder), Path(cache)
+    case = read_source_case(folder)
+    arrays = case_arrays(case)
+    partial = cache / f"{PARTIAL_PREFIX}{case.case_id}-{os.getpid()}"
+    try:
+        partial.mkdir()
+        _write_case_files(partial, case, arrays, folder)
+        os.rename(partial, cache / case.case_id)
+    except OSError as err:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise CacheError(f"writing case {case.case_id} into {cache} failed: {err}; the cases finished before are intact: "
+                         "fix the cause (e.g. free disk space) and run cga preprocess again, it skips them") from err
+    return case.case_id
+
+
+def read_index(root) -> dict:
+    """The checked ``cache.json`` of the cache folder ``root`` (``CacheError`` if ``root`` is not a cache
+    of this format version and settings)."""
+    root = Path(root)
+    path = root / INDEX_FILE
+    if not path.is_file():
+        raise CacheError(f"{root} is not a cga cache (no {INDEX_FILE}); make one with: cga preprocess --data DIR --out {root}")
+    try:
+        index = json.loads(path.read_text())
+        fmt, version = index["format"], index["version"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CacheError(f"{path} is not a readable cga cache index ({err}); rebuild it with cga preprocess --rebuild") from err
+    rebuild = f"cga preprocess --data {index.get('source', 'DIR')} --out {root} --rebuild"
+    if fmt != FORMAT or version != FORMAT_VERSION:
+        raise CacheError(f"{root} holds cache format {fmt!r} version {version}; this cga reads {FORMAT!r} version "
+                         f"{FORMAT_VERSION}: rebuild it with {rebuild}")
+    if index.get("settings") != cache_settings():
+        raise CacheError(f"{root} was made with other settings ({index.get('settings')}) than this cga uses "
+                         f"({cache_settings()}): rebuild it with {rebuild}")
+    return index
+
+
+def write_index(root, source, case_ids) -> None:
+    """Write ``cache.json`` atomically: this format and version, the settings, the source folder and case IDs."""
+    index = {"format": FORMAT, "version": FORMAT_VERSION, "settings": cache_settings(),
+             "source": str(Path(source).resolve()), "cases": list(case_ids)}
+    atomic_write(Path(root) / INDEX_FILE, lambda tmp: Path(tmp).write_text(json.dumps(index, indent=1)))
+
+
+def is_cache(path) -> bool:
+    """Whether ``path`` is a cache folder (holds ``cache.json``); its validity is checked by ``open_cache``."""
+    return (Path(path) / INDEX_FILE).is_file()
+
+
+class Cache:
+    """A complete, checked cache folder: its case IDs, each case's properties and memory-mapped arrays."""
+
+    def __init__(self, root, index: dict):
+        self.root, self.index = Path(root), index
+
+    @property
+    def case_ids(self) -> list[str]:
+        return list(self.index["cases"])
+
+    def properties(self, case_id: str) -> dict:
+        return json.loads((self.root / case_id / PROPERTIES_FILE).read_text())
+
+    def arrays(self, case_id: str, properties: Optional[dict] = None) -> CaseArrays:
+        """The case's arrays as read-only memory maps: a crop of them reads only its own pages."""
+        props = properties or self.properties(case_id)
+        folder = self.root / case_id
+        classes = np.load(folder / "classes.npy", mmap_mode="r") if props["has_labels"] else None
+        return CaseArrays(case_id, np.load(folder / "image.npy", mmap_mode="r"), classes, np.load(folder / "locations.npy"),
+                          tuple(tuple(b) for b in props["box"]), tuple(props["original_shape"]))
+
+    def reference(self, case_id: str) -> nib.Nifti1Image:
+        """An empty NIfTI image with the case's original shape, affine and header (for predictions)."""
+        props = self.properties(case_id)
+        header = nib.Nifti1Header(base64.b64decode(props["nifti_header"]))
+        return nib.Nifti1Image(np.zeros(props["original_shape"], dtype=np.uint8), np.asarray(props["affine"]), header=header)
+
+
+def uncrop(array: np.ndarray, box, original_shape) -> np.ndarray:
+    """``array (..., x, y, z)`` cut to ``box`` placed back into zeros of ``(..., *original_shape)``."""
+    full = np.zeros(array.shape[:-3] + tuple(original_shape), dtype=array.dtype)
+    full[(Ellipsis,) + tuple(slice(a, b) for a, b in box)] = array
+    return full
+
+
+def open_cache(root, check_sources: bool = True) -> Cache:
+    """Open and check a cache folder: format, version, settings, every case complete and, with
+    ``check_sources``, no source file changed since it was cached (``CacheError`` otherwise)."""
+    root = Path(root)
+    index = read_index(root)
+    missing = [c for c in index["cases"] if not (root / c / PROPERTIES_FILE).is_file()]
+    if missing:
+        raise CacheError(f"cache {root} is incomplete: {len(missing)} of {len(index['cases'])} cases missing "
+                         f"(e.g. {missing[0]}); finish it with cga preprocess --data {index['source']} --out {root}")
+    cache = Cache(root, index)
+    if check_sources:
+        for case_id in cache.case_ids:
+            changed = stale_sources(cache.properties(case_id))
+            if changed:
+                raise CacheError(f"cache {root}: case {case_id} changed since it was cached: {changed[0]}; rebuild it with "
+                                 f"cga preprocess --data {index['source']} --out {root} --rebuild")
+    return cache

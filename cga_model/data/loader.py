@@ -1,0 +1,112 @@
+"""The training loader: cases from a cache folder or a raw dataset folder, crops, workers.
+
+``open_cases(path)`` gives a cache (``cga preprocess``'s output, memory-mapped) or the raw
+folder behind the same interface: ``case_ids``, ``arrays(case_id)`` (a ``CaseArrays``: the case
+cut to its brain box, normalised, with its class locations) and ``validation_case(case_id)``
+(the whole normalised volume and its classes). From raw folders every sample reads and
+normalises its whole case (seconds at 240x240x155); from a cache it reads only its crop.
+
+``TrainingCrops`` is the Dataset of training samples; ``make_loader`` runs it under a
+``CropBatchSampler`` with several persistent workers (pinned memory on CUDA).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .cache import CaseArrays, case_arrays, is_cache, open_cache, uncrop
+from .dataset import augment, find_cases, load_case, normalize
+from .nifti_io import DataError
+from .sampling import CropBatchSampler, crop_start, foreground_voxel, read_window
+
+MAX_DEFAULT_WORKERS = 8
+
+
+class RawCases:
+    """A raw dataset folder behind the interface of ``cache.Cache`` (every read decodes the NIfTI files)."""
+
+    def __init__(self, root):
+        self.folders = {folder.name: folder for folder in find_cases(root)}
+
+    @property
+    def case_ids(self) -> list[str]:
+        return list(self.folders)
+
+    def arrays(self, case_id: str) -> CaseArrays:
+        return case_arrays(load_case(self.folders[case_id]))
+
+    def validation_case(self, case_id: str):
+        """``(image (C, X, Y, Z) float32 normalised, classes (X, Y, Z) uint8)`` of the whole volume."""
+        case = load_case(self.folders[case_id])
+        return normalize(case.image), case.classes
+
+
+class CachedCases:
+    """A cache folder (``cache.Cache``) with the interface of ``RawCases``."""
+
+    def __init__(self, root):
+        self.cache = open_cache(root)
+
+    @property
+    def case_ids(self) -> list[str]:
+        return self.cache.case_ids
+
+    def arrays(self, case_id: str) -> CaseArrays:
+        return self.cache.arrays(case_id)
+
+    def validation_case(self, case_id: str):
+        arrays = self.arrays(case_id)
+        classes = None if arrays.classes is None else uncrop(np.asarray(arrays.classes), arrays.box, arrays.original_shape)
+        return uncrop(np.asarray(arrays.image), arrays.box, arrays.original_shape), classes
+
+
+def open_cases(path):
+    """``CachedCases`` for a cache folder, else ``RawCases`` for a raw dataset folder."""
+    return CachedCases(path) if is_cache(path) else RawCases(path)
+
+
+class TrainingCrops(Dataset):
+    """Training samples of the cases ``case_ids`` of ``cases`` (``open_cases``), keyed by
+    ``(case_index, foreground, seed)`` as ``CropBatchSampler`` yields them.
+
+    Item: ``{"image": (C, *crop) float32, "labels": (*crop) int64, "case_id": str}``; a ``crop`` window
+    (foreground-centred when asked and the case has foreground) then, with ``augment``, the paper's
+    flips and intensity jitter, all drawn from the key's seed.
+    """
+
+    def __init__(self, cases, case_ids, crop, augment: bool = True):
+        self.cases, self.case_ids, self.crop, self.augment = cases, list(case_ids), tuple(crop), augment
+
+    def __len__(self) -> int:
+        return len(self.case_ids)
+
+    def __getitem__(self, key) -> dict:
+        index, foreground, seed = key
+        arrays = self.cases.arrays(self.case_ids[index])
+        if arrays.classes is None:
+            raise DataError(f"case {arrays.case_id}: no segmentation (needed for training)")
+        rng = np.random.default_rng(seed)
+        center = foreground_voxel(arrays.locations, rng) if foreground else None
+        image, classes = read_window(arrays.image, arrays.classes, crop_start(arrays.image.shape[1:], self.crop, rng, center), self.crop)
+        if self.augment:
+            image, classes = augment(image, classes, rng)
+        return {"image": torch.from_numpy(np.ascontiguousarray(image)), "labels": torch.from_numpy(np.ascontiguousarray(classes)).long(),
+                "case_id": arrays.case_id}
+
+
+def default_workers(processes: int = 1) -> int:
+    """Loader workers per training process: the CPU cores this process may use, shared among
+    ``processes`` (DDP ranks), capped at ``MAX_DEFAULT_WORKERS``; at least 1."""
+    return max(1, min(len(os.sched_getaffinity(0)) // max(processes, 1), MAX_DEFAULT_WORKERS))
+
+
+def make_loader(dataset: TrainingCrops, sampler: CropBatchSampler, workers: int, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader of ``dataset`` batched by ``sampler``; with ``workers`` > 0 they persist across epochs
+    (call ``sampler.set_epoch`` before each epoch). Samples carry their own seeds: worker RNGs are unused."""
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0,
+                      pin_memory=pin_memory, prefetch_factor=2 if workers > 0 else None)

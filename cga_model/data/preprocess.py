@@ -1,0 +1,108 @@
+"""``cga preprocess``: fill a cache folder (``cache.py``) from a raw dataset, in parallel over cases.
+
+Re-running on the same folder finishes an interrupted run (finished cases are skipped, leftover
+partial cases removed). A folder that is not a cache, or a cache of another format, other
+settings or another dataset, is refused; ``rebuild=True`` clears a cache and starts over.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import shutil
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .cache import INDEX_FILE, PARTIAL_PREFIX, PROPERTIES_FILE, CacheError, is_cache, read_index, stale_sources, write_case, write_index
+from .dataset import find_cases
+
+
+def _remove_partials(out: Path) -> None:
+    for path in out.glob(f"{PARTIAL_PREFIX}*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _clear_cache(out: Path) -> None:
+    """Remove what a cache holds (index, cases, partial cases); other files are the user's and stay."""
+    _remove_partials(out)
+    for path in out.iterdir():
+        if path.is_dir() and (path / PROPERTIES_FILE).is_file():
+            shutil.rmtree(path)
+    (out / INDEX_FILE).unlink(missing_ok=True)
+
+
+def _check_same_dataset(out: Path, data: Path, case_ids: list[str]) -> None:
+    index = read_index(out)
+    if index["source"] != str(data.resolve()) or index["cases"] != case_ids:
+        raise CacheError(f"cache {out} was made from {index['source']} ({len(index['cases'])} cases), not from {data.resolve()} "
+                         f"({len(case_ids)} cases): choose another --out, or pass --rebuild to replace it")
+
+
+def prepare_cache_folder(out, data, case_ids: list[str], rebuild: bool = False) -> None:
+    """Make ``out`` a cache of ``data``'s ``case_ids``: new, empty, or a cache of the same dataset, format and
+    settings (resumed); ``rebuild`` clears a cache first. A non-empty folder that is not a cache is refused."""
+    out, data = Path(out), Path(data)
+    if out.exists() and not out.is_dir():
+        raise CacheError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and is_cache(out):
+        if rebuild:
+            _clear_cache(out)
+        else:
+            _check_same_dataset(out, data, case_ids)
+    elif out.is_dir() and any(out.iterdir()):
+        raise CacheError(f"refusing to write into {out}: it is not empty and not a cga cache (no {INDEX_FILE}); "
+                         "choose a new or empty folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _remove_partials(out)
+        write_index(out, data, case_ids)
+    except OSError as err:
+        raise CacheError(f"cannot create the cache folder {out}: {err}") from err
+
+
+def _unfinished(out: Path, folders: list[Path]) -> list[Path]:
+    """The case folders not yet in the cache; a cached case whose source changed is an error."""
+    todo = []
+    for folder in folders:
+        properties = out / folder.name / PROPERTIES_FILE
+        if not properties.is_file():
+            todo.append(folder)
+            continue
+        changed = stale_sources(json.loads(properties.read_text()))
+        if changed:
+            raise CacheError(f"case {folder.name} changed since it was cached in {out}: {changed[0]}; pass --rebuild to rebuild the cache")
+    return todo
+
+
+def _write_one(job) -> str:
+    return write_case(*job)
+
+
+def _run(jobs: list, workers: int, progress: bool) -> None:
+    with tqdm(total=len(jobs), desc="preprocess", unit="case", disable=not progress, leave=False) as bar:
+        if workers <= 1:
+            for job in jobs:
+                _write_one(job)
+                bar.update()
+            return
+        with multiprocessing.get_context().Pool(workers) as pool:  # leaving the block terminates the workers
+            for _ in pool.imap_unordered(_write_one, jobs):
+                bar.update()
+
+
+def preprocess(data, out, workers: int = 1, rebuild: bool = False, progress: bool = True) -> dict:
+    """Cache every case of the raw dataset ``data`` into ``out`` with ``workers`` processes.
+
+    Returns ``{"cases": n, "written": n_new, "skipped": n_already_cached}``. On an error (a bad
+    source file, a full disk) the workers stop, partial cases are removed and finished ones stay.
+    """
+    data, out = Path(data), Path(out)
+    folders = find_cases(data)
+    prepare_cache_folder(out, data, [f.name for f in folders], rebuild)
+    todo = _unfinished(out, folders)
+    try:
+        _run([(folder, out) for folder in todo], min(workers, max(len(todo), 1)), progress)
+    finally:
+        _remove_partials(out)
+    return {"cases": len(folders), "written": len(todo), "skipped": len(folders) - len(todo)}

@@ -29,7 +29,7 @@ VARIANTS = {
 PAPER = {"gmacs": 151.12, "sam": {8: (0.675, 0.095e6), 4: (1.97, 0.034e6), 2: (2.89, 0.01e6)}}
 
 
-def count(config: dict, size=(128, 128, 128), batch: int = 1, in_channels: int = 4) -> dict:
+def count(config: dict, *, size=(128, 128, 128), batch: int = 1, in_channels: int = 4) -> dict:
     """Parameters and FLOPs of ``CGAUNet(**config)`` on a ``(batch, in_channels, *size)`` input.
 
     Returns ``params``, ``sam_params`` (attention path), ``flops`` (FlopCounterMode),
@@ -59,7 +59,7 @@ def table(size=(128, 128, 128), batch: int = 1, variants=None) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, config in variants.items():
-        c = count(config, size, batch)
+        c = count(config, size=size, batch=batch)
         rows.append(
             f"| {name} | {c['params']:,} | {c['sam_params']:,} | {c['flops'] / 1e9:.2f} | {c['macs'] / 1e9:.2f} | {c['sam_flops'] / 2e9:.3f} |"
         )

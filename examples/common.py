@@ -16,13 +16,13 @@ def cost(fn, x, model) -> dict:
     return {"params": params_of(model), "flops": flops_of(fn, x), "saved_bytes": saved_bytes_of(fn, x)}
 
 
-def compare(name, host, wrapped, x) -> str:
+def compare(name, *, host, wrapped, x) -> str:
     a, b = cost(host, x, host), cost(wrapped, x, wrapped)
     return (f"| {name} | {a['params']:,} -> {b['params']:,} | {a['flops'] / 1e9:.3f} -> {b['flops'] / 1e9:.3f} "
             f"| {a['saved_bytes'] / 2**20:.1f} -> {b['saved_bytes'] / 2**20:.1f} MiB |")
 
 
-def train_steps(model, x, y, steps: int, seed: int = 0) -> list[float]:
+def train_steps(model, x, y, *, steps: int, seed: int = 0) -> list[float]:
     """``steps`` Adam steps of Dice + attention MSE + 0.1 * inter-class loss; returns the losses."""
     from cga_model.nn.dropin import guided_attention_losses
     from cga_model.nn.losses import softmax_dice_loss

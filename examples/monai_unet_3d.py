@@ -24,7 +24,7 @@ def make_wrapped(mode: str = "hard") -> CategoryGuidedAttention:
 def train(steps: int = 8, mode: str = "hard", seed: int = 0) -> list[float]:
     torch.manual_seed(seed)
     x, y = synthetic_batch(seed=seed)
-    return train_steps(make_wrapped(mode), x, y, steps, seed)
+    return train_steps(make_wrapped(mode), x, y, steps=steps, seed=seed)
 
 
 if __name__ == "__main__":
@@ -33,4 +33,4 @@ if __name__ == "__main__":
     print("losses:", [round(v, 3) for v in train()])
     host, wrapped = make_unet(), make_wrapped()
     print("| network | parameters | GFLOPs (forward) | saved for backward |\n|---|---|---|---|")
-    print(compare("MONAI UNet 3-D, 2x4x32^3", host, wrapped, synthetic_batch()[0]))
+    print(compare("MONAI UNet 3-D, 2x4x32^3", host=host, wrapped=wrapped, x=synthetic_batch()[0]))

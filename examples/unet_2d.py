@@ -47,10 +47,10 @@ def slices(batch: int = 4, size: int = 64):
     return torch.cat([x[..., mid], x[..., mid - 4]]), torch.cat([y[..., mid], y[..., mid - 4]])  # (B, 4, H, W), (B, H, W)
 
 
-def train(steps: int = 10, mode: str = "hard", head: str = "input", seed: int = 0) -> list[float]:
+def train(*, steps: int = 10, mode: str = "hard", head: str = "input", seed: int = 0) -> list[float]:
     torch.manual_seed(seed)
     x, y = slices()
-    return train_steps(make_wrapped(mode, head), x, y, steps, seed)
+    return train_steps(make_wrapped(mode, head), x, y, steps=steps, seed=seed)
 
 
 if __name__ == "__main__":
@@ -59,4 +59,4 @@ if __name__ == "__main__":
     for mode in ("hard", "soft"):
         print(mode, "losses:", [round(v, 3) for v in train(mode=mode)])
     print("| network | parameters | GFLOPs (forward) | saved for backward |\n|---|---|---|---|")
-    print(compare("2-D U-Net, 4x4x64^2", UNet2D(), make_wrapped(), slices()[0]))
+    print(compare("2-D U-Net, 4x4x64^2", host=UNet2D(), wrapped=make_wrapped(), x=slices()[0]))

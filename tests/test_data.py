@@ -71,7 +71,7 @@ def test_pad_crop_and_augment_keep_image_and_labels_aligned():
     classes = (image[0] > 5).astype(np.uint8)
     padded = pad_to_multiple(image, 8)
     assert padded.shape == (4, 16, 16, 8) and np.all(padded[:, 10:] == 0)
-    crop_img, crop_cls = random_crop(padded, pad_to_multiple(classes, 8), (8, 8, 8), rng)
+    crop_img, crop_cls = random_crop(padded, pad_to_multiple(classes, 8), (8, 8, 8), rng=rng)
     assert crop_img.shape == (4, 8, 8, 8) and crop_cls.shape == (8, 8, 8)
     for seed in range(8):
         aug_img, aug_cls = augment(image, classes, np.random.default_rng(seed))

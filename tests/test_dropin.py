@@ -20,7 +20,7 @@ def test_2d_unet_trains_and_attention_head_gets_gradients(mode, head):
     x, y = unet_2d.slices()
     result = model(x)
     assert result.output.shape == (4, 4, 64, 64) and result.prototypes.shape == (4, 4, 64) and result.counts.shape == (4, 4)
-    assert result.attention.shape == ((4, 4, 16, 16) if head == "input" else (4, 4, 16, 16))
+    assert result.attention.shape == (4, 4, 16, 16)  # both heads: rate 4 on the 64x64 input = the 16x16 bottleneck
     guided_attention_losses(result, y).attention.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.head.parameters())
 
@@ -44,6 +44,14 @@ def test_update_really_replaces_the_feature_map():
     x = torch.randn(2, 4, 32, 32)
     plain = host(x)  # called outside the wrapper: untouched
     assert not torch.allclose(wrapped(x).output, plain)
+
+
+def test_detach_removes_the_hook_and_returns_the_host():
+    host = unet_2d.UNet2D()
+    wrapped = CategoryGuidedAttention(host, "bottleneck", 4, head="feature", feature_channels=64, spatial_dims=2)
+    hooked = dict(host.named_modules())["bottleneck"]
+    assert len(hooked._forward_hooks) == 1
+    assert wrapped.detach() is host and len(hooked._forward_hooks) == 0
 
 
 def test_wrong_module_name_lists_close_names():

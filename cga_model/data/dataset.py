@@ -94,7 +94,7 @@ def pad_to_multiple(array: np.ndarray, multiple: int, min_size=None) -> np.ndarr
     return array if all(p == (0, 0) for p in pads) else np.pad(array, pads)
 
 
-def random_crop(image: np.ndarray, classes: np.ndarray, size, rng: np.random.Generator):
+def random_crop(image: np.ndarray, classes: np.ndarray, size, *, rng: np.random.Generator):
     """A random ``size`` crop of ``image (C, X, Y, Z)`` and ``classes (X, Y, Z)`` (views, no copy)."""
     starts = [int(rng.integers(0, s - c + 1)) for s, c in zip(classes.shape, size)]
     window = tuple(slice(a, a + c) for a, c in zip(starts, size))
@@ -122,7 +122,7 @@ class BratsDataset(Dataset):
     multiple of ``multiple``. Randomness comes from ``torch``'s RNG (seed it for repeatability).
     """
 
-    def __init__(self, case_dirs, crop=None, augment: bool = False, multiple: int = 8):
+    def __init__(self, case_dirs, *, crop=None, augment: bool = False, multiple: int = 8):
         self.case_dirs = [Path(c) for c in case_dirs]
         self.crop, self.augment, self.multiple = (tuple(crop) if crop else None), augment, multiple
 
@@ -138,7 +138,7 @@ class BratsDataset(Dataset):
         classes = pad_to_multiple(case.classes, self.multiple, self.crop)
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
         if self.crop:
-            image, classes = random_crop(image, classes, self.crop, rng)
+            image, classes = random_crop(image, classes, self.crop, rng=rng)
         if self.augment:
             image, classes = augment(image, classes, rng)
         return {
@@ -148,7 +148,7 @@ class BratsDataset(Dataset):
         }
 
 
-def make_loader(dataset, batch_size: int, shuffle: bool, workers: int = 0, sampler=None, seed: int = 0) -> DataLoader:
+def make_loader(dataset, batch_size: int, *, shuffle: bool, workers: int = 0, sampler=None, seed: int = 0) -> DataLoader:
     """A DataLoader with ``workers`` processes; each worker's numpy/torch RNG follows torch's base seed."""
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(

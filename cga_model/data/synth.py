@@ -86,7 +86,7 @@ def synthesize_case(shape=(64, 64, 48), seed=0, enhancing=True):
     return images[[CONTRAST_COLUMNS.index(m) for m in MODALITIES]], seg
 
 
-def synthesize_cohort(out, cases: int = 10, seed: int = 0, shape=(64, 64, 48), no_enhancing_fraction: float = 0.2, progress: bool = True):
+def synthesize_cohort(out, cases: int = 10, *, seed: int = 0, shape=(64, 64, 48), no_enhancing_fraction: float = 0.2, progress: bool = True):
     """Write ``cases`` synthetic BraTS cases under ``out``; returns their IDs. Deterministic by ``seed``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ def _directed_distances(source: np.ndarray, target: np.ndarray, spacing) -> np.n
     return to_target[_surface(source)]
 
 
-def hausdorff(pred: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0), percentile: float = 100.0) -> float:
+def hausdorff(pred: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0), *, percentile: float = 100.0) -> float:
     if not pred.any() and not truth.any():
         return 0.0
     if not pred.any() or not truth.any():
@@ -59,8 +59,8 @@ def region_metrics(pred: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0))
     fp = np.logical_and(pred, ~truth).sum()
     return {
         "dice": dice(pred, truth),
-        "hd95": hausdorff(pred, truth, spacing, 95.0),
-        "hd100": hausdorff(pred, truth, spacing, 100.0),
+        "hd95": hausdorff(pred, truth, spacing, percentile=95.0),
+        "hd100": hausdorff(pred, truth, spacing, percentile=100.0),
         "sensitivity": 1.0 if tp + fn == 0 else float(tp / (tp + fn)),
         "specificity": 1.0 if tn + fp == 0 else float(tn / (tn + fp)),
     }

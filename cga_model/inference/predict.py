@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from ..data.dataset import find_cases, load_case, normalize, pad_to_multiple
 from ..data.labels import classes_to_labels
+from ..data.layout import MODALITIES
 from ..data.nifti_io import DataError, safe_case_path, save_nifti
 from ..evaluation.overlay import save_overlay
 from ..nn.checkpoint import load_model
@@ -32,7 +33,7 @@ def _starts(size: int, window: int, step: int) -> list[int]:
 
 
 @torch.no_grad()
-def sliding_window_probs(model, image: torch.Tensor, roi, overlap: float = 0.5) -> torch.Tensor:
+def sliding_window_probs(model, image: torch.Tensor, roi, *, overlap: float = 0.5) -> torch.Tensor:
     """Class probabilities ``(K, *S)`` of ``image (C, *S)``, windows of ``roi`` blended with Gaussian weights.
 
     ``S`` and ``roi`` must be multiples of ``SIZE_MULTIPLE`` (8); a volume no larger than ``roi`` is one forward pass.
@@ -55,19 +56,19 @@ def sliding_window_probs(model, image: torch.Tensor, roi, overlap: float = 0.5) 
 
 
 @torch.no_grad()
-def predict_probs(model, image: torch.Tensor, roi, overlap: float = 0.5, tta: bool = False) -> torch.Tensor:
+def predict_probs(model, image: torch.Tensor, roi, *, overlap: float = 0.5, tta: bool = False) -> torch.Tensor:
     """Sliding-window probabilities, averaged over the 8 axis-flip combinations with ``tta``."""
     flips = [()] if not tta else [f for n in range(4) for f in itertools.combinations((1, 2, 3), n)]
     total = None
     for dims in flips:
         flipped = image.flip(dims) if dims else image
-        probs = sliding_window_probs(model, flipped, roi, overlap)
+        probs = sliding_window_probs(model, flipped, roi, overlap=overlap)
         probs = probs.flip(dims) if dims else probs
         total = probs if total is None else total + probs
     return total / len(flips)
 
 
-def predict_folder(checkpoint, input_path, out_dir, roi=(128, 128, 128), overlap=0.5, tta=False, save_probs=False,
+def predict_folder(checkpoint, input_path, out_dir, *, roi=(128, 128, 128), overlap=0.5, tta=False, save_probs=False,
                    device="cpu", progress=True) -> list[Path]:
     """Predict every case under ``input_path``; writes ``<ID>.nii.gz`` (uint8 {0,1,2,4}) and ``<ID>_overlay.png``."""
     cases = find_cases(input_path)
@@ -87,13 +88,13 @@ def predict_folder(checkpoint, input_path, out_dir, roi=(128, 128, 128), overlap
         target = safe_case_path(out_dir, case.case_id, ".nii.gz")
         shape = case.image.shape[1:]
         image = torch.from_numpy(pad_to_multiple(normalize(case.image.copy()), SIZE_MULTIPLE)).to(device)
-        probs = predict_probs(model, image, roi, overlap, tta)[(slice(None),) + tuple(slice(0, s) for s in shape)]
+        probs = predict_probs(model, image, roi, overlap=overlap, tta=tta)[(slice(None),) + tuple(slice(0, s) for s in shape)]
         labels = classes_to_labels(probs.argmax(0).cpu().numpy())
         header = case.reference.header.copy()
         save_nifti(target, labels, case.reference.affine, header)
         if save_probs:
             save_nifti(safe_case_path(out_dir, case.case_id, "_prob.nii.gz"), np.moveaxis(probs.cpu().numpy(), 0, -1).astype(np.float32), case.reference.affine)
         truth = classes_to_labels(case.classes) if case.classes is not None else None
-        save_overlay(safe_case_path(out_dir, case.case_id, "_overlay.png"), case.image[0], labels, truth, case.case_id)
+        save_overlay(safe_case_path(out_dir, case.case_id, "_overlay.png"), case.image[MODALITIES.index("flair")], labels, truth=truth, title=case.case_id)
         written.append(target)
     return written

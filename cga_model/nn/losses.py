@@ -54,7 +54,7 @@ def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.f
     return F.one_hot(labels.long(), num_classes).movedim(-1, 1).to(dtype)
 
 
-def softmax_dice_loss(logits: torch.Tensor, labels: torch.Tensor, classes: Sequence[int] = (1, 2, 3), smooth: float = 1e-5) -> torch.Tensor:
+def softmax_dice_loss(logits: torch.Tensor, labels: torch.Tensor, *, classes: Sequence[int] = (1, 2, 3), smooth: float = 1e-5) -> torch.Tensor:
     """``sum_{k in classes} 1 - (2 |P_k G_k| + smooth) / (|P_k| + |G_k| + smooth)``, ``P = softmax(logits, 1)``.
 
     ``logits (B, K, *S)``, ``labels (B, *S)`` class indices; sums run over the whole batch.
@@ -95,7 +95,7 @@ def attention_mse_loss(attention: torch.Tensor, labels: torch.Tensor) -> torch.T
     return F.mse_loss(attention.float(), one_hot(small, attention.shape[1]))
 
 
-def inter_class_term(prototypes: torch.Tensor, counts: torch.Tensor, form: str = "paper", sign: float = 1.0) -> torch.Tensor:
+def inter_class_term(prototypes: torch.Tensor, counts: torch.Tensor, form: str = "paper", *, sign: float = 1.0) -> torch.Tensor:
     """``sign * cga_kernels.inter_class_loss(prototypes, counts, form)`` as float32; ``sign=-1`` is the
     "Baseline - Inter" experiment (the loss then pulls the prototypes together)."""
     if form not in INTER_FORMS:
@@ -167,7 +167,7 @@ class CGALoss(nn.Module):
             attention = self.attention_weight * attention_mse_loss(output.attention, labels)
         inter = zero
         if output.prototypes is not None and self.inter_active(epoch):
-            inter = self.inter_weight * inter_class_term(output.prototypes, output.counts, self.inter_form, self.inter_sign)
+            inter = self.inter_weight * inter_class_term(output.prototypes, output.counts, self.inter_form, sign=self.inter_sign)
         return LossTerms(dice + attention + inter, dice, attention, inter)
 
     def extra_repr(self) -> str:

@@ -228,7 +228,7 @@ def train_one_epoch(run: Run, epoch: int, progress: bool = True) -> dict:
     return {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"], **{k: v / max(steps, 1) for k, v in sums.items()}}
 
 
-def end_of_epoch(run: Run, epoch: int, record: dict, progress: bool = True) -> None:
+def end_of_epoch(run: Run, epoch: int, record: dict, *, progress: bool = True) -> None:
     """Step 3 (main process): validation Dice, ``last.pt`` (and ``best.pt`` on a better score), log line, curves."""
     if run.ddp.main:
         if run.val_dirs:
@@ -257,5 +257,5 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True):
     record = {}
     for epoch in range(run.start_epoch, config.epochs):
         record = train_one_epoch(run, epoch, progress)
-        end_of_epoch(run, epoch, record, progress)
+        end_of_epoch(run, epoch, record, progress=progress)
     return run.model, record

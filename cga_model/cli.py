@@ -102,13 +102,25 @@ def _evaluate(args) -> None:
     print(f"metrics: {out}\nplot: {png}")
 
 
+def _command(sub, name: str, summary: str, run) -> argparse.ArgumentParser:
+    """A sub-command whose parsed arguments go to ``run``."""
+    parser = sub.add_parser(name, help=summary, formatter_class=HelpFormatter)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _add_required(parser: argparse.ArgumentParser, flags: dict) -> None:
+    """Required flags, ``{flag: help line}``."""
+    for flag, text in flags.items():
+        parser.add_argument(flag, required=True, help=text)
+
+
 def _add_synth(sub) -> None:
-    p = sub.add_parser("synth", help="write a synthetic BraTS-layout cohort", formatter_class=HelpFormatter)
+    p = _command(sub, "synth", "write a synthetic BraTS-layout cohort", _synth)
     p.add_argument("out", help="folder for the case folders <ID>/<ID>_{flair,t1,t1ce,t2,seg}.nii.gz")
     p.add_argument("--cases", type=int, default=10, help="number of cases")
     p.add_argument("--seed", type=int, default=0, help="seed of the cohort (same seed, same cases)")
     p.add_argument("--shape", type=int, nargs=3, default=(64, 64, 48), metavar=("X", "Y", "Z"), help="volume size in voxels (1 mm)")
-    p.set_defaults(func=_synth)
 
 
 def _add_preprocess(sub) -> None:
@@ -124,9 +136,8 @@ def _add_preprocess(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a CGA U-Net (use torchrun --nproc_per_node=N for DDP)", formatter_class=HelpFormatter)
-    p.add_argument("--data", required=True, help="folder of BraTS case folders")
-    p.add_argument("--out", required=True, help="run folder (last.pt, best.pt, metrics.jsonl, curves.png)")
+    p = _command(sub, "train", "train a CGA U-Net (use torchrun --nproc_per_node=N for DDP)", _train)
+    _add_required(p, {"--data": "folder of BraTS case folders", "--out": "run folder (last.pt, best.pt, metrics.jsonl, curves.png)"})
     p.add_argument("--epochs", type=int, default=500, help="training epochs (poly learning rate over them)")
     p.add_argument("--crop", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="random crop size (multiples of 8)")
     p.add_argument("--batch-size", type=int, default=8, help="crops per step (per process under DDP)")
@@ -143,28 +154,23 @@ def _add_train(sub) -> None:
     loss.add_argument("--inter-form", choices=("paper", "official"), default="paper", help="inter-class loss: paper formula or released code's")
     loss.add_argument("--inter-start-epoch", type=int, default=20, help="first epoch (0-based) with the inter-class term")
     loss.add_argument("--reverse-inter", action="store_true", help="'Baseline - Inter': minimise the inter-class distance")
-    p.set_defaults(func=_train)
 
 
 def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="segment cases, writing <ID>.nii.gz and an overlay PNG", formatter_class=HelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="a best.pt or last.pt of cga train")
-    p.add_argument("--input", required=True, help="a case folder or a folder of case folders")
-    p.add_argument("--out", required=True, help="folder for <ID>.nii.gz and <ID>_overlay.png")
+    p = _command(sub, "predict", "segment cases, writing <ID>.nii.gz and an overlay PNG", _predict)
+    _add_required(p, {"--checkpoint": "a best.pt or last.pt of cga train", "--input": "a case folder or a folder of case folders",
+                      "--out": "folder for <ID>.nii.gz and <ID>_overlay.png"})
     p.add_argument("--roi", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="sliding-window size")
     p.add_argument("--overlap", type=float, default=0.5, help="overlap of neighbouring windows, as a fraction of the window")
     p.add_argument("--tta", action="store_true", help="average over the 8 axis flips")
     p.add_argument("--probs", action="store_true", help="also write <ID>_prob.nii.gz")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.set_defaults(func=_predict)
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="BraTS metrics of predictions against ground truth", formatter_class=HelpFormatter)
-    p.add_argument("--pred", required=True, help="folder of <ID>.nii.gz predictions")
-    p.add_argument("--gt", required=True, help="folder of case folders with <ID>_seg.nii.gz")
-    p.add_argument("--out", required=True, help="CSV path (a PNG is written beside it)")
-    p.set_defaults(func=_evaluate)
+    p = _command(sub, "evaluate", "BraTS metrics of predictions against ground truth", _evaluate)
+    _add_required(p, {"--pred": "folder of <ID>.nii.gz predictions", "--gt": "folder of case folders with <ID>_seg.nii.gz",
+                      "--out": "CSV path (a PNG is written beside it)"})
 
 
 def build_parser() -> argparse.ArgumentParser:

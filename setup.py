@@ -1,4 +1,4 @@
-"""Builds ``cga_kernels._C`` (the ``cga::`` schemas and C++ CPU kernels) with cpp_extension + ninja.
+"""Builds ``cga_kernels._C`` (the C++ CPU kernels of the ``cga::`` ops) with cpp_extension + ninja.
 
 No CUDA is needed or used: GPU kernels are Triton (``cga_kernels/triton``). The library is a
 plain shared object (``ATen`` + ``torch/library.h``, no pybind11), loaded with
@@ -10,7 +10,7 @@ import glob
 from setuptools import find_packages, setup
 from torch.utils.cpp_extension import BuildExtension, CppExtension
 
-sources = ["csrc/cga.cpp"] + sorted(glob.glob("csrc/cpu/*.cpp"))
+sources = sorted(glob.glob("csrc/cpu/*.cpp"))  # one file per op; the schemas are defined in Python
 
 setup(
     packages=find_packages(include=["cga_kernels", "cga_kernels.*", "cga_model", "cga_model.*"]),

@@ -1,10 +1,16 @@
-"""Small numerical pieces shared by the reference and the compiled front end."""
+"""Numerical facts with one home: the accumulation dtype, divide-by-count-or-zero, a sqrt with a
+finite gradient at 0, and the inter-class loss given a distance function (shared by the
+reference, the public ops and the Triton launchers)."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 import torch
+
+from ._validate import check_choice
+
+LOSS_FORMS = ("paper", "official")
 
 
 def acc_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -33,8 +39,7 @@ def inter_class_loss_with(distances: Callable, proto: torch.Tensor, counts: torc
     the denominator ``counts + 1e-5``, ``D = sum_b sqrt(sum_{i,j} ||p_i - p_j||^2)`` over all
     K classes, loss ``10 log(100 / D + 1)`` (``+inf`` when all prototypes coincide, as there).
     """
-    if form not in ("paper", "official"):
-        raise ValueError(f"form must be 'paper' or 'official', got {form!r}")
+    check_choice("form", form, LOSS_FORMS)
     acc = acc_dtype(proto.dtype)
     p, c = proto.to(acc), counts.to(acc)
     if form == "paper":

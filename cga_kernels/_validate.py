@@ -30,6 +30,22 @@ class MaskSpec:
     weights: Optional[torch.Tensor]
     active: torch.Tensor
 
+    def weights_as(self, dtype: torch.dtype) -> torch.Tensor:
+        """The soft weights, contiguous, in ``dtype`` (the kernels read them in the features' dtype)."""
+        return self.weights.to(dtype).contiguous()
+
+
+def flatten_features(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, *S)`` -> contiguous ``(B, C, N)`` (one copy for strided or channels-last input)."""
+    return x.reshape(x.shape[0], x.shape[1], -1).contiguous()
+
+
+def check_choice(name: str, value, choices: tuple) -> None:
+    """Refuse an option outside ``choices`` (``form``, ``mode``, ...), naming the allowed values."""
+    if value not in choices:
+        allowed = " or ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+
 
 def _no_data(t: torch.Tensor) -> bool:
     """True while torch.compile traces or for meta tensors: value checks are impossible then."""
@@ -78,7 +94,7 @@ def _active_classes(classes: Optional[Iterable[int]], num_classes: int, device) 
     return active
 
 
-def _check_num_classes(num_classes) -> int:
+def check_num_classes(num_classes) -> int:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     return num_classes
@@ -104,7 +120,7 @@ def parse_mask(x, mask, num_classes=None, ignore_index=None, classes=None, proto
         return _parse_soft(mask, batch, spatial, num_classes, classes, ignore_index)
     if num_classes is None:
         raise ValueError("num_classes is required with a hard (integer label) mask")
-    return _parse_hard(mask, batch, spatial, _check_num_classes(num_classes), classes, ignore_index)
+    return _parse_hard(mask, batch, spatial, check_num_classes(num_classes), classes, ignore_index)
 
 
 def _parse_hard(mask, batch, spatial, num_classes, classes, ignore_index) -> MaskSpec:
@@ -137,7 +153,7 @@ def _parse_soft(mask, batch, spatial, num_classes, classes, ignore_index) -> Mas
         expected = f"(B, K, *S) = ({batch}, K, {', '.join(map(str, spatial))})" if spatial is not None else f"(B={batch}, K, *S)"
         raise ValueError(f"soft mask must have shape {expected}, got {tuple(mask.shape)}")
     k = mask.shape[1]
-    if num_classes is not None and _check_num_classes(num_classes) != k:
+    if num_classes is not None and check_num_classes(num_classes) != k:
         raise ValueError(f"soft mask has K={k} classes in dim 1 but num_classes (or the prototypes' K) is {num_classes}")
     if ignore_index is not None:
         raise ValueError("ignore_index applies to hard (integer) masks only; give ignored voxels zero weight instead")

@@ -1,34 +1,19 @@
 """Pure-PyTorch reference of every ``cga_kernels`` operator.
 
-This module is the oracle of the tests and the readable statement of the operator contract
-(DESIGN.md section 2). It is never used as a silent fallback for the compiled kernels.
-
-Shapes (``N = prod(S)``, any number of spatial dims ``S``):
-
-- ``x``: features ``(B, C, *S)``, floating point;
-- hard mask: integer labels ``(B, *S)`` in ``[0, K)`` (or ``ignore_index``), needs ``num_classes``;
-- soft mask: non-negative floating weights ``(B, K, *S)``;
-- ``proto``: prototypes ``(B, K, C)``; ``counts``: class weights ``(B, K)``.
-
-Half-precision inputs are computed in float32 and returned in the input dtype; ``counts`` is
-returned in the accumulation dtype (float32 for float16/bfloat16/float32, float64 for
-float64) because a voxel count overflows float16 beyond 65504 voxels.
+This module is the oracle of the tests: each operator is stated with dense class weights
+``w (B, K, N)`` (the one-hot of hard labels) and batched matrix products. It is never used as
+a silent fallback for the compiled kernels. Each function carries the docstring (the
+contract) of the public operator it checks, from ``cga_kernels/ops/<op>.py``.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ._contract import reference_of
 from ._math import acc_dtype, divide_by_counts, inter_class_loss_with, safe_sqrt
 from ._validate import MaskSpec, check_proto_counts, parse_mask
-
-__all__ = [
-    "prototype_pool",
-    "prototype_scatter",
-    "intra_class_update",
-    "prototype_distances",
-    "inter_class_loss",
-]
+from .ops import distances, intra_update, pool, scatter
 
 
 def _weights(spec: MaskSpec, dtype: torch.dtype) -> torch.Tensor:
@@ -49,11 +34,8 @@ def _pool(xf: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return proto, counts
 
 
+@reference_of(pool.prototype_pool)
 def prototype_pool(x, mask, num_classes=None, ignore_index=None):
-    """Masked average pooling: ``proto[b,k] = sum_n w[b,k,n] x[b,:,n] / counts[b,k]``.
-
-    Returns ``(proto (B, K, C) in x.dtype, counts (B, K))``; an empty class gets a zero prototype.
-    """
     spec = parse_mask(x, mask, num_classes, ignore_index)
     acc = acc_dtype(x.dtype)
     xf = x.reshape(x.shape[0], x.shape[1], -1).to(acc)
@@ -61,11 +43,8 @@ def prototype_pool(x, mask, num_classes=None, ignore_index=None):
     return proto.to(x.dtype), counts
 
 
+@reference_of(scatter.prototype_scatter)
 def prototype_scatter(proto, mask, ignore_index=None):
-    """Map prototypes back to voxels: ``y[b,:,n] = sum_k w[b,k,n] proto[b,k,:]``.
-
-    ``proto`` is ``(B, K, C)``; returns ``(B, C, *S)`` in ``proto.dtype``. Ignored voxels get 0.
-    """
     spec = parse_mask(None, mask, None, ignore_index, proto=proto)
     acc = acc_dtype(proto.dtype)
     w = _weights(spec, acc)
@@ -73,13 +52,8 @@ def prototype_scatter(proto, mask, ignore_index=None):
     return y.reshape(proto.shape[0], proto.shape[2], *spec.spatial_shape).to(proto.dtype)
 
 
+@reference_of(intra_update.intra_class_update)
 def intra_class_update(x, mask, num_classes=None, residual=True, classes=None, ignore_index=None):
-    """Intra-class update (paper Eq. 7-8): ``y = x + scatter(pool(x, mask), mask)``.
-
-    ``classes`` (iterable of class indices) restricts the scatter to those classes; the
-    prototypes and counts of all K classes are still returned. ``residual=False`` drops ``x``.
-    Returns ``(y (B, C, *S) in x.dtype, proto (B, K, C) in x.dtype, counts (B, K))``.
-    """
     spec = parse_mask(x, mask, num_classes, ignore_index, classes=classes)
     acc = acc_dtype(x.dtype)
     xf = x.reshape(x.shape[0], x.shape[1], -1).to(acc)
@@ -100,13 +74,13 @@ def _pair_distances(proto: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     return torch.where(both, dist, torch.zeros_like(dist))
 
 
+@reference_of(distances.prototype_distances)
 def prototype_distances(proto, counts):
-    """Pairwise prototype distances ``(B, K, K)``; 0 where either class has ``counts == 0``."""
     check_proto_counts(proto, counts)
     return _pair_distances(proto.to(acc_dtype(proto.dtype)), counts > 0).to(proto.dtype)
 
 
+@reference_of(distances.inter_class_loss)
 def inter_class_loss(proto, counts, form="paper"):
-    """Inter-class distance loss (scalar, accumulation dtype); see ``_math.inter_class_loss_with``."""
     check_proto_counts(proto, counts)
     return inter_class_loss_with(_pair_distances, proto, counts, form)

@@ -1,4 +1,4 @@
-"""Triton kernels of the pairwise prototype distances and their backward.
+"""prototype_distances on Triton: cga::pair_distances and cga::pair_distances_backward.
 
 ``pair_distances``: one program per (b, i, j) pair, the squared difference summed over channel
 blocks (direct differences, no expansion). ``pair_distances_backward``: one program per
@@ -12,7 +12,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import acc_tl, acc_torch
+from .._math import acc_dtype
+from ._tiles import acc_tl
 
 
 @triton.jit
@@ -65,6 +66,6 @@ def pair_distances_backward(grad, proto, dist):
     out = torch.empty_like(proto, memory_format=torch.contiguous_format)
     block = _block(channels)
     grid = (batch * num_classes, triton.cdiv(channels, block))
-    _distances_backward_kernel[grid](grad.to(acc_torch(proto.dtype)).contiguous(), proto, dist.contiguous(), out, num_classes, channels,
+    _distances_backward_kernel[grid](grad.to(acc_dtype(proto.dtype)).contiguous(), proto, dist.contiguous(), out, num_classes, channels,
                                      ACC=acc_tl(proto.dtype), BLOCK_C=block)
     return out

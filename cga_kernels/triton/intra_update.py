@@ -1,7 +1,9 @@
-"""The cga:: pooling, scatter and fused intra-class update ops on the Triton kernels.
+"""intra_class_update on Triton: ``cga::intra_update_hard`` / ``_soft`` and their backward ops.
 
 Each function has the signature and semantics of the low-level op of the same name
-(``csrc/cga.cpp``). Prototype arithmetic on ``(B, K, C)`` tables (divide by counts, class
+(schemas: ``cga_kernels/ops/intra_update.py``). Forward: a class-masked reduction of x, then a
+broadcast of the prototype table plus the residual (3 x-sized passes); backward: the same over
+grad_y. Prototype arithmetic on ``(B, K, C)`` tables (divide by counts, class
 selection) is tiny and done with torch ops between the kernel launches.
 Soft-mask weight gradient (``_weight_grad_kernel``): reads x and grad_y once, writes
 ``(B, K, N)``, i.e. 2 x-sized reads.
@@ -14,30 +16,11 @@ import triton
 import triton.language as tl
 
 from .._math import divide_by_counts
-from ._common import acc_tl, acc_torch, class_pad, tile_sizes
-from .masked_reduce import masked_broadcast, masked_sums
+from ._tiles import acc_tl, class_pad, masked_broadcast, masked_sums, tile_sizes
 
 
 def _active(active: torch.Tensor, dtype) -> torch.Tensor:
     return active.to(dtype).view(1, -1, 1)
-
-
-def pool_hard(x, labels, num_classes):
-    sums, counts = masked_sums(x, num_classes, labels=labels)
-    return divide_by_counts(sums, counts).to(x.dtype), counts
-
-
-def pool_soft(x, weights):
-    sums, counts = masked_sums(x, weights.shape[1], weights=weights)
-    return divide_by_counts(sums, counts).to(x.dtype), counts
-
-
-def scatter_hard(proto, labels):
-    return masked_broadcast(proto.to(acc_torch(proto.dtype)).contiguous(), labels.shape[1], proto.dtype, labels=labels)
-
-
-def scatter_soft(proto, weights):
-    return masked_broadcast(proto.to(acc_torch(proto.dtype)).contiguous(), weights.shape[2], proto.dtype, weights=weights)
 
 
 def _intra_update(x, active, residual, labels=None, weights=None):

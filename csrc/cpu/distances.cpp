@@ -1,14 +1,12 @@
+// prototype_distances on CPU: cga::pair_distances and cga::pair_distances_backward.
 // Pairwise Euclidean distances between the prototypes of present classes, from direct
 // differences (no |a|^2 + |b|^2 - 2ab expansion, which cancels catastrophically in float32).
 // The gradient at zero distance is defined as zero, so coincident prototypes stay finite.
-#include <ATen/ATen.h>
-#include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <cmath>
 
-#include "checks.h"
+#include "rows.h"
 
 namespace cga {
 namespace {

@@ -1,4 +1,5 @@
-"""Triton kernels of class-masked reduction (pooling) and broadcast (scatter-back).
+"""Tile helpers shared by the Triton kernels of every op: launch parameters, and the two
+class-masked tile kernels, reduction (pooling) and broadcast (scatter-back).
 
 Both use a class-mask tile ``M (K_PAD, BLOCK_N)``: the one-hot of the labels built in
 registers (hard masks; label -1 matches no class) or the loaded weights (soft masks).
@@ -15,11 +16,41 @@ once. The fused update is thus 3 x-sized passes forward and 3 backward.
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
 
-from ._common import acc_tl, acc_torch, class_pad, deterministic, tile_sizes
+from .._math import acc_dtype
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def deterministic() -> bool:
+    """Deterministic mode (no float atomics, two-stage reductions) follows torch's global switch."""
+    return torch.are_deterministic_algorithms_enabled()
+
+
+def acc_tl(dtype: torch.dtype):
+    """The Triton type of ``cga_kernels._math.acc_dtype(dtype)``."""
+    return {torch.float64: tl.float64, torch.float32: tl.float32}[acc_dtype(dtype)]
+
+
+def class_pad(num_classes: int) -> int:
+    """Classes padded to a power of two >= 16 (the smallest ``tl.dot`` operand)."""
+    return max(16, triton.next_power_of_2(num_classes))
+
+
+def tile_sizes(channels: int, n: int) -> tuple[int, int]:
+    """``(BLOCK_C, BLOCK_N)``: channel blocks of 16-64 and voxel blocks filling a tile of 8K
+    elements on a GPU (register budget) or 64K in the interpreter (fewer, larger steps)."""
+    block_c = min(64, max(16, triton.next_power_of_2(channels)))
+    budget = (1 << 16) if interpreting() else (1 << 13)
+    block_n = min(max(16, budget // block_c), max(16, triton.next_power_of_2(n)))
+    return block_c, block_n
 
 
 @triton.jit
@@ -86,7 +117,7 @@ def masked_sums(x: torch.Tensor, num_classes: int, labels=None, weights=None):
     """``(sums (B, K, C), counts (B, K))`` in the accumulation dtype, for ``x (B, C, N)`` and
     ``labels (B, N)`` int64 (-1 ignored) or ``weights (B, K, N)``."""
     batch, channels, n = x.shape
-    acc = acc_torch(x.dtype)
+    acc = acc_dtype(x.dtype)
     block_c, block_n = tile_sizes(channels, n)
     nb = triton.cdiv(n, block_n)
     grid = (batch, triton.cdiv(channels, block_c), nb)

@@ -1,0 +1,134 @@
+"""``intra_class_update``: the fused ``x + scatter(pool(x, mask), mask)`` (paper Eq. 7-8).
+
+Low-level ops ``cga::intra_update_hard`` / ``cga::intra_update_soft`` and their backward ops
+(CPU: csrc/cpu/intra_update.cpp, GPU: cga_kernels/triton/intra_update.py): schemas, fake
+kernels, the autograd formula, then the public function. Backward (DESIGN.md section 2), with
+``s`` the counts, ``g = grad_y`` and ``H_k = (grad_proto_k + active_k sum_n w[k, n] g[:, n]) / s_k``
+(0 for an empty class):
+``grad_x[:, n] = sum_k w[k, n] H_k (+ g[:, n] with the residual)``; soft masks only:
+``grad_w[k, n] = active_k <proto_k, g[:, n]> + <x[:, n] - proto_k, H_k> + grad_counts_k``.
+Each backward is itself one fused op, so it makes the same number of passes as the forward.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._contract import contract
+from .._lowlevel import LowLevelOp, grad_or_zeros
+from .._validate import flatten_features, parse_mask
+from .pool import fake_proto_counts
+
+
+def _fake_update(x, mask, active, residual):
+    return (torch.empty_like(x, memory_format=torch.contiguous_format), *fake_proto_counts(x, active.shape[0]))
+
+
+def _fake_hard_backward(grad_y, grad_proto, labels, active, counts, residual):
+    return torch.empty_like(grad_y, memory_format=torch.contiguous_format)
+
+
+def _fake_soft_backward(grad_y, grad_proto, grad_counts, x, weights, active, proto, counts, residual):
+    return torch.empty_like(x, memory_format=torch.contiguous_format), torch.empty_like(weights, memory_format=torch.contiguous_format)
+
+
+def _setup_hard(ctx, inputs, output):
+    _, labels, active, residual = inputs
+    ctx.save_for_backward(labels, active, output[2])
+    ctx.residual = residual
+
+
+def _backward_hard(ctx, grad_y, grad_proto, grad_counts):
+    labels, active, counts = ctx.saved_tensors
+    batch, n = labels.shape
+    if grad_y is None:
+        grad_y = grad_proto.new_zeros(batch, grad_proto.shape[2], n)
+    if grad_proto is None:
+        grad_proto = grad_y.new_zeros(batch, active.shape[0], grad_y.shape[1])
+    grad_x = ctx.ops.intra_update_hard_backward(grad_y.contiguous(), grad_proto.contiguous(), labels, active, counts, ctx.residual)
+    return grad_x, None, None, None
+
+
+def _setup_soft(ctx, inputs, output):
+    x, weights, active, residual = inputs
+    ctx.save_for_backward(x, weights, active, output[1], output[2])
+    ctx.residual = residual
+
+
+def _backward_soft(ctx, grad_y, grad_proto, grad_counts):
+    x, weights, active, proto, counts = ctx.saved_tensors
+    grad_x, grad_w = ctx.ops.intra_update_soft_backward(
+        grad_or_zeros(grad_y, x), grad_or_zeros(grad_proto, proto), grad_or_zeros(grad_counts, counts),
+        x, weights, active, proto, counts, ctx.residual,
+    )
+    return grad_x, grad_w, None, None
+
+
+LOW_LEVEL = {
+    "intra_update_hard": LowLevelOp(
+        "(Tensor x, Tensor labels, Tensor active, bool residual) -> (Tensor y, Tensor proto, Tensor counts)",
+        fake=_fake_update,
+        setup_context=_setup_hard,
+        backward=_backward_hard,
+    ),
+    "intra_update_hard_backward": LowLevelOp(
+        "(Tensor grad_y, Tensor grad_proto, Tensor labels, Tensor active, Tensor counts, bool residual) -> Tensor",
+        fake=_fake_hard_backward,
+    ),
+    "intra_update_soft": LowLevelOp(
+        "(Tensor x, Tensor weights, Tensor active, bool residual) -> (Tensor y, Tensor proto, Tensor counts)",
+        fake=_fake_update,
+        setup_context=_setup_soft,
+        backward=_backward_soft,
+    ),
+    "intra_update_soft_backward": LowLevelOp(
+        "(Tensor grad_y, Tensor grad_proto, Tensor grad_counts, Tensor x, Tensor weights, Tensor active, Tensor proto, "
+        "Tensor counts, bool residual) -> (Tensor grad_x, Tensor grad_weights)",
+        fake=_fake_soft_backward,
+    ),
+}
+
+
+@contract
+def intra_class_update(ops, x, mask, num_classes=None, residual=True, classes=None, ignore_index=None):
+    """Fused intra-class update (paper Eq. 7-8): ``y = x + scatter(pool(x, mask), mask)``.
+
+    With ``w`` the class weights of ``mask`` and ``a_k = 1`` for the classes in ``classes``:
+    ``counts[b, k] = sum_n w[b, k, n]``,
+    ``proto[b, k, :] = sum_n w[b, k, n] x[b, :, n] / counts[b, k]``,
+    ``y[b, :, n] = x[b, :, n] (if residual) + sum_k a_k w[b, k, n] proto[b, k, :]``.
+    One op, two passes over ``x``: no one-hot or ``(B, K, N)`` tensor is built for hard masks.
+
+    Args:
+        x: features ``(B, C, *S)``, floating point.
+        {mask}
+        {num_classes}
+        residual: add ``x`` to the scattered prototypes (default True); False returns the
+            scatter alone.
+        classes: None (default, every class) or an int or iterable of class indices in
+            ``[0, K)``: only these classes are written back (the paper's "Intra (class4)"
+            ablation); voxels of other classes get ``x`` (or 0 without the residual). The
+            prototypes and counts of all K classes are still returned.
+        {ignore_index}
+
+    Returns:
+        ``(y, proto, counts)``: ``y (B, C, *S)`` in ``x.dtype``, prototypes ``proto (B, K, C)``
+        in ``x.dtype`` and class weights ``counts (B, K)`` in the accumulation dtype.
+
+    {rules}
+
+    Example::
+
+        >>> import torch, cga_kernels as ck
+        >>> x = torch.randn(2, 8, 4, 4, 4)
+        >>> labels = torch.randint(0, 4, (2, 4, 4, 4))
+        >>> y, proto, counts = ck.intra_class_update(x, labels, num_classes=4, classes=[3])
+        >>> y.shape, proto.shape, counts.shape
+        (torch.Size([2, 8, 4, 4, 4]), torch.Size([2, 4, 8]), torch.Size([2, 4]))
+    """
+    spec = parse_mask(x, mask, num_classes, ignore_index, classes=classes)
+    if spec.hard:
+        y, proto, counts = ops.intra_update_hard(flatten_features(x), spec.labels, spec.active, bool(residual))
+    else:
+        y, proto, counts = ops.intra_update_soft(flatten_features(x), spec.weights_as(x.dtype), spec.active, bool(residual))
+    return y.reshape(x.shape), proto, counts

@@ -1,0 +1,131 @@
+// intra_class_update on CPU: cga::intra_update_hard / _soft and their backward ops.
+//   y = x (if residual) + scatter(active * pool(x, mask), mask), returning proto and counts too.
+// Hard masks: two passes per (b, c) row (sum per class, then write table[label] + x while the
+// row is in cache); the backward is the same pattern over grad_y. Soft masks: BLAS products.
+// Autograd wiring (which backward op serves which forward): cga_kernels/ops/intra_update.py.
+#include <torch/library.h>
+
+#include "rows.h"
+
+namespace cga {
+namespace {
+
+// The two-pass row pattern of the fused update and of its backward: sum src per class over a
+// row, turn each class sum into a table entry with entry(b, c, k, sum), then write
+// dst = table[label] (+ src) while the row is still in cache.
+template <typename scalar_t, typename acc_t, typename Entry>
+void sum_then_scatter(const scalar_t* src, const int64_t* lab, int64_t batch, int64_t channels, int64_t n, int64_t K,
+                      bool residual, scalar_t* dst, const Entry& entry) {
+  for_each_row<acc_t>(batch, channels, K, [&](int64_t b, int64_t c, acc_t* lanes, acc_t* sums, acc_t* table) {
+    const scalar_t* row = src + (b * channels + c) * n;
+    row_class_sums(row, lab + b * n, n, K, lanes, sums);
+    for (int64_t k = 0; k < K; ++k) table[k + 1] = entry(b, c, k, sums[k]);
+    row_scatter<scalar_t, acc_t>(table, lab + b * n, n, residual ? row : nullptr, dst + (b * channels + c) * n);
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> intra_update_hard(const at::Tensor& x, const at::Tensor& labels,
+                                                                 const at::Tensor& active, bool residual) {
+  check_cpu_contiguous(x, "x", 3);
+  check_labels(labels, x.size(0), x.size(2));
+  const int64_t batch = x.size(0), channels = x.size(1), n = x.size(2), K = active.size(0);
+  check_active(active, K);
+  const auto acc = acc_type_of(x.scalar_type());
+  auto counts = count_labels(labels, K, acc);
+  auto proto = at::empty({batch, K, channels}, x.options().dtype(acc));
+  auto y = at::empty_like(x);
+  const auto act = active.contiguous();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "intra_update_hard", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const int64_t* lab = labels.data_ptr<int64_t>();
+    const acc_t* cnt = counts.data_ptr<acc_t>();
+    const bool* on = act.data_ptr<bool>();
+    acc_t* pp = proto.data_ptr<acc_t>();
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    sum_then_scatter<scalar_t, acc_t>(xp, lab, batch, channels, n, K, residual, yp, [&](int64_t b, int64_t c, int64_t k, acc_t sum) {
+      const acc_t p = safe_div(sum, cnt[b * K + k]);
+      pp[(b * K + k) * channels + c] = p;
+      return on[k] ? p : acc_t(0);
+    });
+  });
+  return {y, proto.to(x.scalar_type()), counts};
+}
+
+// grad_x[:, i] = H[label_i] (+ grad_y[:, i]) with H_k = (grad_proto_k + active_k * sum_{label=k} grad_y) / counts_k.
+at::Tensor intra_update_hard_backward(const at::Tensor& grad_y, const at::Tensor& grad_proto, const at::Tensor& labels,
+                                      const at::Tensor& active, const at::Tensor& counts, bool residual) {
+  check_cpu_contiguous(grad_y, "grad_y", 3);
+  check_cpu_contiguous(grad_proto, "grad_proto", 3);
+  const int64_t batch = grad_y.size(0), channels = grad_y.size(1), n = grad_y.size(2), K = active.size(0);
+  check_labels(labels, batch, n);
+  check_active(active, K);
+  TORCH_CHECK(grad_proto.size(0) == batch && grad_proto.size(1) == K && grad_proto.size(2) == channels,
+              "grad_proto must have shape (B, K, C) = (", batch, ", ", K, ", ", channels, "), got ", grad_proto.sizes());
+  const auto acc = acc_type_of(grad_y.scalar_type());
+  const auto cnt_t = counts.to(acc).contiguous();
+  const auto gp_t = grad_proto.to(acc).contiguous();
+  TORCH_CHECK(cnt_t.numel() == batch * K, "counts must have shape (B, K)");
+  count_labels(labels, K, acc);  // range check only
+  auto grad_x = at::empty_like(grad_y);
+  const auto act = active.contiguous();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_y.scalar_type(), "intra_update_hard_backward", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* gy = grad_y.data_ptr<scalar_t>();
+    const int64_t* lab = labels.data_ptr<int64_t>();
+    const acc_t* cnt = cnt_t.data_ptr<acc_t>();
+    const acc_t* gp = gp_t.data_ptr<acc_t>();
+    const bool* on = act.data_ptr<bool>();
+    scalar_t* gx = grad_x.data_ptr<scalar_t>();
+    sum_then_scatter<scalar_t, acc_t>(gy, lab, batch, channels, n, K, residual, gx, [&](int64_t b, int64_t c, int64_t k, acc_t sum) {
+      return safe_div(gp[(b * K + k) * channels + c] + (on[k] ? sum : acc_t(0)), cnt[b * K + k]);
+    });
+  });
+  return grad_x;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> intra_update_soft(const at::Tensor& x, const at::Tensor& weights,
+                                                                 const at::Tensor& active, bool residual) {
+  check_cpu_contiguous(x, "x", 3);
+  check_weights(weights, x.size(0), x.size(2));
+  check_active(active, weights.size(1));
+  const auto acc = acc_type_of(x.scalar_type());
+  const auto xf = x.to(acc), wf = weights.to(acc);
+  auto [proto, counts] = soft_class_means(xf, wf);
+  auto scattered = (proto * active.to(acc).unsqueeze(-1)).transpose(1, 2);  // (B, C, K)
+  auto y = residual ? at::baddbmm(xf, scattered, wf) : at::bmm(scattered, wf);
+  return {y.to(x.scalar_type()), proto.to(x.scalar_type()), counts};
+}
+
+// G = grad_proto + active * (w g^T), H = G / counts;
+// grad_x = H^T w (+ g);  grad_w = (active * proto) g + H x - <proto, H> + grad_counts.
+std::tuple<at::Tensor, at::Tensor> intra_update_soft_backward(const at::Tensor& grad_y, const at::Tensor& grad_proto,
+                                                              const at::Tensor& grad_counts, const at::Tensor& x,
+                                                              const at::Tensor& weights, const at::Tensor& active,
+                                                              const at::Tensor& proto, const at::Tensor& counts,
+                                                              bool residual) {
+  check_cpu_contiguous(grad_y, "grad_y", 3);
+  check_cpu_contiguous(x, "x", 3);
+  check_weights(weights, x.size(0), x.size(2));
+  check_active(active, weights.size(1));
+  const auto acc = acc_type_of(x.scalar_type());
+  const auto g = grad_y.to(acc), xf = x.to(acc), wf = weights.to(acc), pf = proto.to(acc), cf = counts.to(acc);
+  const auto act = active.to(acc).unsqueeze(-1);  // (K, 1)
+  auto total = grad_proto.to(acc) + act * at::bmm(wf, g.transpose(1, 2));
+  auto h = divide_by_counts(total, cf);  // (B, K, C)
+  auto grad_x = residual ? at::baddbmm(g, h.transpose(1, 2), wf) : at::bmm(h.transpose(1, 2), wf);
+  auto grad_w = at::baddbmm(at::bmm(h, xf), pf * act, g);
+  grad_w = grad_w - (pf * h).sum(-1, /*keepdim=*/true) + grad_counts.to(acc).unsqueeze(-1);
+  return {grad_x.to(x.scalar_type()), grad_w.to(weights.scalar_type())};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(cga, CPU, m) {
+  m.impl("intra_update_hard", &intra_update_hard);
+  m.impl("intra_update_hard_backward", &intra_update_hard_backward);
+  m.impl("intra_update_soft", &intra_update_soft);
+  m.impl("intra_update_soft_backward", &intra_update_soft_backward);
+}
+
+}  // namespace cga

@@ -18,11 +18,14 @@ from .nn.blocks import DownConv, InitConv, ResBlock, UpBlock, make_norm
 from .data.labels import BRATS_LABELS, REGIONS, classes_to_labels, labels_to_classes
 from .nn.losses import CGALoss, LossTerms, attention_mse_loss, downsample_labels, inter_class_term, softmax_dice_loss
 from .nn.config import SIZE_MULTIPLE, ModelConfig
+from .nn.dropin import CategoryGuidedAttention, guided_attention_losses
 from .nn.network import CGAOutput, CGAUNet
 
 __all__ = [
     "__version__",
     "ModelConfig",
+    "CategoryGuidedAttention",
+    "guided_attention_losses",
     "SIZE_MULTIPLE",
     "CGAUNet",
     "CGAOutput",

@@ -100,7 +100,7 @@ def test_dataset_items(cohort):
 
 
 def _copy_case(cohort, tmp_path):
-    src = find_cases(cohort)[0]
+    src = cohort / find_cases(cohort)[0].case_id
     dst = tmp_path / src.name
     shutil.copytree(src, dst)
     return dst
@@ -126,14 +126,14 @@ def test_mismatched_shapes_non_finite_corrupt_and_bad_labels(cohort, tmp_path):
         fh.write(b"this is not a nifti file")
     with pytest.raises(DataError, match="cannot read .*t2.nii.gz"):
         load_case(case)
-    shutil.copy(find_cases(cohort)[0] / f"{case.name}_t2.nii.gz", t2)
+    shutil.copy(cohort / case.name / f"{case.name}_t2.nii.gz", t2)
     nib.save(nib.Nifti1Image(np.full(SHAPE, 7, np.uint8), np.eye(4)), case / f"{case.name}_seg.nii.gz")
-    with pytest.raises(DataError, match=r"labels must be in \{0, 1, 2, 3, 4\}"):
+    with pytest.raises(DataError, match=r"_seg.nii.gz: label 7 is not in the brats2021 scheme"):
         load_case(case)
 
 
 def test_empty_folder(tmp_path):
-    with pytest.raises(DataError, match="no BraTS case folders"):
+    with pytest.raises(DataError, match="matches no layout: found no NIfTI files or case folders; expected one of: brats2021"):
         find_cases(tmp_path)
 
 

@@ -8,10 +8,11 @@ from cga_model.evaluation.metrics import EMPTY_HD, case_metrics, dice, hausdorff
 
 
 def test_regions():
-    labels = np.array([0, 1, 2, 4, 3])
-    assert region_mask(labels, "ET").tolist() == [False, False, False, True, True]
-    assert region_mask(labels, "TC").tolist() == [False, True, False, True, True]
-    assert region_mask(labels, "WT").tolist() == [False, True, True, True, True]
+    classes = np.array([0, 1, 2, 3, 4])  # background, core, edema, enhancing, resection cavity
+    assert region_mask(classes, "ET").tolist() == [False, False, False, True, False]
+    assert region_mask(classes, "TC").tolist() == [False, True, False, True, False]
+    assert region_mask(classes, "WT").tolist() == [False, True, True, True, False]
+    assert region_mask(classes, "RC").tolist() == [False, False, False, False, True]
 
 
 def test_hand_computed_values():
@@ -49,13 +50,15 @@ def test_empty_rules():
 def test_case_metrics_and_summary():
     truth = np.zeros((8, 8, 8), np.uint8)
     truth[2:6, 2:6, 2:6] = 2
-    truth[3:5, 3:5, 3:5] = 4
+    truth[3:5, 3:5, 3:5] = 3
     row = case_metrics(truth, truth)
-    assert all(row[f"{r}_dice"] == 1 for r in ("ET", "TC", "WT"))
+    assert all(row[f"{r}_dice"] == 1 for r in ("ET", "TC", "WT")) and "RC_dice" not in row
+    assert case_metrics(truth, np.where(truth == 3, 4, truth), regions=("ET", "RC"))["RC_dice"] == 0
     with pytest.raises(ValueError, match="differs from ground truth shape"):
         case_metrics(truth[:4], truth)
-    summary = summarize([{"case_id": "a", "x": 1.0}, {"case_id": "b", "x": 3.0}])
+    summary = summarize([{"case_id": "a", "x": 1.0, "y": np.nan}, {"case_id": "b", "x": 3.0, "y": 5.0}])
     assert summary["mean"]["x"] == 2 and summary["median"]["x"] == 2 and summary["std"]["x"] == 1
+    assert summary["mean"]["y"] == 5 and summary["std"]["y"] == 0  # NaN (undefined) is left out
 
 
 def test_against_monai_oracle():

@@ -36,8 +36,7 @@ import nibabel as nib
 import numpy as np
 
 from .dataset import Case, find_cases, load_case, normalize
-from .labels import BRATS_LABELS
-from .layout import MODALITIES
+from .layouts import LAYOUTS, MODALITIES, CaseFiles
 from .nifti_io import DataError, atomic_write
 
 FORMAT = "cga-case-cache"
@@ -57,7 +56,7 @@ def cache_settings() -> dict:
     """The settings a cache is made with; a cache made with others is refused."""
     return {
         "dtype": "float32", "normalization": "zscore-per-modality-inside-brain", "crop": "brain-bounding-box",
-        "layout": "brats2021", "modalities": list(MODALITIES), "labels": list(BRATS_LABELS),
+        "modalities": list(MODALITIES),
         "locations_per_class": LOCATIONS_PER_CLASS,
     }
 
@@ -77,16 +76,9 @@ class CaseArrays:
     original_shape: tuple
 
 
-def read_source_case(folder) -> Case:
-    """The one place the cache reads a raw case (the layout plug: a layout table reads here)."""
-    return load_case(folder, with_labels=True)
-
-
-def source_files(folder) -> list[Path]:
-    """The files a raw case folder is read from (images, then the segmentation if present)."""
-    folder = Path(folder)
-    names = [f"{folder.name}_{m}.nii.gz" for m in MODALITIES] + [f"{folder.name}_seg.nii.gz"]
-    return [folder / n for n in names if (folder / n).is_file()]
+def read_source_case(source: CaseFiles) -> Case:
+    """The one place the cache reads a raw case (any layout of ``layouts.py``)."""
+    return load_case(source, with_labels=True)
 
 
 def brain_box(image: np.ndarray) -> tuple:
@@ -130,14 +122,15 @@ def case_arrays(case: Case) -> CaseArrays:
     return CaseArrays(case.case_id, image, classes, class_locations(classes, seed), box, tuple(case.image.shape[1:]))
 
 
-def _properties(case: Case, arrays: CaseArrays, folder: Path) -> dict:
+def _properties(case: Case, arrays: CaseArrays, source: CaseFiles) -> dict:
     header = case.reference.header
     return {
         "case_id": case.case_id, "original_shape": list(arrays.original_shape), "box": [list(b) for b in arrays.box],
         "affine": np.asarray(case.reference.affine).tolist(), "spacing": [float(z) for z in header.get_zooms()[:3]],
         "nifti_header": base64.b64encode(header.binaryblock).decode("ascii"),
-        "sources": [{"path": str(p.resolve()), "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in source_files(folder)],
-        "has_labels": arrays.classes is not None, **{k: cache_settings()[k] for k in ("layout", "modalities", "labels")},
+        "sources": [{"path": str(p.resolve()), "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in source.sources],
+        "has_labels": arrays.classes is not None, "layout": case.layout, "modalities": list(MODALITIES),
+        "labels": list(LAYOUTS[case.layout].scheme.values),
     }
 
 
@@ -156,27 +149,27 @@ def stale_sources(properties: dict) -> list[str]:
     return changed
 
 
-def _write_case_files(partial: Path, case: Case, arrays: CaseArrays, folder: Path) -> None:
+def _write_case_files(partial: Path, case: Case, arrays: CaseArrays, source: CaseFiles) -> None:
     np.save(partial / "image.npy", arrays.image.astype(np.float32, copy=False))
     if arrays.classes is not None:
         np.save(partial / "classes.npy", arrays.classes.astype(np.uint8, copy=False))
     np.save(partial / "locations.npy", arrays.locations)
-    (partial / PROPERTIES_FILE).write_text(json.dumps(_properties(case, arrays, folder), indent=1))
+    (partial / PROPERTIES_FILE).write_text(json.dumps(_properties(case, arrays, source), indent=1))
 
 
-def write_case(folder, cache) -> str:
-    """Read the raw case ``folder``, preprocess it and write it into ``cache`` atomically; returns its ID.
+def write_case(source: CaseFiles, cache) -> str:
+    """Read the raw case ``source`` (a ``find_cases`` item), preprocess it and write it into ``cache`` atomically; returns its ID.
 
     Written under ``.partial-<ID>-<pid>/`` and renamed to ``<ID>/``; on any failure (e.g. a full
     disk) the partial folder is removed and ``CacheError`` names the case and the cause.
     """
-    folder, cache = Path(folder), Path(cache)
-    case = read_source_case(folder)
+    cache = Path(cache)
+    case = read_source_case(source)
     arrays = case_arrays(case)
     partial = cache / f"{PARTIAL_PREFIX}{case.case_id}-{os.getpid()}"
     try:
         partial.mkdir()
-        _write_case_files(partial, case, arrays, folder)
+        _write_case_files(partial, case, arrays, source)
         os.rename(partial, cache / case.case_id)
     except OSError as err:
         shutil.rmtree(partial, ignore_errors=True)

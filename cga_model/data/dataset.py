@@ -1,78 +1,91 @@
-"""BraTS data: case folders, reading, normalisation, padding, augmentation, Dataset and loader.
+"""Brain-tumour cases: reading (any layout of ``layouts.py``), normalisation, padding, augmentation, Dataset and loader.
 
-A case folder ``<ID>/`` holds ``<ID>_{flair,t1,t1ce,t2}.nii.gz`` and optionally
-``<ID>_seg.nii.gz``. Images become ``(4, X, Y, Z)`` float32 in the released code's modality
-order (``layout.MODALITIES``); labels become class indices 0..3 (``cga_model.labels``).
+Images become ``(4, X, Y, Z)`` float32 in the one channel order ``layouts.MODALITIES``, whatever
+the files' order; labels become class indices through the layout's label scheme (``labels.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .labels import labels_to_classes
-from .layout import MODALITIES
+from .layouts import MODALITIES, CaseFiles, find_cases, segmentation_classes
 from .nifti_io import DataError, load_nifti, read_array
 
 
 @dataclass
 class Case:
-    """One loaded case: ``image (4, X, Y, Z)`` float32, ``classes (X, Y, Z)`` uint8 or None, and the
-    flair NIfTI (its affine and header are reused for predictions)."""
+    """One loaded case: ``image (4, X, Y, Z)`` float32 in the order of ``layouts.MODALITIES``, ``classes
+    (X, Y, Z)`` uint8 class indices or None, the NIfTI whose affine and header predictions reuse (the
+    flair file, or the 4-D file of an MSD case), and the name of the case's layout."""
 
     case_id: str
     image: np.ndarray
     classes: Optional[np.ndarray]
     reference: object
+    layout: str
 
 
-def find_cases(root) -> list[Path]:
-    """Case folders under ``root`` (sorted); ``root`` may itself be one case folder."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"input folder does not exist: {root}")
-    if (root / f"{root.name}_flair.nii.gz").exists():
-        return [root]
-    cases = sorted(p for p in root.iterdir() if p.is_dir() and any(p.glob(f"{p.name}_*.nii.gz")))
-    if not cases:
-        raise DataError(f"no BraTS case folders (<ID>/<ID>_flair.nii.gz ...) found in {root}")
-    return cases
-
-
-def load_case(folder, with_labels: bool = True) -> Case:
-    """Read one case folder, checking every modality is present, same-shaped and finite."""
-    folder = Path(folder)
-    case_id = folder.name
-    paths = [folder / f"{case_id}_{m}.nii.gz" for m in MODALITIES]
-    for path in paths:
+def _open_images(case: CaseFiles) -> dict:
+    """Each image file of ``case`` opened once, its dimensions checked against the layout."""
+    opened = {}
+    for path, channel in zip(case.images, case.channels):
         if not path.is_file():
-            raise DataError(f"case {case_id}: missing modality file {path.name} in {folder}")
-    images = [load_nifti(p) for p in paths]
-    shape = images[0].shape
-    for path, img in zip(paths, images):
-        if img.shape != shape or len(img.shape) != 3:
-            raise DataError(f"case {case_id}: {path.name} has shape {img.shape}, expected 3-D {shape} like {paths[0].name}")
-    stacked = np.empty((4,) + tuple(shape), dtype=np.float32)
-    for m, (path, img) in enumerate(zip(paths, images)):
-        read_array(img, path, out=stacked[m])
+            raise DataError(f"case {case.case_id}: missing modality file {path.name} in {path.parent}")
+        if path not in opened:
+            opened[path] = load_nifti(path)
+        image = opened[path]
+        if len(image.shape) != (3 if channel is None else 4) or (channel is not None and image.shape[3] != len(MODALITIES)):
+            kind = "3-D" if channel is None else f"4-D (X, Y, Z, {len(MODALITIES)})"
+            raise DataError(f"case {case.case_id}: {path.name} has shape {image.shape}, expected {kind} for the {case.layout} layout")
+    return opened
+
+
+def _read_images(case: CaseFiles) -> tuple:
+    """``(image (4, X, Y, Z) float32, reference NIfTI)``: each file read once, shapes and values checked."""
+    opened = _open_images(case)
+    reference = opened[case.images[0]]
+    shape = reference.shape[:3]
+    for path, image in opened.items():
+        if image.shape[:3] != shape:
+            raise DataError(f"case {case.case_id}: {path.name} has shape {image.shape}, expected 3-D {shape} like {case.images[0].name}")
+    stacked = np.empty((len(MODALITIES),) + tuple(shape), dtype=np.float32)
+    four_d = {}
+    for m, (path, channel) in enumerate(zip(case.images, case.channels)):
+        if channel is None:
+            read_array(opened[path], path, out=stacked[m])
+        else:
+            if path not in four_d:
+                four_d[path] = read_array(opened[path], path)
+            stacked[m] = four_d[path][..., channel]
         if not np.isfinite(stacked[m]).all():
-            raise DataError(f"case {case_id}: {path.name} contains non-finite intensities")
+            raise DataError(f"case {case.case_id}: {path.name} contains non-finite intensities")
+    return stacked, reference
+
+
+def load_case(case, *, with_labels: bool = True) -> Case:
+    """Read one case of any layout (a ``CaseFiles`` of ``find_cases``, or a case folder, whose layout is detected).
+
+    Every modality must be present, of one shape and finite; labels become class indices through
+    the case's layout's scheme (a value outside it raises, naming the file and the likely layout).
+    """
+    if not isinstance(case, CaseFiles):
+        found = find_cases(case)
+        if len(found) != 1:
+            raise DataError(f"{case} holds {len(found)} cases, expected one case folder")
+        case = found[0]
+    image, reference = _read_images(case)
     classes = None
-    seg_path = folder / f"{case_id}_seg.nii.gz"
-    if with_labels and seg_path.exists():
-        seg_img = load_nifti(seg_path)
-        if seg_img.shape != shape:
-            raise DataError(f"case {case_id}: {seg_path.name} has shape {seg_img.shape}, expected {shape}")
-        try:
-            classes = labels_to_classes(read_array(seg_img, seg_path, dtype=np.int16))
-        except ValueError as err:
-            raise DataError(f"case {case_id}: {seg_path.name}: {err}") from err
-    return Case(case_id, stacked, classes, images[0])
+    if with_labels and case.seg is not None:
+        seg_img = load_nifti(case.seg)
+        if seg_img.shape != image.shape[1:]:
+            raise DataError(f"case {case.case_id}: {case.seg.name} has shape {seg_img.shape}, expected {image.shape[1:]}")
+        classes = segmentation_classes(read_array(seg_img, case.seg), case.seg, case.layout)
+    return Case(case.case_id, image, classes, reference, case.layout)
 
 
 def normalize(image: np.ndarray) -> np.ndarray:
@@ -123,7 +136,7 @@ class BratsDataset(Dataset):
     """
 
     def __init__(self, case_dirs, *, crop=None, augment: bool = False, multiple: int = 8):
-        self.case_dirs = [Path(c) for c in case_dirs]
+        self.case_dirs = list(case_dirs)
         self.crop, self.augment, self.multiple = (tuple(crop) if crop else None), augment, multiple
 
     def __len__(self) -> int:
@@ -132,7 +145,7 @@ class BratsDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         case = load_case(self.case_dirs[index])
         if case.classes is None:
-            raise DataError(f"case {case.case_id}: no segmentation file {case.case_id}_seg.nii.gz (needed for training)")
+            raise DataError(f"case {case.case_id}: no segmentation file (needed for training)")
         image = normalize(case.image)
         image = pad_to_multiple(image, self.multiple, self.crop)
         classes = pad_to_multiple(case.classes, self.multiple, self.crop)

@@ -1,4 +1,4 @@
-"""Score a folder of predictions against BraTS ground truth (``cga evaluate``)."""
+"""Score a folder of predictions against ground truth of any layout (``cga evaluate``): CSV, table, PNG."""
 
 from __future__ import annotations
 
@@ -9,43 +9,62 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data.labels import REGIONS
-from .metrics import METRICS, case_metrics, summarize
+from ..data.layouts import LAYOUTS, find_cases, segmentation_classes
 from ..data.nifti_io import DataError, atomic_write, load_nifti, read_array
+from .lesionwise import LESION_METRICS, lesionwise_metrics
+from .metrics import METRICS, case_metrics, summarize
 from .plots import pyplot, save_png
 
-VALID_LABELS = {0, 1, 2, 3, 4}
+METRIC_SETS = ("legacy", "lesionwise")  # cga evaluate --metrics: legacy per-region metrics, BraTS 2023+ lesion-wise
 
 
-def _truth_path(gt_dir: Path, case_id: str) -> Path:
-    for candidate in (gt_dir / case_id / f"{case_id}_seg.nii.gz", gt_dir / f"{case_id}_seg.nii.gz", gt_dir / f"{case_id}.nii.gz"):
-        if candidate.is_file():
-            return candidate
-    raise DataError(f"no ground truth for case {case_id} in {gt_dir} (looked for {case_id}/{case_id}_seg.nii.gz)")
-
-
-def _read_labels(path: Path):
+def _read_classes(path: Path, layout: str):
+    """``(class indices (X, Y, Z) uint8, spacing)`` of a label file written in ``layout``'s scheme."""
     image = load_nifti(path)
-    labels = read_array(image, path, dtype=np.int16)
-    found = set(np.unique(labels).tolist())
-    if not found <= VALID_LABELS:
-        raise DataError(f"{path}: labels must be in {sorted(VALID_LABELS)}, found {sorted(found - VALID_LABELS)}")
-    return labels, tuple(float(z) for z in image.header.get_zooms()[:3])
+    if len(image.shape) != 3:
+        raise DataError(f"{path}: a segmentation must be 3-D, found shape {image.shape}")
+    return segmentation_classes(read_array(image, path), path, layout), tuple(float(z) for z in image.header.get_zooms()[:3])
 
 
-def evaluate_folder(pred_dir, gt_dir, progress: bool = True) -> list[dict]:
-    """Per-case metric rows for every ``<ID>.nii.gz`` in ``pred_dir``."""
-    pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
-    preds = sorted(p for p in pred_dir.glob("*.nii.gz") if not p.name.endswith("_prob.nii.gz")) if pred_dir.is_dir() else []
+def _predictions(pred_dir: Path) -> list:
+    preds = sorted(p for p in pred_dir.glob("*.nii.gz") if not p.name.endswith("_prob.nii.gz") and not p.name.startswith(".")) if pred_dir.is_dir() else []
     if not preds:
         raise DataError(f"no predictions (<ID>.nii.gz) found in {pred_dir}")
+    return preds
+
+
+def evaluate_folder(pred_dir, gt_dir, *, layout=None, metric_sets=METRIC_SETS, progress: bool = True) -> list[dict]:
+    """Per-case metric rows for every ``<ID>.nii.gz`` in ``pred_dir`` against the cases of ``gt_dir``.
+
+    ``gt_dir`` is a dataset folder of any layout (detected from its file names, or ``layout``); the
+    predictions use that layout's label scheme (as ``cga predict`` writes them). Each row holds
+    ``case_id``, ``layout`` and, per region of the scheme (ET, TC, WT, and RC with a resection
+    cavity), the columns of ``metric_sets``: ``legacy`` (``metrics.METRICS``) and ``lesionwise``
+    (``lesionwise.LESION_METRICS``).
+    """
+    unknown = sorted(set(metric_sets) - set(METRIC_SETS))
+    if unknown or not metric_sets:
+        raise ValueError(f"--metrics must be a comma-separated subset of {','.join(METRIC_SETS)}, got {','.join(metric_sets)}")
+    pred_dir = Path(pred_dir)
+    preds = _predictions(pred_dir)
+    truths = {case.case_id: case for case in find_cases(gt_dir, layout=layout)}
     rows = []
     for path in tqdm(preds, desc="evaluate", disable=not progress):
         case_id = path.name[: -len(".nii.gz")]
-        pred, spacing = _read_labels(path)
-        truth, _ = _read_labels(_truth_path(gt_dir, case_id))
+        truth_case = truths.get(case_id)
+        if truth_case is None or truth_case.seg is None:
+            raise DataError(f"no ground-truth segmentation for prediction {path.name} in {gt_dir} ({len(truths)} cases there)")
+        pred, spacing = _read_classes(path, truth_case.layout)
+        truth, _ = _read_classes(truth_case.seg, truth_case.layout)
         if pred.shape != truth.shape:
             raise DataError(f"case {case_id}: prediction shape {pred.shape} differs from ground truth shape {truth.shape}")
-        rows.append({"case_id": case_id, **case_metrics(pred, truth, spacing)})
+        regions = tuple(LAYOUTS[truth_case.layout].scheme.regions)
+        row = {"case_id": case_id, "layout": truth_case.layout}
+        if "legacy" in metric_sets:
+            row.update(case_metrics(pred, truth, spacing, regions=regions))
+        if "lesionwise" in metric_sets:
+            row.update(lesionwise_metrics(pred, truth, spacing, regions))
+        rows.append(row)
     return rows
 
 
@@ -65,26 +84,43 @@ def write_csv(rows: list[dict], path) -> None:
     atomic_write(path, write)
 
 
+def _regions(rows: list[dict]) -> list:
+    return [region for region in REGIONS if any(key.startswith(f"{region}_") for key in rows[0])]
+
+
+def _cell(summary: dict, key: str) -> str:
+    return f"{summary['mean'][key]:.3f}±{summary['std'][key]:.3f} ({summary['median'][key]:.3f})"
+
+
 def format_table(rows: list[dict]) -> str:
-    """Mean (std) and median of each metric per region, as a plain-text table."""
-    summary = summarize(rows)
-    lines = [f"{'region':<7}" + "".join(f"{m:>26}" for m in METRICS)]
-    for region in REGIONS:
-        cells = [f"{summary['mean'][f'{region}_{m}']:.3f}±{summary['std'][f'{region}_{m}']:.3f} ({summary['median'][f'{region}_{m}']:.3f})" for m in METRICS]
-        lines.append(f"{region:<7}" + "".join(f"{c:>26}" for c in cells))
-    lines.append(f"{len(rows)} cases; cells: mean±std (median); HD in mm")
+    """Mean ± std (median) of each metric per region, one plain-text table per metric set."""
+    summary, regions = summarize(rows), _regions(rows)
+    lines = []
+    for names in (METRICS, LESION_METRICS):
+        names = [m for m in names if f"{regions[0]}_{m}" in rows[0]]
+        if names:
+            lines.append(f"{'region':<7}" + "".join(f"{m:>26}" for m in names))
+            lines += [f"{region:<7}" + "".join(f"{_cell(summary, f'{region}_{m}'):>26}" for m in names) for region in regions]
+    layouts = ", ".join(sorted({r["layout"] for r in rows}))
+    lines.append(f"{len(rows)} cases, layout {layouts}; cells: mean±std (median) over cases, NaN left out; HD in mm; "
+                 "lesion_*: BraTS 2023+ lesion-wise (brats-evaluation: mean over paired lesions, pq = panoptic quality)")
     return "\n".join(lines)
 
 
 def plot_distribution(rows: list[dict], path) -> None:
-    """Box plots of per-case Dice and HD95 per region, saved atomically as PNG."""
+    """Box plots of per-case Dice and HD95 per region (legacy, and lesion-wise when present), titled with the layout; PNG, atomic."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for ax, metric in zip(axes, ("dice", "hd95")):
-        ax.boxplot([[r[f"{reg}_{metric}"] for r in rows] for reg in REGIONS], showmeans=True)
-        ax.set_xticks(range(1, len(REGIONS) + 1), list(REGIONS))
-        ax.set_title(f"{metric.upper()} per case ({len(rows)} cases)")
+    regions = _regions(rows)
+    panels = [m for m in ("dice", "hd95", "lesion_dice", "lesion_hd95") if f"{regions[0]}_{m}" in rows[0]]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], panels):
+        values = [np.array([r[f"{reg}_{metric}"] for r in rows], dtype=np.float64) for reg in regions]
+        ax.boxplot([v[np.isfinite(v)] for v in values], showmeans=True)
+        ax.set_xticks(range(1, len(regions) + 1), regions)
+        left_out = sum(int((~np.isfinite(v)).sum()) for v in values)
+        ax.set_title(f"{metric} per case" + (f" ({left_out} NaN/inf left out)" if left_out else ""), fontsize=9)
+        ax.set_ylabel("mm" if "hd" in metric else "")
         ax.grid(alpha=0.3)
-    axes[1].set_ylabel("mm")
+    fig.suptitle(f"{len(rows)} cases, layout {', '.join(sorted({r['layout'] for r in rows}))}")
     fig.tight_layout()
     save_png(fig, path, dpi=110)

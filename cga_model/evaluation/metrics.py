@@ -1,4 +1,7 @@
-"""BraTS metrics per region (ET, TC, WT): Dice, HD95, HD100, sensitivity, specificity.
+"""Legacy BraTS metrics per region (ET, TC, WT, and RC where the scheme has it): Dice, HD95, HD100, sensitivity, specificity.
+
+Regions are unions of class indices (``labels.REGIONS``), so the metrics are the same for every
+layout: callers convert label files to classes through the layout's scheme first.
 
 Empty-mask rules (the challenge's): prediction and truth both empty -> Dice 1, HD 0;
 exactly one empty -> Dice 0, HD 373.13 mm. Hausdorff distances are symmetric surface
@@ -9,6 +12,8 @@ Sensitivity is 1 when the truth is empty; specificity is 1 when there are no neg
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import ndimage
 
@@ -18,12 +23,9 @@ EMPTY_HD = 373.13
 METRICS = ("dice", "hd95", "hd100", "sensitivity", "specificity")
 
 
-def region_mask(labels: np.ndarray, region: str) -> np.ndarray:
-    """Boolean mask of a BraTS region from a label volume with values {0, 1, 2, 4} (3 counts as 4)."""
-    wanted = set(REGIONS[region])
-    if 4 in wanted:
-        wanted.add(3)
-    return np.isin(labels, sorted(wanted))
+def region_mask(classes: np.ndarray, region: str) -> np.ndarray:
+    """Boolean mask of a region (``ET``, ``TC``, ``WT``, ``RC``) of a class-index volume."""
+    return np.isin(classes, REGIONS[region])
 
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -35,7 +37,7 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1), border_value=0)
 
 
-def _directed_distances(source: np.ndarray, target: np.ndarray, spacing) -> np.ndarray:
+def directed_surface_distances(source: np.ndarray, target: np.ndarray, spacing) -> np.ndarray:
     """Distances (mm) from each surface voxel of ``source`` to the nearest surface voxel of ``target``."""
     to_target = ndimage.distance_transform_edt(~_surface(target), sampling=spacing)
     return to_target[_surface(source)]
@@ -46,8 +48,8 @@ def hausdorff(pred: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0), *, p
         return 0.0
     if not pred.any() or not truth.any():
         return EMPTY_HD
-    a = _directed_distances(pred, truth, spacing)
-    b = _directed_distances(truth, pred, spacing)
+    a = directed_surface_distances(pred, truth, spacing)
+    b = directed_surface_distances(truth, pred, spacing)
     return float(max(np.percentile(a, percentile), np.percentile(b, percentile)))
 
 
@@ -66,19 +68,25 @@ def region_metrics(pred: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0))
     }
 
 
-def case_metrics(pred_labels: np.ndarray, truth_labels: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> dict:
-    """``{"ET_dice": ..., "ET_hd95": ..., ..., "WT_specificity": ...}`` for two label volumes."""
-    if pred_labels.shape != truth_labels.shape:
-        raise ValueError(f"prediction shape {pred_labels.shape} differs from ground truth shape {truth_labels.shape}")
+def case_metrics(pred_classes: np.ndarray, truth_classes: np.ndarray, spacing=(1.0, 1.0, 1.0), *, regions=("ET", "TC", "WT")) -> dict:
+    """``{"ET_dice": ..., "ET_hd95": ..., ..., "WT_specificity": ...}`` for two class-index volumes (X, Y, Z)."""
+    if pred_classes.shape != truth_classes.shape:
+        raise ValueError(f"prediction shape {pred_classes.shape} differs from ground truth shape {truth_classes.shape}")
     row = {}
-    for region in REGIONS:
-        for name, value in region_metrics(region_mask(pred_labels, region), region_mask(truth_labels, region), spacing).items():
+    for region in regions:
+        for name, value in region_metrics(region_mask(pred_classes, region), region_mask(truth_classes, region), spacing).items():
             row[f"{region}_{name}"] = value
     return row
 
 
 def summarize(rows: list[dict]) -> dict:
-    """``{"mean": {...}, "std": {...}, "median": {...}}`` over per-case metric rows."""
-    keys = [k for k in rows[0] if k != "case_id"]
+    """``{"mean": {...}, "std": {...}, "median": {...}}`` over the numeric columns of per-case metric rows.
+
+    NaN (a score undefined for a case, e.g. lesion-wise Dice with no lesion on either side) is left
+    out; a column that is NaN in every case stays NaN. Infinite values count (their mean is infinite).
+    """
+    keys = [k for k, v in rows[0].items() if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)]
     values = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in keys}
-    return {stat: {k: float(fn(v)) for k, v in values.items()} for stat, fn in (("mean", np.mean), ("std", np.std), ("median", np.median))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        return {stat: {k: float(fn(v)) for k, v in values.items()} for stat, fn in (("mean", np.nanmean), ("std", np.nanstd), ("median", np.nanmedian))}

@@ -12,7 +12,7 @@ DEPS := torch==2.13.0 triton==3.7.1 numpy nibabel scipy tqdm matplotlib ninja se
 # Optional extras, pinned and installed by `make test` so their tests run in CI (pyproject's [onnx], [nnunet], [brats]).
 EXTRAS := onnx==1.23.2 onnxscript==0.7.2 onnxruntime==1.32.0 nnunetv2==2.8.1 brats-evaluation==0.0.10 panoptica==2.1.7
 
-.PHONY: install build test bench bench-compare demo clean
+.PHONY: install build test bench bench-peers bench-compare demo clean
 
 $(PY):
 	$(PY_SYS) -m venv $(VENV)
@@ -37,6 +37,13 @@ test: build
 
 bench: build
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-autosave -q
+
+# Peers of the fused op, interleaved (benchmarks/peers.py). torch-scatter (pyproject's [peers]) has no wheel for
+# torch 2.13: it builds from source (~5 min; --no-build-isolation, or its setup.py cannot import torch); if that
+# fails, the run goes on without it and says why.
+bench-peers: build
+	-$(PIP) install -q --no-build-isolation torch-scatter==2.1.2
+	$(PY) -m benchmarks.peers
 
 bench-compare: build
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-compare --benchmark-compare-fail=median:25% -q

@@ -6,7 +6,6 @@ import numpy as np
 import torch
 
 from cga_model.data.dataset import normalize
-from cga_model.data.labels import labels_to_classes
 from cga_model.data.synth import synthesize_case
 from cga_model.nn.cost import flops_of, params_of, saved_bytes_of
 
@@ -47,5 +46,5 @@ def synthetic_batch(batch: int = 2, size: int = 32, seed: int = 0):
     for i in range(batch):
         image, seg = synthesize_case((size, size, size), seed=seed + i)
         images.append(normalize(image))  # modalities in the tensor order of cga_model.data.layout
-        labels.append(labels_to_classes(seg).astype(np.int64))
+        labels.append(seg.astype(np.int64))  # synthesize_case gives class indices
     return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(labels))

@@ -10,7 +10,7 @@ import torch
 
 from cga_model.data.dataset import BratsDataset, augment, find_cases, load_case, normalize, pad_to_multiple, random_crop
 from cga_model.data.nifti_io import DataError, atomic_write, safe_case_path
-from cga_model.data.layout import MODALITIES
+from cga_model.data.layouts import MODALITIES
 from cga_model.data.synth import synthesize_case, synthesize_cohort
 
 SHAPE = (24, 24, 16)
@@ -35,12 +35,12 @@ def test_synth_label_proportions_and_contrast():
         brain = images[0] > 0
         tumour = (seg > 0).sum() / brain.sum()
         assert 0.005 < tumour < 0.4, tumour
-        assert set(np.unique(seg)) <= {0, 1, 2, 4} and (seg == 4).any() and (seg == 2).any()
+        assert set(np.unique(seg)) <= {0, 1, 2, 3} and (seg == 3).any() and (seg == 2).any()  # class indices
         flair, t1ce = images[MODALITIES.index("flair")], images[MODALITIES.index("t1ce")]
         assert flair[seg == 2].mean() > flair[(seg == 0) & brain].mean()  # edema bright in flair
-        assert t1ce[seg == 4].mean() > t1ce[seg == 1].mean()  # enhancing rim bright in t1ce, necrosis dark
+        assert t1ce[seg == 3].mean() > t1ce[seg == 1].mean()  # enhancing rim bright in t1ce, necrosis dark
     _, seg = synthesize_case((48, 48, 40), seed=0, enhancing=False)
-    assert not (seg == 4).any() and (seg == 1).any()
+    assert not (seg == 3).any() and (seg == 1).any()
 
 
 def test_cohort_layout_and_no_enhancing_fraction(tmp_path):

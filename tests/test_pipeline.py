@@ -109,7 +109,7 @@ def test_predict_writes_nifti_with_input_geometry(trained, cohort, tmp_path):
     csv = tmp_path / "m.csv"
     assert cga(["evaluate", "--pred", str(out), "--gt", str(cohort), "--out", str(csv)]) == 0
     lines = csv.read_text().splitlines()
-    assert lines[0].startswith("case_id,ET_dice") and [l.split(",")[0] for l in lines[-3:]] == ["mean", "std", "median"]
+    assert lines[0].startswith("case_id,layout,ET_dice") and "ET_lesion_dice" in lines[0] and [l.split(",")[0] for l in lines[-3:]] == ["mean", "std", "median"]
     assert csv.with_suffix(".png").is_file()
 
 
@@ -118,7 +118,7 @@ def test_cli_bad_inputs_fail_cleanly(trained, cohort, tmp_path, capsys):
     empty.mkdir()
     out = tmp_path / "out"
     assert cga(["predict", "--checkpoint", str(trained / "best.pt"), "--input", str(empty), "--out", str(out)]) == 2
-    assert "no BraTS case folders" in capsys.readouterr().err and not out.exists()
+    assert "matches no layout: found no NIfTI files or case folders" in capsys.readouterr().err and not out.exists()
 
     broken = tmp_path / "broken" / "CASE1"
     broken.mkdir(parents=True)
@@ -155,7 +155,8 @@ def test_cli_bad_inputs_fail_cleanly(trained, cohort, tmp_path, capsys):
     pred_dir = tmp_path / "p3"
     pred_dir.mkdir()
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), np.eye(4)), pred_dir / "X.nii.gz")
-    nib.save(nib.Nifti1Image(np.zeros((4, 4, 5), np.uint8), np.eye(4)), gt_bad / "X_seg.nii.gz")
+    (gt_bad / "X").mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 5), np.uint8), np.eye(4)), gt_bad / "X" / "X_seg.nii.gz")
     assert cga(["evaluate", "--pred", str(pred_dir), "--gt", str(gt_bad), "--out", str(tmp_path / "m.csv")]) == 2
     assert "differs from ground truth shape" in capsys.readouterr().err and not (tmp_path / "m.csv").exists()
 

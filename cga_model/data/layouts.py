@@ -28,7 +28,7 @@ from typing import Optional
 
 import numpy as np
 
-from .labels import LabelScheme
+from .labels import CLASS_NAMES, LabelScheme
 from .nifti_io import DataError
 
 MODALITIES = ("flair", "t1ce", "t1", "t2")  # the one channel order inside the network
@@ -106,11 +106,19 @@ def get_layout(name: str) -> Layout:
     return LAYOUTS[name]
 
 
+def case_paths(layout: Layout, root: Path, case_id: str) -> tuple:
+    """``(image file of each modality in MODALITIES order, segmentation file)`` of case ``case_id`` of a
+    dataset folder ``root`` in ``layout`` (an MSD task folder for ``msd``: its training files)."""
+    if layout.is_folder_per_case:
+        stem = root / case_id / f"{case_id}{layout.separator}"
+        return tuple(Path(f"{stem}{layout.files[m]}{NIFTI}") for m in MODALITIES), Path(f"{stem}seg{NIFTI}")
+    return (root / "imagesTr" / f"{case_id}{NIFTI}",) * len(MODALITIES), root / "labelsTr" / f"{case_id}{NIFTI}"
+
+
 def folder_case(folder: Path, layout: Layout) -> CaseFiles:
     """The ``CaseFiles`` of a case folder ``<ID>/`` of a folder-per-case layout."""
-    paths = tuple(folder / f"{folder.name}{layout.separator}{layout.files[m]}{NIFTI}" for m in MODALITIES)
-    seg = folder / f"{folder.name}{layout.separator}seg{NIFTI}"
-    return CaseFiles(folder.name, layout.name, paths, (None,) * len(MODALITIES), seg if seg.is_file() else None)
+    images, seg = case_paths(layout, folder.parent, folder.name)
+    return CaseFiles(folder.name, layout.name, images, (None,) * len(MODALITIES), seg if seg.is_file() else None)
 
 
 def folder_kind(folder: Path) -> Optional[str]:
@@ -248,3 +256,35 @@ def segmentation_classes(seg, path, layout: str):
         return LAYOUTS[layout].scheme.to_classes(seg)
     except ValueError as err:
         raise DataError(f"{path}: {err}; {likely_layouts(np.unique(seg).tolist(), layout)}") from err
+
+
+def data_record(layout: str) -> dict:
+    """What a training run records about its data (in ``TrainConfig`` and so in every checkpoint):
+    ``{"layout", "label_scheme", "channels"}``."""
+    return {"layout": layout, "label_scheme": get_layout(layout).scheme.to_dict(), "channels": list(MODALITIES)}
+
+
+def trained_layout(config: dict) -> str:
+    """The layout a checkpoint's training config names (checkpoints from before layouts: ``brats2021``)."""
+    return config.get("layout") or "brats2021"
+
+
+def model_channel_order(config: dict, checkpoint) -> list:
+    """Indices into ``MODALITIES`` giving the channel order a checkpoint's network was trained with
+    (its ``channels``; before layouts: ``MODALITIES``). Raises if it needs a modality we do not read."""
+    channels = list(config.get("channels") or MODALITIES)
+    missing = [c for c in channels if c not in MODALITIES]
+    if missing:
+        raise DataError(f"checkpoint {checkpoint} was trained on modalities {channels}; {missing} are not in any layout this cga reads {MODALITIES}")
+    return [MODALITIES.index(c) for c in channels]
+
+
+def check_model_fits(num_classes: int, config: dict, layout: str, checkpoint) -> None:
+    """Refuse to write predictions of a ``num_classes``-class model in ``layout``'s scheme when the scheme
+    cannot express every class (e.g. a brats2024 model's resection cavity in brats2023 files)."""
+    scheme = get_layout(layout).scheme
+    if num_classes > scheme.num_classes:
+        lacking = ", ".join(CLASS_NAMES[k] for k in range(scheme.num_classes, num_classes))
+        raise DataError(f"checkpoint {checkpoint} (trained on {trained_layout(config)}) predicts {num_classes} classes, but the input's "
+                        f"{layout} scheme ({scheme.describe()}) has no label for: {lacking}; pass --layout with a layout that has "
+                        f"(e.g. brats2024 for post-treatment data in BraTS 2023 file names), or use a model trained without it")

@@ -28,10 +28,13 @@ MAX_DEFAULT_WORKERS = 8
 
 
 class RawCases:
-    """A raw dataset folder behind the interface of ``cache.Cache`` (every read decodes the NIfTI files)."""
+    """A raw dataset folder of any layout (detected, or ``layout``) behind the interface of ``cache.Cache``
+    (every read decodes the NIfTI files); ``layout`` names the folder's layout."""
 
-    def __init__(self, root):
-        self.folders = {folder.name: folder for folder in find_cases(root)}
+    def __init__(self, root, layout=None):
+        found = find_cases(root, layout=layout)
+        self.folders = {case.case_id: case for case in found}
+        self.layout = found[0].layout
 
     @property
     def case_ids(self) -> list[str]:
@@ -47,10 +50,13 @@ class RawCases:
 
 
 class CachedCases:
-    """A cache folder (``cache.Cache``) with the interface of ``RawCases``."""
+    """A cache folder (``cache.Cache``) with the interface of ``RawCases``; ``layout``: the layout it was made from."""
 
-    def __init__(self, root):
+    def __init__(self, root, layout=None):
         self.cache = open_cache(root)
+        self.layout = self.cache.properties(self.cache.case_ids[0])["layout"] if self.cache.case_ids else layout
+        if layout is not None and layout != self.layout:
+            raise DataError(f"cache {root} was made from a {self.layout} dataset, not {layout}: drop --layout or rebuild the cache")
 
     @property
     def case_ids(self) -> list[str]:
@@ -65,9 +71,9 @@ class CachedCases:
         return uncrop(np.asarray(arrays.image), arrays.box, arrays.original_shape), classes
 
 
-def open_cases(path):
-    """``CachedCases`` for a cache folder, else ``RawCases`` for a raw dataset folder."""
-    return CachedCases(path) if is_cache(path) else RawCases(path)
+def open_cases(path, *, layout=None):
+    """``CachedCases`` for a cache folder, else ``RawCases`` for a raw dataset folder (``layout`` forces its layout)."""
+    return CachedCases(path, layout) if is_cache(path) else RawCases(path, layout)
 
 
 class TrainingCrops(Dataset):

@@ -1,24 +1,27 @@
-"""Synthetic BraTS-layout cohorts: brain-like anatomy with gliomas, deterministic by seed.
+"""Synthetic brain-tumour cohorts in any layout of ``layouts.py``, deterministic by seed.
 
-Each case ``<OUT>/<ID>/<ID>_{flair,t1,t1ce,t2}.nii.gz`` (int16) + ``<ID>_seg.nii.gz`` (uint8,
-labels 0 background, 1 necrotic core, 2 edema, 4 enhancing tumour) with a 1 mm affine.
+Each case is written in the layout's files (e.g. ``brats2021``: ``<OUT>/<ID>/<ID>_{flair,t1,t1ce,t2}.nii.gz``
+int16 + ``<ID>_seg.nii.gz`` uint8; ``msd``: ``dataset.json``, ``imagesTr/<ID>.nii.gz`` 4-D,
+``labelsTr/<ID>.nii.gz``) with labels in the layout's scheme and a 1 mm affine.
 Anatomy: a skull-stripped ellipsoidal brain with white matter, a grey-matter cortex and CSF
 ventricles, each with its own contrast per modality, a smooth multiplicative bias field and
 Gaussian noise. Tumours: a necrotic core, an enhancing rim (bright in t1ce) and surrounding
 edema (bright in flair/t2), with irregular borders, random size and place; a fraction of the
-cases have no enhancing tumour (the core is then non-enhancing, label 1).
+cases have no enhancing tumour (the core is then non-enhancing, class 1). In ``brats2024`` most
+cases also have a resection cavity (class 4, label 4: dark in T1, bright in T2) beside the tumour.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from .layout import MODALITIES
-from .nifti_io import save_nifti
+from .layouts import LAYOUTS, MODALITIES, MSD_MODALITY_NAMES, Layout, case_paths, get_layout
+from .nifti_io import atomic_write, save_nifti
 
 CONTRAST_COLUMNS = ("flair", "t1", "t1ce", "t2")
 # tissue -> intensity per modality, in the order of CONTRAST_COLUMNS
@@ -29,7 +32,9 @@ CONTRAST = {
     "edema": (0.95, 0.48, 0.50, 0.90),
     "enhancing": (0.75, 0.55, 1.00, 0.70),
     "necrosis": (0.45, 0.30, 0.22, 0.95),
+    "cavity": (0.10, 0.15, 0.18, 1.00),
 }
+CLASS_TISSUES = {2: "edema", 3: "enhancing", 1: "necrosis", 4: "cavity"}  # class index -> tissue of CONTRAST
 
 
 def _smooth_noise(rng, shape, sigma) -> np.ndarray:
@@ -42,37 +47,59 @@ def _ellipsoid_distance(shape, center, radii) -> np.ndarray:
     return np.sqrt(sum(((g - c) / r) ** 2 for g, c, r in zip(grids, center, radii)))
 
 
-def synthesize_case(shape=(64, 64, 48), seed=0, enhancing=True):
-    """One case: ``(images (4, *shape) float32 in the tensor order of layout.MODALITIES, seg (*shape) uint8)``."""
-    rng = np.random.default_rng(seed)
-    shape = tuple(shape)
+def _anatomy(rng, shape) -> tuple:
+    """``(brain mask, tissue names (object array), brain centre, brain radii)``."""
     center = np.array(shape) / 2 + rng.uniform(-1.5, 1.5, 3)
     radii = np.array(shape) * rng.uniform(0.40, 0.46, 3)
     wobble = 0.04 * _smooth_noise(rng, shape, 4)
     brain_d = _ellipsoid_distance(shape, center, radii) + wobble
-    brain = brain_d < 1.0
     tissue = np.full(shape, "wm", dtype=object)
     tissue[brain_d > 0.80 + 0.05 * _smooth_noise(rng, shape, 3)] = "gm"
     for side in (-1, 1):
         vc = center + np.array([side * radii[0] * 0.18, 0, 0])
         tissue[_ellipsoid_distance(shape, vc, radii * np.array([0.10, 0.30, 0.18])) < 1.0] = "csf"
+    return brain_d < 1.0, tissue, center, radii
 
-    seg = np.zeros(shape, dtype=np.uint8)
+
+def _tumour(rng, shape, brain, center, radii, enhancing: bool) -> tuple:
+    """``(classes (*shape) uint8, tumour centre, tumour size)``: edema, enhancing rim and necrotic core (class indices)."""
+    classes = np.zeros(shape, dtype=np.uint8)
     size = rng.uniform(0.09, 0.17) * min(shape)
     tumour_center = center + rng.uniform(-0.45, 0.45, 3) * radii
     irregular = 0.15 * _smooth_noise(rng, shape, 2.5)
     d = _ellipsoid_distance(shape, tumour_center, size * rng.uniform(0.8, 1.2, 3)) + irregular
-    edema_extent = rng.uniform(1.4, 2.0)
-    seg[(d < edema_extent) & brain] = 2
+    classes[(d < rng.uniform(1.4, 2.0)) & brain] = 2
     if enhancing:
-        seg[(d < 1.0) & brain] = 4
-        seg[(d < rng.uniform(0.45, 0.7)) & brain] = 1
+        classes[(d < 1.0) & brain] = 3
+        classes[(d < rng.uniform(0.45, 0.7)) & brain] = 1
     else:
-        seg[(d < 1.0) & brain] = 1
-    tissue[seg == 2] = "edema"
-    tissue[seg == 4] = "enhancing"
-    tissue[seg == 1] = "necrosis"
+        classes[(d < 1.0) & brain] = 1
+    return classes, tumour_center, size
 
+
+def _add_cavity(seed: int, shape, brain, classes, tumour_center, size) -> None:
+    """In place: a resection cavity (class 4, CSF-like) beside the tumour, from its own random stream."""
+    rng = np.random.default_rng([seed, 4])
+    direction = rng.standard_normal(3)
+    center = tumour_center + 1.3 * size * direction / np.linalg.norm(direction)
+    cavity = (_ellipsoid_distance(shape, center, size * rng.uniform(0.7, 1.0, 3)) < 1.0) & brain
+    classes[cavity] = 4
+
+
+def synthesize_case(shape=(64, 64, 48), seed=0, *, enhancing=True, cavity=False):
+    """One case: ``(images (4, *shape) float32 in the order of layouts.MODALITIES, classes (*shape) uint8)``.
+
+    ``classes`` are class indices (``labels.CLASS_NAMES``; a layout's scheme turns them into its
+    label values); with ``cavity`` a resection cavity (class 4) lies beside the tumour.
+    """
+    rng = np.random.default_rng(seed)
+    shape = tuple(shape)
+    brain, tissue, center, radii = _anatomy(rng, shape)
+    classes, tumour_center, size = _tumour(rng, shape, brain, center, radii, enhancing)
+    if cavity:
+        _add_cavity(seed, shape, brain, classes, tumour_center, size)
+    for k, name in CLASS_TISSUES.items():
+        tissue[classes == k] = name
     images = np.zeros((4,) + shape, dtype=np.float32)
     for name, values in CONTRAST.items():
         where = (tissue == name) & brain
@@ -83,25 +110,62 @@ def synthesize_case(shape=(64, 64, 48), seed=0, enhancing=True):
     images += rng.normal(0, 0.03, images.shape).astype(np.float32)
     images[:, ~brain] = 0  # skull-stripped: background exactly 0
     np.clip(images, 0, None, out=images)
-    return images[[CONTRAST_COLUMNS.index(m) for m in MODALITIES]], seg
+    return images[[CONTRAST_COLUMNS.index(m) for m in MODALITIES]], classes
 
 
-def synthesize_cohort(out, cases: int = 10, *, seed: int = 0, shape=(64, 64, 48), no_enhancing_fraction: float = 0.2, progress: bool = True):
-    """Write ``cases`` synthetic BraTS cases under ``out``; returns their IDs. Deterministic by ``seed``."""
+def _case_id(layout: str, seed: int, index: int) -> str:
+    return {"brats2021": f"SYN_{seed:04d}_{index:03d}", "msd": f"BRATS_{seed:04d}_{index:03d}"}.get(layout, f"BraTS-GLI-{seed:05d}-{index:03d}")
+
+
+def write_case(root: Path, layout: Layout, case_id: str, images: np.ndarray, classes: np.ndarray, affine) -> None:
+    """Write one case into ``root`` in ``layout``: images int16 (x1000), labels uint8 in the layout's scheme."""
+    paths, seg_path = case_paths(layout, root, case_id)
+    for path in set(paths) | {seg_path}:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    voxels = np.round(images * 1000).astype(np.int16)
+    if layout.is_folder_per_case:
+        for path, image in zip(paths, voxels):
+            save_nifti(path, image, affine)
+    else:  # one 4-D file, channels in the layout's file order
+        order = sorted(range(len(MODALITIES)), key=lambda m: layout.channels[MODALITIES[m]])
+        save_nifti(paths[0], np.stack([voxels[m] for m in order], axis=-1), affine)
+    save_nifti(seg_path, layout.scheme.to_labels(classes), affine)
+
+
+def _write_msd_description(root: Path, ids: list) -> None:
+    scheme = LAYOUTS["msd"].scheme
+    description = {
+        "name": "BRATS", "description": "synthetic cohort in the layout of the Decathlon's Task01_BrainTumour",
+        "tensorImageSize": "4D", "modality": {str(i): m for i, m in enumerate(MSD_MODALITY_NAMES)},
+        "labels": {str(v): n for v, n in sorted(zip(scheme.values, scheme.names))},
+        "numTraining": len(ids), "numTest": 0, "test": [],
+        "training": [{"image": f"./imagesTr/{i}.nii.gz", "label": f"./labelsTr/{i}.nii.gz"} for i in ids],
+    }
+    atomic_write(root / "dataset.json", lambda tmp: Path(tmp).write_text(json.dumps(description, indent=1)))
+
+
+def synthesize_cohort(out, cases: int = 10, *, seed: int = 0, shape=(64, 64, 48), no_enhancing_fraction: float = 0.2,
+                      layout: str = "brats2021", cavity_fraction: float = 0.75, progress: bool = True):
+    """Write ``cases`` synthetic cases under ``out`` in ``layout`` (``layouts.LAYOUTS``); returns their IDs.
+
+    Deterministic by ``seed`` (the same anatomy and tumours in every layout). Layouts with a
+    resection-cavity class (``brats2024``) give a cavity to a ``cavity_fraction`` of the cases.
+    """
+    chosen = get_layout(layout)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     affine = np.diag([1.0, 1.0, 1.0, 1.0])
     affine[:3, 3] = -np.array(shape) / 2  # 1 mm voxels, centred
+    with_cavity = "RC" in chosen.scheme.regions
     ids = []
     for i in tqdm(range(cases), desc="synth", disable=not progress):
-        case_id = f"SYN_{seed:04d}_{i:03d}"
+        case_id = _case_id(layout, seed, i)
         case_seed, enhancing = int(rng.integers(2**31)), bool(rng.random() >= no_enhancing_fraction)
-        images, seg = synthesize_case(shape, case_seed, enhancing)
-        folder = out / case_id
-        folder.mkdir(exist_ok=True)
-        for name, image in zip(MODALITIES, images):
-            save_nifti(folder / f"{case_id}_{name}.nii.gz", np.round(image * 1000).astype(np.int16), affine)
-        save_nifti(folder / f"{case_id}_seg.nii.gz", seg, affine)
+        cavity = with_cavity and np.random.default_rng([seed, i, 4]).random() < cavity_fraction
+        images, classes = synthesize_case(shape, case_seed, enhancing=enhancing, cavity=cavity)
+        write_case(out, chosen, case_id, images, classes, affine)
         ids.append(case_id)
+    if not chosen.is_folder_per_case:
+        _write_msd_description(out, ids)
     return ids

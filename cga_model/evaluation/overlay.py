@@ -6,7 +6,8 @@ import numpy as np
 
 from .plots import pyplot, save_png
 
-COLOURS = {1: (1.0, 0.2, 0.2), 2: (0.2, 0.9, 0.2), 4: (1.0, 0.9, 0.1)}  # necrosis red, edema green, ET yellow
+# class index -> colour: core red, edema green, enhancing yellow, resection cavity cyan
+COLOURS = {1: (1.0, 0.2, 0.2), 2: (0.2, 0.9, 0.2), 3: (1.0, 0.9, 0.1), 4: (0.1, 0.8, 1.0)}
 
 
 def _blend(flair_slice: np.ndarray, labels_slice: np.ndarray) -> np.ndarray:
@@ -20,7 +21,7 @@ def _blend(flair_slice: np.ndarray, labels_slice: np.ndarray) -> np.ndarray:
 
 
 def save_overlay(path, flair: np.ndarray, pred: np.ndarray, *, truth: np.ndarray | None = None, title: str = "") -> None:
-    """``flair``, ``pred``, ``truth``: ``(X, Y, Z)`` volumes; labels in {0, 1, 2, 4}."""
+    """``flair``, ``pred``, ``truth``: ``(X, Y, Z)`` volumes; class indices (``labels.CLASS_NAMES``)."""
     plt = pyplot()
     reference = truth if truth is not None and truth.any() else pred
     z = int(np.argmax((reference > 0).sum(axis=(0, 1)))) if reference.any() else flair.shape[2] // 2
@@ -30,6 +31,6 @@ def save_overlay(path, flair: np.ndarray, pred: np.ndarray, *, truth: np.ndarray
         ax.imshow(np.rot90(_blend(flair[:, :, z], labels[:, :, z])))
         ax.set_title(f"{name} (z={z})")
         ax.axis("off")
-    fig.suptitle(f"{title}  red: necrosis, green: edema, yellow: enhancing")
+    fig.suptitle(f"{title}  red: core, green: edema, yellow: enhancing, cyan: cavity")
     fig.tight_layout()
     save_png(fig, path, dpi=90)

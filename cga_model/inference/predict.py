@@ -9,12 +9,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.dataset import find_cases, load_case, normalize, pad_to_multiple
-from ..data.labels import classes_to_labels
-from ..data.layout import MODALITIES
+from ..data.dataset import load_case, normalize, pad_to_multiple
+from ..data.layouts import LAYOUTS, MODALITIES, check_model_fits, find_cases, model_channel_order, trained_layout
 from ..data.nifti_io import DataError, safe_case_path, save_nifti
 from ..evaluation.overlay import save_overlay
-from ..nn.checkpoint import load_model
+from .onnx_runtime import load_predictor
 from ..nn.config import SIZE_MULTIPLE
 
 
@@ -68,11 +67,7 @@ def predict_probs(model, image: torch.Tensor, roi, *, overlap: float = 0.5, tta:
     return total / len(flips)
 
 
-def predict_folder(checkpoint, input_path, out_dir, *, roi=(128, 128, 128), overlap=0.5, tta=False, save_probs=False,
-                   device="cpu", progress=True) -> list[Path]:
-    """Predict every case under ``input_path``; writes ``<ID>.nii.gz`` (uint8 {0,1,2,4}) and ``<ID>_overlay.png``."""
-    cases = find_cases(input_path)
-    out_dir = Path(out_dir)
+def _writable(out_dir: Path) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / ".write-test"
@@ -80,21 +75,38 @@ def predict_folder(checkpoint, input_path, out_dir, *, roi=(128, 128, 128), over
         probe.unlink()
     except OSError as err:
         raise DataError(f"output folder is not writable: {out_dir} ({err})") from err
-    model, _ = load_model(checkpoint, device)
+
+
+def predict_folder(checkpoint, input_path, out_dir, *, layout=None, roi=(128, 128, 128), overlap=0.5, tta=False, save_probs=False,
+                   device="cpu", progress=True) -> list[Path]:
+    """Predict every case under ``input_path`` (any layout: detected, or ``layout``) in the input's own convention.
+
+    Writes ``<ID>.nii.gz``: uint8 labels of the input layout's scheme with the input's affine and
+    header (3-D, with the spatial affine, for 4-D MSD input), and ``<ID>_overlay.png``. Among layouts
+    sharing file names the checkpoint's training layout is preferred; a scheme that cannot express
+    every class of the model (e.g. RC) is refused. Inputs are fed in the checkpoint's channel order.
+    ``checkpoint`` may be a ``.onnx`` file of ``cga export``: the same windows then run in ONNX Runtime (CPU).
+    """
+    model, config = load_predictor(checkpoint, device)
+    cases = find_cases(input_path, layout=layout, prefer=trained_layout(config))
+    check_model_fits(model.num_classes, config, cases[0].layout, checkpoint)
+    channels = model_channel_order(config, checkpoint)
+    scheme = LAYOUTS[cases[0].layout].scheme
+    out_dir = Path(out_dir)
+    _writable(out_dir)
     roi = [max(SIZE_MULTIPLE, r - r % SIZE_MULTIPLE) for r in roi]
     written = []
-    for folder in tqdm(cases, desc="predict", disable=not progress):
-        case = load_case(folder, with_labels=True)
+    for source in tqdm(cases, desc="predict", disable=not progress):
+        case = load_case(source, with_labels=True)
         target = safe_case_path(out_dir, case.case_id, ".nii.gz")
         shape = case.image.shape[1:]
-        image = torch.from_numpy(pad_to_multiple(normalize(case.image.copy()), SIZE_MULTIPLE)).to(device)
+        image = torch.from_numpy(pad_to_multiple(normalize(case.image[channels]), SIZE_MULTIPLE)).to(device)
         probs = predict_probs(model, image, roi, overlap=overlap, tta=tta)[(slice(None),) + tuple(slice(0, s) for s in shape)]
-        labels = classes_to_labels(probs.argmax(0).cpu().numpy())
-        header = case.reference.header.copy()
-        save_nifti(target, labels, case.reference.affine, header)
+        classes = probs.argmax(0).cpu().numpy()
+        save_nifti(target, scheme.to_labels(classes), case.reference.affine, case.reference.header.copy())
         if save_probs:
             save_nifti(safe_case_path(out_dir, case.case_id, "_prob.nii.gz"), np.moveaxis(probs.cpu().numpy(), 0, -1).astype(np.float32), case.reference.affine)
-        truth = classes_to_labels(case.classes) if case.classes is not None else None
-        save_overlay(safe_case_path(out_dir, case.case_id, "_overlay.png"), case.image[MODALITIES.index("flair")], labels, truth=truth, title=case.case_id)
+        save_overlay(safe_case_path(out_dir, case.case_id, "_overlay.png"), case.image[MODALITIES.index("flair")], classes,
+                     truth=case.classes, title=f"{case.case_id} ({case.layout})")
         written.append(target)
     return written

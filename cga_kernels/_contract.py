@@ -40,7 +40,10 @@ Gradients: with respect to ``x`` and to soft weights (also through ``counts``); 
 get none.""",
     "errors": """\
 Errors: ``TypeError``/``ValueError`` naming the argument for a wrong type, shape, device,
-K, label outside ``[0, K)`` or negative/non-finite weight.""",
+K, label outside ``[0, K)`` or negative/non-finite weight. On CUDA tensors (and on the Triton
+path, ``cga_kernels.triton_ops``) the label and weight checks never read data back to the
+host: they are device-side assertions (``torch._assert_async``), which fail at the next
+synchronisation on CUDA ("device-side assert triggered") and at once on CPU (``RuntimeError``).""",
 }
 # the rules every operator on features and a class mask shares
 FRAGMENTS["rules"] = "\n\n".join(FRAGMENTS[k] for k in ("shapes", "empty", "dtypes", "grads", "errors"))

@@ -7,8 +7,9 @@ from __future__ import annotations
 import torch
 
 from ._library import backend
-from .ops import bind
+from .ops import Kernels, bind
 
-prototype_pool, prototype_scatter, intra_class_update, prototype_distances, inter_class_loss = bind(torch.ops.cga)
+KERNELS = Kernels(torch.ops.cga, host_checks_on_cpu=True)
+prototype_pool, prototype_scatter, intra_class_update, prototype_distances, inter_class_loss = bind(KERNELS)
 
 __all__ = ["prototype_pool", "prototype_scatter", "intra_class_update", "prototype_distances", "inter_class_loss", "backend"]

@@ -2,12 +2,16 @@
 
 Every check raises ``TypeError`` (wrong kind of thing) or ``ValueError`` (wrong shape or
 value) with a message that names the argument and what was expected. Value checks that need
-the data (label range, negative weights) are skipped while ``torch.compile`` traces and for
-meta tensors; the compiled kernels still refuse out-of-range labels themselves.
+the data (label range, negative weights) read it on the host only where that costs no
+synchronisation (CPU tensors on the C++ kernels); on CUDA and on the Triton path they are
+device-side assertions (see ``parse_mask``). They are skipped while ``torch.compile`` traces
+and for meta tensors; the C++ kernels still refuse out-of-range labels themselves and the
+Triton kernels never index memory with a label.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -20,7 +24,7 @@ class MaskSpec:
 
     ``labels``: ``(B, N)`` int64, ``-1`` for ignored voxels (hard masks, else None);
     ``weights``: ``(B, K, N)`` floating (soft masks, else None);
-    ``active``: ``(K,)`` bool, the classes the scatter writes back.
+    ``active``: ``(K,)`` bool, the classes the scatter writes back (set last by ``parse_mask``).
     """
 
     hard: bool
@@ -28,7 +32,7 @@ class MaskSpec:
     spatial_shape: tuple
     labels: Optional[torch.Tensor]
     weights: Optional[torch.Tensor]
-    active: torch.Tensor
+    active: Optional[torch.Tensor]
 
     def weights_as(self, dtype: torch.dtype) -> torch.Tensor:
         """The soft weights, contiguous, in ``dtype`` (the kernels read them in the features' dtype)."""
@@ -100,9 +104,16 @@ def check_num_classes(num_classes) -> int:
     return num_classes
 
 
-def parse_mask(x, mask, num_classes=None, ignore_index=None, classes=None, proto=None) -> MaskSpec:
+def parse_mask(x, mask, *, num_classes=None, ignore_index=None, classes=None, proto=None, host_checks_on_cpu=True) -> MaskSpec:
     """Validate ``mask`` against features ``x`` ``(B, C, *S)`` (or prototypes ``proto`` ``(B, K, C)``
-    when ``x`` is None, as for the scatter) and flatten it over space."""
+    when ``x`` is None, as for the scatter) and flatten it over space.
+
+    ``host_checks_on_cpu``: for CPU tensors (``reads_on_host``) the data-dependent checks (label
+    range, finite non-negative weights) read the data on the host and raise ``ValueError``
+    naming the bad value; otherwise they run on
+    the tensors' device as an asynchronous assertion (``torch._assert_async``: no host
+    synchronisation; on CUDA a device-side assert at the next synchronisation, on CPU a
+    ``RuntimeError`` at once)."""
     if x is not None:
         check_features(x)
         batch, spatial, device = x.shape[0], tuple(x.shape[2:]), x.device
@@ -116,14 +127,53 @@ def parse_mask(x, mask, num_classes=None, ignore_index=None, classes=None, proto
         raise ValueError(f"mask is on {mask.device} but the features are on {device}")
     if mask.dtype == torch.bool or mask.is_complex():
         raise TypeError(f"mask must be integer labels or floating weights, got {mask.dtype}")
+    host = reads_on_host(host_checks_on_cpu, device)
     if mask.is_floating_point():
-        return _parse_soft(mask, batch, spatial, num_classes, classes, ignore_index)
-    if num_classes is None:
-        raise ValueError("num_classes is required with a hard (integer label) mask")
-    return _parse_hard(mask, batch, spatial, check_num_classes(num_classes), classes, ignore_index)
+        spec = _parse_soft(mask, batch, spatial, num_classes, ignore_index)
+        _check_weight_values(spec.weights, host)
+    else:
+        if num_classes is None:
+            raise ValueError("num_classes is required with a hard (integer label) mask")
+        spec = _parse_hard(mask, batch, spatial, check_num_classes(num_classes), ignore_index)
+        _check_label_values(spec.labels, spec.num_classes, ignore_index, host)
+    spec.active = _active_classes(classes, spec.num_classes, device)
+    return spec
 
 
-def _parse_hard(mask, batch, spatial, num_classes, classes, ignore_index) -> MaskSpec:
+def reads_on_host(host_checks_on_cpu: bool, device: torch.device) -> bool:
+    """Value checks may read the data on the host only where that waits for no device: CPU tensors."""
+    return host_checks_on_cpu and device.type == "cpu"
+
+
+def _check_label_values(labels: torch.Tensor, num_classes: int, ignore_index, host: bool) -> None:
+    """Labels (``-1`` = ``ignore_index``) must lie in ``[0, K)``, or be -1 when there is an ignore_index."""
+    if _no_data(labels) or not labels.numel():
+        return
+    allowed = f"[0, {num_classes})" + (f" or equal ignore_index={ignore_index}" if ignore_index is not None else "")
+    lowest = 0 if ignore_index is None else -1
+    if not host:
+        torch._assert_async(((labels >= lowest) & (labels < num_classes)).all(), f"cga_kernels: mask labels must be in {allowed}")
+        return
+    lo, hi = (v.item() for v in torch.aminmax(labels))
+    if lo < lowest or hi >= num_classes:
+        raise ValueError(f"mask labels must be in {allowed}, found {lo if lo < lowest else hi}")
+
+
+def _check_weight_values(weights: torch.Tensor, host: bool) -> None:
+    """Soft weights must be finite and non-negative."""
+    if _no_data(weights) or not weights.numel():
+        return
+    if not host:
+        torch._assert_async((torch.isfinite(weights) & (weights >= 0)).all(), "cga_kernels: soft mask weights must be finite and non-negative")
+        return
+    lo, hi = (v.item() for v in torch.aminmax(weights))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError("soft mask weights must be finite")
+    if lo < 0:
+        raise ValueError(f"soft mask weights must be non-negative, found {lo}")
+
+
+def _parse_hard(mask, batch, spatial, num_classes, ignore_index) -> MaskSpec:
     if mask.dim() < 2 or mask.shape[0] != batch or (spatial is not None and tuple(mask.shape[1:]) != spatial):
         expected = f"(B, *S) = {(batch,) + spatial}" if spatial is not None else f"(B={batch}, *S)"
         raise ValueError(f"hard mask must have shape {expected}, got {tuple(mask.shape)}")
@@ -134,21 +184,11 @@ def _parse_hard(mask, batch, spatial, num_classes, classes, ignore_index) -> Mas
             raise ValueError(f"ignore_index={ignore_index} is a class index in [0, {num_classes}); choose a value outside")
     labels = mask.reshape(batch, -1).long()
     if ignore_index is not None:
-        labels = torch.where(labels == ignore_index, torch.full_like(labels, -1), labels)
-    if not _no_data(labels) and labels.numel():
-        lo, hi = labels.min().item(), labels.max().item()
-        if lo < -1 or (lo == -1 and ignore_index is None) or hi >= num_classes:
-            bad = lo if (lo < 0) else hi
-            raise ValueError(
-                f"mask labels must be in [0, {num_classes})"
-                + (f" or equal ignore_index={ignore_index}" if ignore_index is not None else "")
-                + f", found {bad}"
-            )
-    active = _active_classes(classes, num_classes, mask.device)
-    return MaskSpec(True, num_classes, tuple(mask.shape[1:]), labels.contiguous(), None, active)
+        labels = torch.where(labels == ignore_index, -1, labels)
+    return MaskSpec(True, num_classes, tuple(mask.shape[1:]), labels.contiguous(), None, None)
 
 
-def _parse_soft(mask, batch, spatial, num_classes, classes, ignore_index) -> MaskSpec:
+def _parse_soft(mask, batch, spatial, num_classes, ignore_index) -> MaskSpec:
     if mask.dim() < 3 or mask.shape[0] != batch or (spatial is not None and tuple(mask.shape[2:]) != spatial):
         expected = f"(B, K, *S) = ({batch}, K, {', '.join(map(str, spatial))})" if spatial is not None else f"(B={batch}, K, *S)"
         raise ValueError(f"soft mask must have shape {expected}, got {tuple(mask.shape)}")
@@ -157,11 +197,4 @@ def _parse_soft(mask, batch, spatial, num_classes, classes, ignore_index) -> Mas
         raise ValueError(f"soft mask has K={k} classes in dim 1 but num_classes (or the prototypes' K) is {num_classes}")
     if ignore_index is not None:
         raise ValueError("ignore_index applies to hard (integer) masks only; give ignored voxels zero weight instead")
-    if not _no_data(mask) and mask.numel():
-        if not bool(torch.isfinite(mask).all()):
-            raise ValueError("soft mask weights must be finite")
-        if bool((mask < 0).any()):
-            raise ValueError(f"soft mask weights must be non-negative, found {mask.min().item()}")
-    weights = mask.reshape(batch, k, -1)
-    active = _active_classes(classes, k, mask.device)
-    return MaskSpec(False, k, tuple(mask.shape[2:]), None, weights, active)
+    return MaskSpec(False, k, tuple(mask.shape[2:]), None, mask.reshape(batch, k, -1), None)

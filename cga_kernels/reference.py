@@ -36,7 +36,7 @@ def _pool(xf: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 @reference_of(pool.prototype_pool)
 def prototype_pool(x, mask, num_classes=None, ignore_index=None):
-    spec = parse_mask(x, mask, num_classes, ignore_index)
+    spec = parse_mask(x, mask, num_classes=num_classes, ignore_index=ignore_index)
     acc = acc_dtype(x.dtype)
     xf = x.reshape(x.shape[0], x.shape[1], -1).to(acc)
     proto, counts = _pool(xf, _weights(spec, acc))
@@ -45,7 +45,7 @@ def prototype_pool(x, mask, num_classes=None, ignore_index=None):
 
 @reference_of(scatter.prototype_scatter)
 def prototype_scatter(proto, mask, ignore_index=None):
-    spec = parse_mask(None, mask, None, ignore_index, proto=proto)
+    spec = parse_mask(None, mask, ignore_index=ignore_index, proto=proto)
     acc = acc_dtype(proto.dtype)
     w = _weights(spec, acc)
     y = torch.bmm(proto.to(acc).transpose(1, 2), w)
@@ -54,7 +54,7 @@ def prototype_scatter(proto, mask, ignore_index=None):
 
 @reference_of(intra_update.intra_class_update)
 def intra_class_update(x, mask, num_classes=None, residual=True, classes=None, ignore_index=None):
-    spec = parse_mask(x, mask, num_classes, ignore_index, classes=classes)
+    spec = parse_mask(x, mask, num_classes=num_classes, ignore_index=ignore_index, classes=classes)
     acc = acc_dtype(x.dtype)
     xf = x.reshape(x.shape[0], x.shape[1], -1).to(acc)
     w = _weights(spec, acc)

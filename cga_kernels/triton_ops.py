@@ -9,9 +9,10 @@ C++ library.
 import torch
 
 from . import _library
-from .ops import bind
+from .ops import Kernels, bind
 
 if not _library.TRITON_LOADED:
     raise ImportError(f"cga_kernels.triton_ops: {_library.CUDA_DETAIL}")
 
-prototype_pool, prototype_scatter, intra_class_update, prototype_distances, inter_class_loss = bind(torch.ops.cga_triton)
+KERNELS = Kernels(torch.ops.cga_triton, host_checks_on_cpu=False)
+prototype_pool, prototype_scatter, intra_class_update, prototype_distances, inter_class_loss = bind(KERNELS)

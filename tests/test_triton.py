@@ -120,3 +120,73 @@ def test_large_class_count_and_channels():
     x, mask = inputs((6, 5), 40, soft=False, channels=130)  # K padded to 64, C over several blocks
     for a, b in zip(tri.intra_class_update(x, mask, 40), ref.intra_class_update(x, mask, 40)):
         torch.testing.assert_close(a, b)
+
+
+HOST_READS = ("item", "tolist", "numpy", "__bool__", "__int__", "__float__", "__index__")
+
+
+@pytest.fixture
+def no_host_reads(monkeypatch):
+    """Every Tensor method that reads data back to the host raises (a CUDA host synchronisation)."""
+
+    def forbid(name):
+        def host_read(self, *args, **kwargs):
+            raise AssertionError(f"host read Tensor.{name} on the Triton path")
+
+        return host_read
+
+    for name in HOST_READS:
+        monkeypatch.setattr(torch.Tensor, name, forbid(name))
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_no_host_reads_forward_and_backward(no_host_reads, soft):
+    x, mask = inputs((6, 5), 4, soft)
+    xi = x.clone().requires_grad_(True)
+    mi = mask.clone().requires_grad_(True) if soft else mask
+    y, proto, counts = tri.intra_class_update(xi, mi, 4, classes=[0, 2])
+    pooled, _ = tri.prototype_pool(xi, mi, 4)
+    scattered = tri.prototype_scatter(proto, mi)
+    loss = tri.inter_class_loss(proto, counts, form="official") + tri.prototype_distances(proto, counts).sum()
+    (y.sin().sum() + pooled.sum() + scattered.sum() + loss).backward()
+    assert xi.grad is not None and (mi.grad is not None or not soft)
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda x, labels, w: tri.prototype_pool(x, labels + 1, 3), r"mask labels must be in \[0, 3\)"),
+        (lambda x, labels, w: tri.intra_class_update(x, labels - 1, 3), r"mask labels must be in \[0, 3\)"),
+        (lambda x, labels, w: tri.prototype_scatter(torch.randn(2, 3, 4), labels + 1), r"mask labels must be in \[0, 3\)"),
+        (lambda x, labels, w: tri.intra_class_update(x, labels + 300, 3, ignore_index=255),
+         r"mask labels must be in \[0, 3\) or equal ignore_index=255"),
+        (lambda x, labels, w: tri.prototype_pool(x, -w), "soft mask weights must be finite and non-negative"),
+        (lambda x, labels, w: tri.intra_class_update(x, w * float("nan")), "soft mask weights must be finite and non-negative"),
+        (lambda x, labels, w: tri.prototype_scatter(torch.randn(2, 3, 4), w * float("inf")), "soft mask weights must be finite and non-negative"),
+    ],
+)
+def test_bad_values_fail_as_device_assertions_without_host_reads(no_host_reads, call, match):
+    """On the Triton path the label-range and weight checks are ``torch._assert_async``: a device-side
+    assertion on CUDA (no host synchronisation), an immediate RuntimeError on CPU tensors."""
+    x, labels, w = torch.randn(2, 4, 4, 5), torch.randint(0, 3, (2, 4, 5)), torch.rand(2, 3, 4, 5)
+    with pytest.raises(RuntimeError, match=match):
+        call(x, labels, w)
+
+
+def test_only_cpu_tensors_on_the_cpp_kernels_are_checked_on_the_host():
+    from cga_kernels._front import KERNELS as cpp
+    from cga_kernels._validate import reads_on_host
+    from cga_kernels.triton_ops import KERNELS as triton
+
+    assert reads_on_host(cpp.host_checks_on_cpu, torch.device("cpu"))
+    assert not reads_on_host(cpp.host_checks_on_cpu, torch.device("cuda"))
+    assert not reads_on_host(triton.host_checks_on_cpu, torch.device("cpu"))
+    assert not reads_on_host(triton.host_checks_on_cpu, torch.device("cuda"))
+
+
+def test_host_read_guard_is_effective(no_host_reads):
+    """The C++ path on CPU tensors reads labels on the host (eager ValueError): the guard sees it."""
+    import cga_kernels as ck
+
+    with pytest.raises(AssertionError, match="host read Tensor"):
+        ck.prototype_pool(torch.randn(2, 4, 5), torch.randint(0, 3, (2, 5)), 3)

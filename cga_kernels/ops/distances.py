@@ -42,7 +42,7 @@ LOW_LEVEL = {
 
 
 @contract
-def prototype_distances(ops, proto, counts):
+def prototype_distances(kernels, proto, counts):
     """Euclidean distance of every pair of present classes: ``d[b, i, j] = ||proto[b, i] - proto[b, j]||``.
 
     Args:
@@ -66,11 +66,11 @@ def prototype_distances(ops, proto, counts):
                  [5., 0.]]])
     """
     check_proto_counts(proto, counts)
-    return ops.pair_distances(proto.contiguous(), counts > 0)
+    return kernels.ops.pair_distances(proto.contiguous(), counts > 0)
 
 
 @contract
-def inter_class_loss(ops, proto, counts, form="paper"):
+def inter_class_loss(kernels, proto, counts, form="paper"):
     """Inter-class distance loss (paper Eq. 9-10, or the released code's form); a scalar.
 
     ``form="paper"``: ``D_b = sum_(i != j, both present) ||p_i - p_j||`` and the loss is
@@ -98,4 +98,4 @@ def inter_class_loss(ops, proto, counts, form="paper"):
         -2.3979
     """
     check_proto_counts(proto, counts)
-    return inter_class_loss_with(lambda p, present: ops.pair_distances(p.contiguous(), present), proto, counts, form)
+    return inter_class_loss_with(lambda p, present: kernels.ops.pair_distances(p.contiguous(), present), proto, counts, form)

@@ -90,7 +90,7 @@ LOW_LEVEL = {
 
 
 @contract
-def intra_class_update(ops, x, mask, num_classes=None, residual=True, classes=None, ignore_index=None):
+def intra_class_update(kernels, x, mask, num_classes=None, residual=True, classes=None, ignore_index=None):
     """Fused intra-class update (paper Eq. 7-8): ``y = x + scatter(pool(x, mask), mask)``.
 
     With ``w`` the class weights of ``mask`` and ``a_k = 1`` for the classes in ``classes``:
@@ -126,9 +126,11 @@ def intra_class_update(ops, x, mask, num_classes=None, residual=True, classes=No
         >>> y.shape, proto.shape, counts.shape
         (torch.Size([2, 8, 4, 4, 4]), torch.Size([2, 4, 8]), torch.Size([2, 4]))
     """
-    spec = parse_mask(x, mask, num_classes, ignore_index, classes=classes)
+    spec = parse_mask(
+        x, mask, num_classes=num_classes, ignore_index=ignore_index, classes=classes, host_checks_on_cpu=kernels.host_checks_on_cpu
+    )
     if spec.hard:
-        y, proto, counts = ops.intra_update_hard(flatten_features(x), spec.labels, spec.active, bool(residual))
+        y, proto, counts = kernels.ops.intra_update_hard(flatten_features(x), spec.labels, spec.active, bool(residual))
     else:
-        y, proto, counts = ops.intra_update_soft(flatten_features(x), spec.weights_as(x.dtype), spec.active, bool(residual))
+        y, proto, counts = kernels.ops.intra_update_soft(flatten_features(x), spec.weights_as(x.dtype), spec.active, bool(residual))
     return y.reshape(x.shape), proto, counts

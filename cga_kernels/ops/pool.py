@@ -65,7 +65,7 @@ LOW_LEVEL = {
 
 
 @contract
-def prototype_pool(ops, x, mask, num_classes=None, ignore_index=None):
+def prototype_pool(kernels, x, mask, num_classes=None, ignore_index=None):
     """Masked average pooling: one prototype (mean feature vector) per class.
 
     ``counts[b, k] = sum_n w[b, k, n]``;
@@ -92,7 +92,7 @@ def prototype_pool(ops, x, mask, num_classes=None, ignore_index=None):
         >>> proto.shape, counts.shape
         (torch.Size([2, 3, 8]), torch.Size([2, 3]))
     """
-    spec = parse_mask(x, mask, num_classes, ignore_index)
+    spec = parse_mask(x, mask, num_classes=num_classes, ignore_index=ignore_index, host_checks_on_cpu=kernels.host_checks_on_cpu)
     if spec.hard:
-        return ops.pool_hard(flatten_features(x), spec.labels, spec.num_classes)
-    return ops.pool_soft(flatten_features(x), spec.weights_as(x.dtype))
+        return kernels.ops.pool_hard(flatten_features(x), spec.labels, spec.num_classes)
+    return kernels.ops.pool_soft(flatten_features(x), spec.weights_as(x.dtype))

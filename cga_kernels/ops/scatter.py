@@ -56,7 +56,7 @@ LOW_LEVEL = {
 
 
 @contract
-def prototype_scatter(ops, proto, mask, ignore_index=None):
+def prototype_scatter(kernels, proto, mask, ignore_index=None):
     """Map class prototypes back to the voxels: ``y[b, :, n] = sum_k w[b, k, n] proto[b, k, :]``.
 
     For a hard mask this is a gather, ``y[b, :, n] = proto[b, label[b, n], :]``; voxels with
@@ -86,10 +86,10 @@ def prototype_scatter(ops, proto, mask, ignore_index=None):
         >>> ck.prototype_scatter(proto, labels).shape
         torch.Size([2, 8, 4, 4, 4])
     """
-    spec = parse_mask(None, mask, None, ignore_index, proto=proto)
+    spec = parse_mask(None, mask, ignore_index=ignore_index, proto=proto, host_checks_on_cpu=kernels.host_checks_on_cpu)
     proto = proto.contiguous()
     if spec.hard:
-        y = ops.scatter_hard(proto, spec.labels)
+        y = kernels.ops.scatter_hard(proto, spec.labels)
     else:
-        y = ops.scatter_soft(proto, spec.weights_as(proto.dtype))
+        y = kernels.ops.scatter_soft(proto, spec.weights_as(proto.dtype))
     return y.reshape(proto.shape[0], proto.shape[2], *spec.spatial_shape)

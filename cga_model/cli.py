@@ -173,12 +173,52 @@ def _add_evaluate(sub) -> None:
                       "--out": "CSV path (a PNG is written beside it)"})
 
 
+def _explain(args) -> None:
+    from .evaluation.explain import explain_folder
+
+    written = explain_folder(args.checkpoint, args.input, args.out, roi=tuple(args.roi), channels=args.channels, device=args.device,
+                             overwrite=args.overwrite)
+    print(f"wrote {len(written)} PNGs (attention per class, features before/after the intra-class update) to {args.out}")
+
+
+def _add_explain(sub) -> None:
+    p = _command(sub, "explain", "attention maps per class and features before/after the intra-class update (paper Figs. 6-7)", _explain)
+    _add_required(p, {"--checkpoint": "a best.pt or last.pt of cga train (a CGA U-Net with its SAM)",
+                      "--input": "a case folder or a folder of case folders", "--out": "folder for <ID>_attention.png and <ID>_features.png"})
+    p.add_argument("--roi", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="window around the tumour (multiples of 8)")
+    p.add_argument("--channels", type=int, default=4, help="feature channels shown: those the update changes most")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--overwrite", action="store_true", help="replace existing PNGs")
+
+
+def _confidence(args) -> None:
+    from .evaluation.confidence import confidence_report, format_table, parse_models
+
+    csv_path, png, rows = confidence_report(parse_models(args.model), args.out, input_path=args.input, roi=tuple(args.roi),
+                                            overlap=args.overlap, device=args.device, overwrite=args.overwrite)
+    print(format_table(rows))
+    print(f"shares: {csv_path}\nchart: {png}")
+
+
+def _add_confidence(sub) -> None:
+    p = _command(sub, "confidence", "share of voxel probabilities in [0,0.1], (0.1,0.5], (0.5,0.9], (0.9,1] per region (paper Fig. 8)",
+                 _confidence)
+    p.add_argument("--model", action="append", required=True, metavar="NAME=SOURCE",
+                   help="repeatable; SOURCE: a folder of <ID>_prob.nii.gz (cga predict --probs) or a checkpoint / .onnx run on --input")
+    _add_required(p, {"--out": "folder for confidence.csv and confidence.png"})
+    p.add_argument("--input", help="the cases: needed for a model file; restricts the count to the brain (default: every voxel)")
+    p.add_argument("--roi", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="sliding-window size")
+    p.add_argument("--overlap", type=float, default=0.5, help="overlap of neighbouring windows, as a fraction of the window")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing confidence.csv/.png")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cga", description="CGA U-Net: synthesise, train, predict, evaluate (BraTS layout)",
                                      formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for add in (_add_synth, _add_preprocess, _add_train, _add_predict, _add_evaluate):
+    for add in (_add_synth, _add_preprocess, _add_train, _add_predict, _add_evaluate, _add_explain, _add_confidence):
         add(sub)
     return parser
 

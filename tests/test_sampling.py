@@ -140,3 +140,19 @@ def test_samples_do_not_depend_on_the_number_of_workers():
             batches[workers] += [(b["image"], b["labels"], b["case_id"]) for b in loader]
     for (a_image, a_labels, a_ids), (b_image, b_labels, b_ids) in zip(batches[0], batches[2], strict=True):
         assert a_ids == b_ids and torch.equal(a_image, b_image) and torch.equal(a_labels, b_labels)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_loader_leaves_the_global_rng_alone(workers):
+    """Starting an epoch must not draw from torch's global RNG (dropout): else a resumed run, which starts
+    its loader where an uninterrupted run reuses persistent workers, would end with other weights."""
+    cases = TinyTumourCases(n=4)
+    sampler = CropBatchSampler(cases=4, batch_size=2, seed=0)
+    loader = make_loader(TrainingCrops(cases, cases.case_ids, CROP), sampler, workers=workers)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        for _ in loader:
+            pass
+    assert torch.equal(torch.get_rng_state(), state)

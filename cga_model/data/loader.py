@@ -113,6 +113,11 @@ def default_workers(processes: int = 1) -> int:
 
 def make_loader(dataset: TrainingCrops, sampler: CropBatchSampler, workers: int, pin_memory: bool = False) -> DataLoader:
     """A DataLoader of ``dataset`` batched by ``sampler``; with ``workers`` > 0 they persist across epochs
-    (call ``sampler.set_epoch`` before each epoch). Samples carry their own seeds: worker RNGs are unused."""
+    (call ``sampler.set_epoch`` before each epoch). Samples carry their own seeds: worker RNGs are unused.
+
+    The loader draws a base seed whenever it starts an epoch's iterator (a resumed run starts one
+    where an uninterrupted run reuses its persistent workers); it draws it from a generator of its
+    own, so torch's global RNG (dropout) is never touched and a resumed run ends as an uninterrupted one.
+    """
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0,
-                      pin_memory=pin_memory, prefetch_factor=2 if workers > 0 else None)
+                      pin_memory=pin_memory, prefetch_factor=2 if workers > 0 else None, generator=torch.Generator().manual_seed(0))

@@ -82,7 +82,7 @@ class CropBatchSampler(Sampler):
     def __init__(self, cases: int, batch_size: int, foreground_share: float = DEFAULT_FOREGROUND_SHARE,
                  seed: int = 0, rank: int = 0, world: int = 1):
         if not 0 <= foreground_share <= 1:
-            raise ValueError(f"foreground share must be in [0, 1], got {foreground_share}")
+            raise ValueError(f"foreground share (--foreground-share) must be in [0, 1], got {foreground_share}")
         if cases < 1 or batch_size < 1:
             raise ValueError(f"need at least one case and a batch size >= 1, got {cases} cases and batch size {batch_size}")
         self.cases, self.batch_size, self.share = cases, batch_size, foreground_share

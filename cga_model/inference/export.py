@@ -17,6 +17,7 @@ and ``counts (B, K)``.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from ..data.nifti_io import atomic_write
 from ..nn.checkpoint import load_model
 from ..nn.config import SIZE_MULTIPLE
 from ..nn.network import CGAOutput
-from .onnx_runtime import LOGITS, OnnxSegmenter
+from .onnx_runtime import CONFIG_KEY, LOGITS, OnnxSegmenter
 
 INPUT = "image"
 TRACE_BATCH, TRACE_SIZE = 2, (16, 16, 16)  # a batch of 1 or a size of 8 would be fixed in the traced graph
@@ -66,15 +67,17 @@ def dynamic_shapes() -> dict:
     return {INPUT: {0: dim("batch", min=1), **spatial}}
 
 
-def _as_model(model_or_checkpoint) -> nn.Module:
+def _model_and_config(model_or_checkpoint) -> tuple[nn.Module, dict]:
+    """The float32 network and its training config (a checkpoint's ``config``; ``{"model": ...}`` for a module)."""
     if isinstance(model_or_checkpoint, nn.Module):
         model = model_or_checkpoint
+        config = {"model": model.config.to_dict()} if hasattr(model, "config") else {}
     else:
-        model = load_model(model_or_checkpoint, "cpu")[0]
+        model, config = load_model(model_or_checkpoint, "cpu")
     dtype = next(model.parameters()).dtype
     if dtype != torch.float32:
         raise ValueError(f"export needs a float32 model, got {dtype} parameters; convert it with model.float()")
-    return model
+    return model, config
 
 
 def _example(batch: int, channels: int, size) -> torch.Tensor:
@@ -98,7 +101,7 @@ def trace(model_or_checkpoint) -> torch.export.ExportedProgram:
     The graph calls the ``cga::`` ops (``intra_update_hard``/``_soft``, or ``pool_*`` without the
     update) and returns the model's non-None outputs as a dict (see the module docstring).
     """
-    model = _as_model(model_or_checkpoint)
+    model, _ = _model_and_config(model_or_checkpoint)
     example = _example(TRACE_BATCH, model.in_channels, TRACE_SIZE)
     with _eval_mode(model), torch.no_grad():
         out = model(example)
@@ -106,10 +109,12 @@ def trace(model_or_checkpoint) -> torch.export.ExportedProgram:
         return torch.export.export(wrapper, (example,), dynamic_shapes=dynamic_shapes())
 
 
-def _as_program(model_checkpoint_or_program) -> torch.export.ExportedProgram:
+def _as_program(model_checkpoint_or_program) -> tuple[torch.export.ExportedProgram, dict]:
+    """``(program, training config)``; a given program comes with an empty config."""
     if isinstance(model_checkpoint_or_program, torch.export.ExportedProgram):
-        return model_checkpoint_or_program
-    return trace(model_checkpoint_or_program)
+        return model_checkpoint_or_program, {}
+    model, config = _model_and_config(model_checkpoint_or_program)
+    return trace(model), config
 
 
 def _check_target(out, overwrite: bool) -> Path:
@@ -125,7 +130,7 @@ def export_program(model_checkpoint_or_program, out, *, overwrite: bool = False)
     """Save ``trace(model or checkpoint)`` (or a given ExportedProgram) atomically at ``out`` (``.pt2``);
     an existing ``out`` is replaced only with ``overwrite=True``."""
     out = _check_target(out, overwrite)
-    program = _as_program(model_checkpoint_or_program)
+    program, _ = _as_program(model_checkpoint_or_program)
     atomic_write(out, lambda tmp: torch.export.save(program, tmp))
     return out
 
@@ -196,16 +201,19 @@ def export_onnx(model_checkpoint_or_program, out, *, overwrite: bool = False, to
     (dynamic); outputs by name as in the module docstring. Hard and soft masks and
     ``intra_classes`` subsets are translated (``cga_kernels.onnx``). ``out`` is replaced only with
     ``overwrite=True`` and is written atomically after ``onnx.checker`` passed and the ONNX Runtime
-    logits matched PyTorch within ``tolerance`` (absolute).
+    logits matched PyTorch within ``tolerance`` (absolute). The training config of a checkpoint (or
+    the ``ModelConfig`` of a module) is stored in the model's metadata (``cga.training_config``, JSON)
+    for ``cga predict --onnx`` (layout, channel order).
     """
     from cga_kernels.onnx import translation_table
 
     out = _check_target(out, overwrite)
-    program = _as_program(model_checkpoint_or_program)
+    program, config = _as_program(model_checkpoint_or_program)
     names = tuple(program.call_spec.out_spec.context)  # the keys of the NamedOutputs dict, in order
     with _quiet_registry():
         onnx_program = torch.onnx.export(program, dynamo=True, input_names=[INPUT], output_names=list(names),
                                          custom_translation_table=translation_table(), verbose=False)
+    onnx_program.model.metadata_props[CONFIG_KEY] = json.dumps(config, default=str)
     measured: dict = {}
     atomic_write(out, _checked_onnx_writer(onnx_program, program, tolerance, measured))
     return OnnxExport(out, names, measured["shape"], measured["diff"])

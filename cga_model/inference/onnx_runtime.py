@@ -1,26 +1,31 @@
 """Run an exported CGA U-Net (``cga export``) in ONNX Runtime behind the PyTorch model's interface.
 
 ``OnnxSegmenter(path)(image)`` returns a ``CGAOutput`` like ``CGAUNet(image)`` does, so the
-sliding-window code of ``cga_model.inference.predict`` serves both without a copy.
+sliding-window code of ``cga_model.inference.predict`` serves both without a copy;
+``load_predictor`` picks one of the two for a file.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..nn.checkpoint import load_model
 from ..nn.network import CGAOutput
 
 LOGITS, ATTENTION = "logits", "attention"  # output names written by cga_model.inference.export
+CONFIG_KEY = "cga.training_config"  # metadata entry holding the checkpoint's training config (JSON)
 
 
 class OnnxSegmenter:
     """An ONNX Runtime inference session (CPU provider) on a model written by ``export_onnx``.
 
-    ``__call__(image (B, C, D, H, W) float32 tensor) -> CGAOutput(logits, attention or None, None, None)``
-    with torch tensors on the CPU. ``threads``: ONNX Runtime intra-op threads (0 = its default).
+    ``__call__(image (B, C, D, H, W) tensor) -> CGAOutput(logits, attention or None, None, None)``:
+    float32 CPU tensors. ``num_classes`` is K of the logits; ``config`` the training config stored
+    at export (``{}`` if none). ``threads``: ONNX Runtime intra-op threads (0 = its default).
     """
 
     def __init__(self, path, threads: int = 0):
@@ -35,14 +40,27 @@ class OnnxSegmenter:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for unreadable models
             raise ValueError(f"ONNX Runtime cannot load {path}: {err}") from err
-        self.path = path
         self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        if LOGITS not in self.output_names:
-            raise ValueError(f"{path} has no '{LOGITS}' output (outputs: {self.output_names}); export it with `cga export`")
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        if LOGITS not in outputs:
+            raise ValueError(f"{path} has no '{LOGITS}' output (outputs: {sorted(outputs)}); export it with `cga export`")
+        self.output_names = list(outputs)
+        self.num_classes = outputs[LOGITS].shape[1]
+        self.config = json.loads(self.session.get_modelmeta().custom_metadata_map.get(CONFIG_KEY, "{}"))
 
     def __call__(self, image: torch.Tensor) -> CGAOutput:
         feed = {self.input_name: np.ascontiguousarray(image.detach().cpu().numpy(), dtype=np.float32)}
         outputs = dict(zip(self.output_names, self.session.run(None, feed)))
         attention = outputs.get(ATTENTION)
         return CGAOutput(torch.from_numpy(outputs[LOGITS]), None if attention is None else torch.from_numpy(attention), None, None)
+
+
+def load_predictor(source, device="cpu"):
+    """``(model, training config)`` for prediction: an ``OnnxSegmenter`` for a ``.onnx`` file (CPU
+    only), else the network of a ``cga train`` checkpoint (``load_model``)."""
+    if Path(source).suffix.lower() != ".onnx":
+        return load_model(source, device)
+    if str(device) != "cpu":
+        raise ValueError(f"ONNX models run on the CPU here (ONNX Runtime's CPU provider), got device {device!r}; use --device cpu")
+    segmenter = OnnxSegmenter(source)
+    return segmenter, segmenter.config

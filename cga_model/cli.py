@@ -1,4 +1,4 @@
-"""The ``cga`` command line: ``synth``, ``train``, ``predict``, ``evaluate``.
+"""The ``cga`` command line: ``synth``, ``train``, ``predict``, ``evaluate``, ``export``.
 
 ``cga <command> --help`` lists every flag with its help line and default; ``cga --version``
 prints the package version. The model flags of ``cga train`` are generated from
@@ -85,7 +85,7 @@ def _train(args) -> None:
 def _predict(args) -> None:
     from .inference.predict import predict_folder
 
-    written = predict_folder(args.checkpoint, args.input, args.out, roi=tuple(args.roi), overlap=args.overlap, tta=args.tta,
+    written = predict_folder(args.onnx or args.checkpoint, args.input, args.out, roi=tuple(args.roi), overlap=args.overlap, tta=args.tta,
                              save_probs=args.probs, device=args.device)
     print(f"wrote {len(written)} predictions (+ overlay PNGs) to {args.out}")
 
@@ -158,8 +158,10 @@ def _add_train(sub) -> None:
 
 def _add_predict(sub) -> None:
     p = _command(sub, "predict", "segment cases, writing <ID>.nii.gz and an overlay PNG", _predict)
-    _add_required(p, {"--checkpoint": "a best.pt or last.pt of cga train", "--input": "a case folder or a folder of case folders",
-                      "--out": "folder for <ID>.nii.gz and <ID>_overlay.png"})
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", help="a best.pt or last.pt of cga train (this or --onnx is required)")
+    model.add_argument("--onnx", help="a model.onnx of cga export, run by ONNX Runtime on the CPU instead of PyTorch")
+    _add_required(p, {"--input": "a case folder or a folder of case folders", "--out": "folder for <ID>.nii.gz and <ID>_overlay.png"})
     p.add_argument("--roi", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="sliding-window size")
     p.add_argument("--overlap", type=float, default=0.5, help="overlap of neighbouring windows, as a fraction of the window")
     p.add_argument("--tta", action="store_true", help="average over the 8 axis flips")
@@ -171,6 +173,27 @@ def _add_evaluate(sub) -> None:
     p = _command(sub, "evaluate", "BraTS metrics of predictions against ground truth", _evaluate)
     _add_required(p, {"--pred": "folder of <ID>.nii.gz predictions", "--gt": "folder of case folders with <ID>_seg.nii.gz",
                       "--out": "CSV path (a PNG is written beside it)"})
+
+
+def _export(args) -> None:
+    from .inference.export import export_onnx, export_program
+
+    suffix = Path(args.out).suffix.lower()
+    if suffix == ".pt2":
+        print(f"wrote {export_program(args.checkpoint, args.out, overwrite=args.overwrite)} (torch.export program with the cga:: ops)")
+        return
+    if suffix != ".onnx":
+        raise ValueError(f"--out {args.out}: its suffix picks the format, .onnx (ONNX) or .pt2 (torch.export program)")
+    done = export_onnx(args.checkpoint, args.out, overwrite=args.overwrite)
+    print(f"wrote {done.path} (outputs: {', '.join(done.outputs)}); onnx.checker passed; ONNX Runtime logits within "
+          f"{done.max_abs_diff:.1e} of PyTorch on a random {tuple(done.checked_shape)} input")
+
+
+def _add_export(sub) -> None:
+    p = _command(sub, "export", "export a checkpoint to ONNX (.onnx) or a torch.export program (.pt2)", _export)
+    _add_required(p, {"--checkpoint": "a best.pt or last.pt of cga train",
+                      "--out": "model.onnx (dynamic batch and sizes, multiples of 8, at least 16) or model.pt2"})
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def _explain(args) -> None:
@@ -218,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for add in (_add_synth, _add_preprocess, _add_train, _add_predict, _add_evaluate, _add_explain, _add_confidence):
+    for add in (_add_synth, _add_preprocess, _add_train, _add_predict, _add_evaluate, _add_export, _add_explain, _add_confidence):
         add(sub)
     return parser
 

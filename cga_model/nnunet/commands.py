@@ -1,0 +1,73 @@
+"""``cga nnunet-convert`` and ``cga nnunet-train`` (added to the ``cga`` parser by ``add_nnunet_commands``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import with_trainer_dir
+
+TRAINER = "nnUNetTrainerCGA"
+
+
+def _convert(args) -> None:
+    from .convert import convert_dataset
+
+    info = convert_dataset(args.data, args.out, target=args.target, layout=args.layout, overwrite=args.overwrite)
+    print(f"wrote {info['numTraining']} training cases ({args.target}: {list(info['labels'])}) to {args.out}")
+
+
+def training_argv(args) -> list:
+    """nnU-Net's ``nnUNetv2_train`` arguments: the positionals, the pass-through options, ``-tr nnUNetTrainerCGA``
+    unless another trainer is named."""
+    options = list(args.options)
+    if options[:1] == ["--"]:
+        options = options[1:]
+    if "-tr" not in options:
+        options += ["-tr", TRAINER]
+    return [args.dataset, args.configuration, args.fold, *options]
+
+
+def _train(args) -> None:
+    import torch
+
+    argv = training_argv(args)
+    if "-device" not in argv and not torch.cuda.is_available():
+        raise RuntimeError("no CUDA device here and nnU-Net trains on cuda by default: pass -device cpu")
+    os.environ["nnUNet_extTrainer"] = with_trainer_dir()["nnUNet_extTrainer"]
+    from nnunetv2.run.run_training import run_training_entry
+
+    from .lookup import nnunet_trainer_lookup
+
+    saved = sys.argv
+    sys.argv = ["nnUNetv2_train", *argv]
+    try:
+        with nnunet_trainer_lookup():
+            run_training_entry()
+    except SystemExit as stop:  # nnU-Net's own argument parser refused the options (it printed why)
+        if stop.code:
+            raise RuntimeError(f"nnU-Net refused the arguments {argv}") from stop
+    except (AssertionError, KeyError, OSError, TypeError) as err:  # nnU-Net reports many input errors this way
+        raise RuntimeError(f"nnU-Net: {type(err).__name__}: {err}") from err
+    finally:
+        sys.argv = saved
+
+
+def add_nnunet_commands(sub, formatter_class) -> None:
+    """Add ``nnunet-convert`` and ``nnunet-train`` to the ``cga`` subparsers ``sub``."""
+    p = sub.add_parser("nnunet-convert", help="write a dataset folder in nnU-Net v2's raw format", formatter_class=formatter_class)
+    p.add_argument("--data", required=True, help="dataset folder (BraTS case folders)")
+    p.add_argument("--out", required=True, help="nnU-Net raw dataset folder to create, $nnUNet_raw/DatasetXXX_Name")
+    p.add_argument("--target", choices=("regions", "labels"), default="regions",
+                   help="regions: WT/TC/ET with sigmoids (nnU-Net's BraTS recipe); labels: one softmax class per label")
+    p.add_argument("--layout", default=None, help="dataset layout (default: detected from the file names)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.set_defaults(func=_convert)
+    p = sub.add_parser("nnunet-train", help="nnUNetv2_train with nnUNetTrainerCGA (sets nnUNet_extTrainer)",
+                       formatter_class=formatter_class)
+    p.add_argument("dataset", help="nnU-Net dataset name or ID (e.g. 501 or Dataset501_BraTS)")
+    p.add_argument("configuration", help="nnU-Net configuration, e.g. 3d_fullres")
+    p.add_argument("fold", help="fold 0-4 or 'all'")
+    p.add_argument("options", nargs=argparse.REMAINDER, help="further nnUNetv2_train options, e.g. -device cpu --c")
+    p.set_defaults(func=_train)

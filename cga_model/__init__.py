@@ -15,7 +15,8 @@ except PackageNotFoundError:  # a source tree that was never installed
 
 from .nn.attention import SAM, AttentionPath, SAMOutput
 from .nn.blocks import DownConv, InitConv, ResBlock, UpBlock, make_norm
-from .data.labels import BRATS_LABELS, REGIONS, classes_to_labels, labels_to_classes
+from .data.labels import CLASS_NAMES, REGIONS, LabelScheme
+from .data.layouts import LAYOUTS, MODALITIES, find_cases
 from .nn.losses import CGALoss, LossTerms, attention_mse_loss, downsample_labels, inter_class_term, softmax_dice_loss
 from .nn.config import SIZE_MULTIPLE, ModelConfig
 from .nn.dropin import CategoryGuidedAttention, guided_attention_losses
@@ -43,8 +44,10 @@ __all__ = [
     "attention_mse_loss",
     "downsample_labels",
     "inter_class_term",
-    "BRATS_LABELS",
+    "CLASS_NAMES",
     "REGIONS",
-    "labels_to_classes",
-    "classes_to_labels",
+    "LabelScheme",
+    "LAYOUTS",
+    "MODALITIES",
+    "find_cases",
 ]

@@ -45,6 +45,6 @@ def synthetic_batch(batch: int = 2, size: int = 32, seed: int = 0):
     images, labels = [], []
     for i in range(batch):
         image, seg = synthesize_case((size, size, size), seed=seed + i)
-        images.append(normalize(image))  # modalities in the tensor order of cga_model.data.layout
+        images.append(normalize(image))  # modalities in the tensor order of cga_model.data.layouts.MODALITIES
         labels.append(seg.astype(np.int64))  # synthesize_case gives class indices
     return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(labels))

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import cga_kernels as ck
-from cga_model import CGALoss, CGAOutput, classes_to_labels, labels_to_classes
+from cga_model import CGALoss, CGAOutput
 from cga_model.nn.losses import attention_mse_loss, downsample_labels, inter_class_term, one_hot, softmax_dice_loss
 
 
@@ -152,37 +152,3 @@ def test_bad_loss_arguments():
         CGALoss(inter_form="nope")
     with pytest.raises(ValueError, match="inter_sign must be 1 or -1"):
         CGALoss(inter_sign=2)
-
-
-# --------------------------------------------------------------------------------------------
-# labels
-
-
-def test_label_mapping_numpy_and_torch():
-    seg = np.array([0, 1, 2, 4, 0], dtype=np.int16)
-    assert labels_to_classes(seg).tolist() == [0, 1, 2, 3, 0] and labels_to_classes(seg).dtype == np.uint8
-    assert labels_to_classes(np.array([0, 1, 2, 3])).tolist() == [0, 1, 2, 3]  # BraTS 2021+ uses 3 for 4
-    assert labels_to_classes(np.array([0.0, 4.0])).tolist() == [0, 3]  # float NIfTI data
-    assert classes_to_labels(np.array([0, 1, 2, 3])).tolist() == [0, 1, 2, 4]
-    t = labels_to_classes(torch.tensor([0, 1, 2, 4]))
-    assert t.dtype == torch.uint8 and t.tolist() == [0, 1, 2, 3]
-    assert classes_to_labels(t).tolist() == [0, 1, 2, 4]
-    volume = np.random.default_rng(0).choice([0, 1, 2, 4], size=(6, 5, 4))
-    assert np.array_equal(classes_to_labels(labels_to_classes(volume)), volume)
-
-
-@pytest.mark.parametrize("bad,match", [
-    (np.array([0, 5]), r"labels must be in \{0, 1, 2, 3, 4\}, found \[5\]"),
-    (np.array([-1, 0]), r"found \[-1\]"),
-    (np.array([0.5, 1.0]), r"found \[0.5\]"),
-    (np.array([0, 3, 4]), "both labels 3 and 4"),
-    (torch.tensor([0, 7]), r"found \[7\]"),
-])
-def test_label_mapping_errors(bad, match):
-    with pytest.raises(ValueError, match=match):
-        labels_to_classes(bad)
-
-
-def test_class_mapping_errors():
-    with pytest.raises(ValueError, match=r"class indices must be in \[0, 4\)"):
-        classes_to_labels(np.array([0, 4]))

@@ -91,14 +91,14 @@ def _run(jobs: list, workers: int, progress: bool) -> None:
                 bar.update()
 
 
-def preprocess(data, out, workers: int = 1, rebuild: bool = False, progress: bool = True) -> dict:
-    """Cache every case of the raw dataset ``data`` into ``out`` with ``workers`` processes.
+def preprocess(data, out, workers: int = 1, rebuild: bool = False, progress: bool = True, *, layout=None) -> dict:
+    """Cache every case of the raw dataset ``data`` (any layout: detected, or ``layout``) into ``out`` with ``workers`` processes.
 
     Returns ``{"cases": n, "written": n_new, "skipped": n_already_cached}``. On an error (a bad
     source file, a full disk) the workers stop, partial cases are removed and finished ones stay.
     """
     data, out = Path(data), Path(out)
-    folders = find_cases(data)
+    folders = find_cases(data, layout=layout)
     prepare_cache_folder(out, data, [f.name for f in folders], rebuild)
     todo = _unfinished(out, folders)
     try:

@@ -186,3 +186,13 @@ def test_changed_source_is_detected(tmp_path, capsys):
     nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj)[::-1].copy(), image.affine), changed)  # new content
     assert preprocess(raw, out, rebuild=True, workers=1, progress=False)["written"] == 2
     np.testing.assert_array_equal(open_cases(out).validation_case("SYN_0004_001")[0], normalize(load_case(raw / "SYN_0004_001").image))
+
+
+def test_cache_of_another_layout_is_not_mixed(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    synthesize_cohort(raw, cases=2, seed=4, shape=SHAPE, layout="brats2023", progress=False)
+    out = tmp_path / "cache"
+    preprocess(raw, out, workers=1, progress=False)
+    assert open_cache(out).layout == "brats2023" and open_cases(out).layout == "brats2023"
+    assert cga(["preprocess", "--data", str(raw), "--out", str(out), "--layout", "brats2024"]) == 2
+    assert "2 brats2023 cases), not from" in capsys.readouterr().err

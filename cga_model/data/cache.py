@@ -6,7 +6,7 @@ uncompressed, so a training sample reads only its crop of a memory map.
 
 Layout of a cache folder ``CACHE/``::
 
-    cache.json               format name and version, settings, source folder, case IDs
+    cache.json               format name and version, settings, source folder, its layout, case IDs
     <ID>/image.npy           (C, x, y, z) float32: the case cut to its brain box (voxels non-zero in
                              any modality), z-scored per modality inside the brain, 0 outside
     <ID>/classes.npy         (x, y, z) uint8 class indices (cases with a segmentation only)
@@ -35,7 +35,7 @@ from typing import Optional
 import nibabel as nib
 import numpy as np
 
-from .dataset import Case, find_cases, load_case, normalize
+from .dataset import Case, load_case, normalize
 from .layouts import LAYOUTS, MODALITIES, CaseFiles
 from .nifti_io import DataError, atomic_write
 
@@ -187,7 +187,7 @@ def read_index(root) -> dict:
         raise CacheError(f"{root} is not a cga cache (no {INDEX_FILE}); make one with: cga preprocess --data DIR --out {root}")
     try:
         index = json.loads(path.read_text())
-        fmt, version = index["format"], index["version"]
+        fmt, version, _ = index["format"], index["version"], index["layout"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise CacheError(f"{path} is not a readable cga cache index ({err}); rebuild it with cga preprocess --rebuild") from err
     rebuild = f"cga preprocess --data {index.get('source', 'DIR')} --out {root} --rebuild"
@@ -200,10 +200,10 @@ def read_index(root) -> dict:
     return index
 
 
-def write_index(root, source, case_ids) -> None:
-    """Write ``cache.json`` atomically: this format and version, the settings, the source folder and case IDs."""
+def write_index(root, source, case_ids, layout: str) -> None:
+    """Write ``cache.json`` atomically: this format and version, the settings, the source folder, its layout and case IDs."""
     index = {"format": FORMAT, "version": FORMAT_VERSION, "settings": cache_settings(),
-             "source": str(Path(source).resolve()), "cases": list(case_ids)}
+             "source": str(Path(source).resolve()), "layout": layout, "cases": list(case_ids)}
     atomic_write(Path(root) / INDEX_FILE, lambda tmp: Path(tmp).write_text(json.dumps(index, indent=1)))
 
 
@@ -221,6 +221,11 @@ class Cache:
     @property
     def case_ids(self) -> list[str]:
         return list(self.index["cases"])
+
+    @property
+    def layout(self) -> str:
+        """The layout of the dataset the cache was made from (its label scheme is the cases' ``labels``)."""
+        return self.index["layout"]
 
     def properties(self, case_id: str) -> dict:
         return json.loads((self.root / case_id / PROPERTIES_FILE).read_text())

@@ -54,7 +54,7 @@ class CachedCases:
 
     def __init__(self, root, layout=None):
         self.cache = open_cache(root)
-        self.layout = self.cache.properties(self.cache.case_ids[0])["layout"] if self.cache.case_ids else layout
+        self.layout = self.cache.layout
         if layout is not None and layout != self.layout:
             raise DataError(f"cache {root} was made from a {self.layout} dataset, not {layout}: drop --layout or rebuild the cache")
 

@@ -32,16 +32,17 @@ def _clear_cache(out: Path) -> None:
     (out / INDEX_FILE).unlink(missing_ok=True)
 
 
-def _check_same_dataset(out: Path, data: Path, case_ids: list[str]) -> None:
+def _check_same_dataset(out: Path, data: Path, case_ids: list[str], layout: str) -> None:
     index = read_index(out)
-    if index["source"] != str(data.resolve()) or index["cases"] != case_ids:
-        raise CacheError(f"cache {out} was made from {index['source']} ({len(index['cases'])} cases), not from {data.resolve()} "
-                         f"({len(case_ids)} cases): choose another --out, or pass --rebuild to replace it")
+    if (index["source"], index["cases"], index["layout"]) != (str(data.resolve()), case_ids, layout):
+        raise CacheError(f"cache {out} was made from {index['source']} ({len(index['cases'])} {index['layout']} cases), not from "
+                         f"{data.resolve()} ({len(case_ids)} {layout} cases): choose another --out, or pass --rebuild to replace it")
 
 
-def prepare_cache_folder(out, data, case_ids: list[str], rebuild: bool = False) -> None:
-    """Make ``out`` a cache of ``data``'s ``case_ids``: new, empty, or a cache of the same dataset, format and
-    settings (resumed); ``rebuild`` clears a cache first. A non-empty folder that is not a cache is refused."""
+def prepare_cache_folder(out, data, case_ids: list[str], *, layout: str, rebuild: bool = False) -> None:
+    """Make ``out`` a cache of ``data``'s ``case_ids`` in ``layout``: new, empty, or a cache of the same dataset,
+    layout, format and settings (resumed); ``rebuild`` clears a cache first. A non-empty folder that is not a
+    cache is refused."""
     out, data = Path(out), Path(data)
     if out.exists() and not out.is_dir():
         raise CacheError(f"--out {out} is a file, not a folder")
@@ -49,14 +50,14 @@ def prepare_cache_folder(out, data, case_ids: list[str], rebuild: bool = False) 
         if rebuild:
             _clear_cache(out)
         else:
-            _check_same_dataset(out, data, case_ids)
+            _check_same_dataset(out, data, case_ids, layout)
     elif out.is_dir() and any(out.iterdir()):
         raise CacheError(f"refusing to write into {out}: it is not empty and not a cga cache (no {INDEX_FILE}); "
                          "choose a new or empty folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
         _remove_partials(out)
-        write_index(out, data, case_ids)
+        write_index(out, data, case_ids, layout)
     except OSError as err:
         raise CacheError(f"cannot create the cache folder {out}: {err}") from err
 
@@ -99,7 +100,7 @@ def preprocess(data, out, workers: int = 1, rebuild: bool = False, progress: boo
     """
     data, out = Path(data), Path(out)
     folders = find_cases(data, layout=layout)
-    prepare_cache_folder(out, data, [f.name for f in folders], rebuild)
+    prepare_cache_folder(out, data, [f.name for f in folders], layout=folders[0].layout, rebuild=rebuild)
     todo = _unfinished(out, folders)
     try:
         _run([(folder, out) for folder in todo], min(workers, max(len(todo), 1)), progress)

@@ -36,6 +36,7 @@ class OnnxSegmenter:
             raise FileNotFoundError(f"ONNX model not found: {path}")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads sleep: no CPU taken from other work
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for unreadable models

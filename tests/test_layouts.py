@@ -128,7 +128,7 @@ def test_unknown_folder_is_refused(tmp_path):
     nib.save(nib.Nifti1Image(np.zeros(SHAPE, np.int16), np.eye(4)), tmp_path / "patient1" / "T1.nii.gz")
     nib.save(nib.Nifti1Image(np.zeros(SHAPE, np.int16), np.eye(4)), tmp_path / "loose.nii.gz")
     with pytest.raises(DataError, match=r"matches no layout: found 1 unrecognised case folder \(patient1\), "
-                                        r"1 NIfTI files directly in the folder \(loose.nii.gz\); expected one of: brats2021"):
+                                        r"1 NIfTI file directly in the folder \(loose.nii.gz\); expected one of: brats2021"):
         find_cases(tmp_path)
 
 

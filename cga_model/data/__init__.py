@@ -1,1 +1,1 @@
-"""Data: BraTS-layout reading (NIfTI), label schemes, the training dataset and synthetic cohorts."""
+"""Data: dataset layouts (BraTS 2021/2023/2024, MSD Task01) and their label schemes, NIfTI reading, the cache, crops and loader, synthetic cohorts."""

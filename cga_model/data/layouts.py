@@ -195,7 +195,7 @@ def _describe(found: dict, root: Path) -> str:
              f"({', '.join(p.name for p in v[:3])}{', ...' if len(v) > 3 else ''})" for k, v in found.items()]
     loose = _visible_niftis(root)
     if loose:
-        parts.append(f"{len(loose)} NIfTI files directly in the folder ({', '.join(p.name for p in loose[:3])}{', ...' if len(loose) > 3 else ''})")
+        parts.append(f"{len(loose)} NIfTI file{'s' if len(loose) > 1 else ''} directly in the folder ({', '.join(p.name for p in loose[:3])}{', ...' if len(loose) > 3 else ''})")
     return ", ".join(parts) or "no NIfTI files or case folders"
 
 

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from ..data.layouts import LAYOUTS
 from . import with_trainer_dir
 
 TRAINER = "nnUNetTrainerCGA"
@@ -22,8 +23,6 @@ def training_argv(args) -> list:
     """nnU-Net's ``nnUNetv2_train`` arguments: the positionals, the pass-through options, ``-tr nnUNetTrainerCGA``
     unless another trainer is named."""
     options = list(args.options)
-    if options[:1] == ["--"]:
-        options = options[1:]
     if "-tr" not in options:
         options += ["-tr", TRAINER]
     return [args.dataset, args.configuration, args.fold, *options]
@@ -31,6 +30,11 @@ def training_argv(args) -> list:
 
 def _train(args) -> None:
     import torch
+
+    try:
+        import nnunetv2  # noqa: F401
+    except ModuleNotFoundError as err:
+        raise RuntimeError("nnU-Net v2 is not installed: pip install 'cga-unet[nnunet]'") from err
 
     argv = training_argv(args)
     if "-device" not in argv and not torch.cuda.is_available():
@@ -48,8 +52,8 @@ def _train(args) -> None:
     except SystemExit as stop:  # nnU-Net's own argument parser refused the options (it printed why)
         if stop.code:
             raise RuntimeError(f"nnU-Net refused the arguments {argv}") from stop
-    except (AssertionError, KeyError, OSError, TypeError) as err:  # nnU-Net reports many input errors this way
-        raise RuntimeError(f"nnU-Net: {type(err).__name__}: {err}") from err
+    except (AssertionError, KeyError, OSError, TypeError, ValueError, RuntimeError) as err:  # nnU-Net's input errors
+        raise RuntimeError(f"nnU-Net: {type(err).__name__}: {' '.join(str(err).split())}") from err
     finally:
         sys.argv = saved
 
@@ -57,11 +61,11 @@ def _train(args) -> None:
 def add_nnunet_commands(sub, formatter_class) -> None:
     """Add ``nnunet-convert`` and ``nnunet-train`` to the ``cga`` subparsers ``sub``."""
     p = sub.add_parser("nnunet-convert", help="write a dataset folder in nnU-Net v2's raw format", formatter_class=formatter_class)
-    p.add_argument("--data", required=True, help="dataset folder (BraTS case folders)")
+    p.add_argument("--data", required=True, help="dataset folder in any layout cga reads (BraTS 2021/2023/2024 case folders, MSD task)")
     p.add_argument("--out", required=True, help="nnU-Net raw dataset folder to create, $nnUNet_raw/DatasetXXX_Name")
     p.add_argument("--target", choices=("regions", "labels"), default="regions",
                    help="regions: WT/TC/ET with sigmoids (nnU-Net's BraTS recipe); labels: one softmax class per label")
-    p.add_argument("--layout", default=None, help="dataset layout (default: detected from the file names)")
+    p.add_argument("--layout", default=None, choices=tuple(LAYOUTS), help="dataset layout (default: detected from the file names)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.set_defaults(func=_convert)
     p = sub.add_parser("nnunet-train", help="nnUNetv2_train with nnUNetTrainerCGA (sets nnUNet_extTrainer)",
@@ -69,5 +73,5 @@ def add_nnunet_commands(sub, formatter_class) -> None:
     p.add_argument("dataset", help="nnU-Net dataset name or ID (e.g. 501 or Dataset501_BraTS)")
     p.add_argument("configuration", help="nnU-Net configuration, e.g. 3d_fullres")
     p.add_argument("fold", help="fold 0-4 or 'all'")
-    p.add_argument("options", nargs=argparse.REMAINDER, help="further nnUNetv2_train options, e.g. -device cpu --c")
+    p.add_argument("options", nargs=argparse.REMAINDER, help="further nnUNetv2_train options, e.g. -device cpu --c (default: none)")
     p.set_defaults(func=_train)

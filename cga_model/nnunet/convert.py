@@ -10,13 +10,14 @@ nnU-Net finds datasets by their three-digit ID):
 - ``dataset.json``: ``channel_names``, ``labels``, ``numTraining``, ``file_ending``, and for
   ``target="regions"`` (nnU-Net's BraTS recipe) ``regions_class_order``.
 
-Label values written (consecutive, as nnU-Net requires), from this package's class indices
-(``cga_model.data.labels``: 0 background, 1 necrotic / non-enhancing core, 2 oedema, 3 enhancing
-tumour, 4 resection cavity where the layout has it):
+Label values written (consecutive, as nnU-Net requires), from the class indices every layout's
+scheme maps to (``cga_model.data.labels``: 0 background, 1 necrotic / non-enhancing core, 2 edema,
+3 enhancing tumour, 4 resection cavity where the layout has it):
 
-- ``regions``: 1 oedema, 2 necrotic core, 3 enhancing tumour, 4 resection cavity, so the challenge's
-  regions are label sets: whole tumour [1, 2, 3], tumour core [2, 3], enhancing tumour [3] (and
-  resection cavity [4]); the network predicts the regions with sigmoids.
+- ``regions``: 1 edema, 2 necrotic core, 3 enhancing tumour, 4 resection cavity, so the challenge's
+  regions (``labels.REGIONS``) are label sets, outer first: WT [1, 2, 3], TC [2, 3], ET [3] (and RC
+  [4]); the network predicts the regions with sigmoids and ``regions_class_order`` [1, 2, 3(, 4)]
+  turns them back into these labels.
 - ``labels``: the class indices themselves (softmax over the classes).
 
 The scheme comes from the dataset's layout, never from label values. ``out`` is built beside
@@ -31,19 +32,19 @@ import re
 import shutil
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 
-import nibabel as nib
-
+from ..data.dataset import load_case
+from ..data.labels import CLASS_NAMES
+from ..data.layouts import MODALITIES, find_cases, get_layout
 from ..data.nifti_io import DataError, safe_case_path
-from .cases import read_cases
 
 DATASET_NAME = re.compile(r"^Dataset\d{3}_[A-Za-z0-9_.-]+$")
 TARGETS = ("regions", "labels")
 CHANNEL_NAMES = {"flair": "FLAIR", "t1ce": "T1ce", "t1": "T1", "t2": "T2"}
-CLASS_NAMES = ("background", "necrotic / non-enhancing tumour core", "oedema", "enhancing tumour", "resection cavity")
 REGION_VALUES = (0, 2, 1, 3, 4)  # class index -> label value written for region-based training
-REGIONS = {"whole tumour": (1, 2, 3), "tumour core": (2, 3), "enhancing tumour": (3,), "resection cavity": (4,)}
+NESTED_ORDER = ("WT", "TC", "ET", "RC")  # outer regions first: with regions_class_order, later regions win
 
 
 def label_values(num_classes: int, target: str) -> np.ndarray:
@@ -51,16 +52,16 @@ def label_values(num_classes: int, target: str) -> np.ndarray:
     return np.asarray(REGION_VALUES[:num_classes] if target == "regions" else range(num_classes), dtype=np.uint8)
 
 
-def dataset_json(*, modalities, num_classes: int, target: str, num_training: int, name: str, description: str) -> dict:
-    """nnU-Net v2's ``dataset.json`` for ``num_classes`` classes (4, or 5 with resection cavity)."""
+def dataset_json(scheme, *, target: str, num_training: int, name: str, description: str) -> dict:
+    """nnU-Net v2's ``dataset.json`` for the label ``scheme`` of a layout (4 classes, or 5 with resection cavity)."""
     info = {"name": name, "description": description,
-            "channel_names": {str(i): CHANNEL_NAMES[m] for i, m in enumerate(modalities)}}
+            "channel_names": {str(i): CHANNEL_NAMES[m] for i, m in enumerate(MODALITIES)}}
     if target == "regions":
-        regions = {k: list(v) for k, v in REGIONS.items() if max(v) < num_classes}
+        regions = {r: sorted(int(REGION_VALUES[k]) for k in scheme.regions[r]) for r in NESTED_ORDER if r in scheme.regions}
         info["labels"] = {"background": 0, **regions}
-        info["regions_class_order"] = [min(v) for v in regions.values()]
+        info["regions_class_order"] = [values[0] for values in regions.values()]
     else:
-        info["labels"] = {CLASS_NAMES[k]: k for k in range(num_classes)}
+        info["labels"] = {CLASS_NAMES[k]: k for k in range(scheme.num_classes)}
     return {**info, "numTraining": num_training, "file_ending": ".nii.gz"}
 
 
@@ -108,19 +109,21 @@ def convert_dataset(data, out, *, target: str = "regions", layout=None, overwrit
         raise ValueError(f"--target must be one of {TARGETS}, got {target!r}")
     out = Path(out).absolute()
     _check_out(out, overwrite)
-    source = read_cases(data, layout)
-    values = label_values(source.num_classes, target)
+    cases = find_cases(data, layout=layout)
+    scheme = get_layout(cases[0].layout).scheme
+    values = label_values(scheme.num_classes, target)
     work = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
         for sub in ("imagesTr", "labelsTr", "imagesTs"):
             (work / sub).mkdir(parents=True, exist_ok=True)
-        num_training = sum(_write_case(case, work, values) for case in source.cases)
+        num_training = sum(_write_case(load_case(case), work, values) for case in cases)
         if num_training == 0:
             raise DataError(f"--data {data}: no case has a segmentation; nnU-Net needs labelled training cases")
-        info = dataset_json(modalities=source.modalities, num_classes=source.num_classes, target=target,
-                            num_training=num_training, name=out.name.split("_", 1)[1],
-                            description=f"converted by cga nnunet-convert from {source.layout} data in {Path(data).absolute()}")
+        info = dataset_json(scheme, target=target, num_training=num_training, name=out.name.split("_", 1)[1],
+                            description=f"converted by cga nnunet-convert from {cases[0].layout} data in {Path(data).absolute()}")
         (work / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
+        if not any((work / "imagesTs").iterdir()):
+            (work / "imagesTs").rmdir()
         _replace(work, out)
     finally:
         if work.exists():

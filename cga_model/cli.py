@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .nn.config import ModelConfig
+from .nnunet.commands import add_nnunet_commands
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -243,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for add in (_add_synth, _add_preprocess, _add_train, _add_predict, _add_evaluate, _add_export, _add_explain, _add_confidence):
         add(sub)
+    add_nnunet_commands(sub, HelpFormatter)
     return parser
 
 

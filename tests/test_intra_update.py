@@ -153,3 +153,20 @@ def test_docstring_examples_run():
             runner.run(test)
     assert examples >= 20
     assert runner.failures == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_backward_reads_strided_gradients_without_copy(dtype):
+    """The C++ backward takes grad_y with any strides (the broadcast gradient of y.sum() has stride 0)."""
+    labels = torch.randint(0, 4, (2, 37))
+    active, counts = torch.tensor([True, False, True, True]), torch.tensor([[9.0, 0.0, 10.0, 18.0], [9.0, 9.0, 9.0, 10.0]])
+    grad_proto = torch.randn(2, 4, 5, dtype=dtype)
+    broadcast = torch.full((), 0.5, dtype=dtype).expand(2, 5, 37)
+    transposed = torch.randn(2, 37, 5, dtype=dtype).transpose(1, 2)
+    every_other = torch.randn(2, 5, 74, dtype=dtype)[:, :, ::2]
+    for grad_y in (broadcast, transposed, every_other):
+        assert not grad_y.is_contiguous()
+        for residual in (True, False):
+            got = torch.ops.cga.intra_update_hard_backward(grad_y, grad_proto, labels, active, counts, residual)
+            expected = torch.ops.cga.intra_update_hard_backward(grad_y.contiguous(), grad_proto, labels, active, counts, residual)
+            assert torch.equal(got, expected)

@@ -45,7 +45,8 @@ def _backward_hard(ctx, grad_y, grad_proto, grad_counts):
         grad_y = grad_proto.new_zeros(batch, grad_proto.shape[2], n)
     if grad_proto is None:
         grad_proto = grad_y.new_zeros(batch, active.shape[0], grad_y.shape[1])
-    grad_x = ctx.ops.intra_update_hard_backward(grad_y.contiguous(), grad_proto.contiguous(), labels, active, counts, ctx.residual)
+    # grad_y is passed with its strides: the broadcast gradient of y.sum() is read, not copied
+    grad_x = ctx.ops.intra_update_hard_backward(grad_y, grad_proto.contiguous(), labels, active, counts, ctx.residual)
     return grad_x, None, None, None
 
 

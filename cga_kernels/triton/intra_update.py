@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 
 from .._math import divide_by_counts
-from ._tiles import acc_tl, class_pad, masked_broadcast, masked_sums, tile_sizes
+from ._tiles import GPU_TILE, acc_tl, class_pad, interpreting, masked_broadcast, masked_sums, tile_sizes
 
 
 def _active(active: torch.Tensor, dtype) -> torch.Tensor:
@@ -47,6 +47,7 @@ def _grad_table(grad_y, grad_proto, active, counts, labels=None, weights=None):
 
 
 def intra_update_hard_backward(grad_y, grad_proto, labels, active, counts, residual):
+    grad_y = grad_y.contiguous()  # the tile kernels index rows as contiguous
     h = _grad_table(grad_y, grad_proto, active, counts, labels=labels)
     return masked_broadcast(h, grad_y.shape[2], grad_y.dtype, labels=labels, residual=grad_y if residual else None)
 
@@ -87,6 +88,8 @@ def intra_update_soft_backward(grad_y, grad_proto, grad_counts, x, weights, acti
     grad_w = torch.empty_like(weights)
     block_c, block_n = tile_sizes(channels, n)
     block_c = min(block_c, 32)
+    if not interpreting():  # the (K_PAD, BLOCK_N) accumulator must leave registers for the operand tiles
+        block_n = max(16, GPU_TILE // (2 * class_pad(num_classes)))
     grid = (batch, triton.cdiv(n, block_n))
     _weight_grad_kernel[grid](a, grad_y, h, x, bias, grad_w, channels, n, num_classes, ACC=acc_tl(x.dtype),
                               K_PAD=class_pad(num_classes), BLOCK_C=block_c, BLOCK_N=block_n)

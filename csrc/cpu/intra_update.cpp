@@ -10,17 +10,18 @@
 namespace cga {
 namespace {
 
-// The two-pass row pattern of the fused update and of its backward: sum src per class over a
-// row, turn each class sum into a table entry with entry(b, c, k, sum), then write
-// dst = table[label] (+ src) while the row is still in cache.
+// The two-pass row pattern of the fused update and of its backward: sum src (B, C, N, any
+// strides) per class over a row, turn each class sum into a table entry with
+// entry(b, c, k, sum), then write dst = table[label] (+ src) while the row is still in cache.
 template <typename scalar_t, typename acc_t, typename Entry>
-void sum_then_scatter(const scalar_t* src, const int64_t* lab, int64_t batch, int64_t channels, int64_t n, int64_t K,
-                      bool residual, scalar_t* dst, const Entry& entry) {
-  for_each_row<acc_t>(batch, channels, K, [&](int64_t b, int64_t c, acc_t* lanes, acc_t* sums, acc_t* table) {
-    const scalar_t* row = src + (b * channels + c) * n;
-    row_class_sums(row, lab + b * n, n, K, lanes, sums);
-    for (int64_t k = 0; k < K; ++k) table[k + 1] = entry(b, c, k, sums[k]);
-    row_scatter<scalar_t, acc_t>(table, lab + b * n, n, residual ? row : nullptr, dst + (b * channels + c) * n);
+void sum_then_scatter(const at::Tensor& src, const int32_t* lab, int64_t K, bool residual, scalar_t* dst, const Entry& entry) {
+  const int64_t batch = src.size(0), channels = src.size(1), n = src.size(2);
+  const scalar_t* base = src.data_ptr<scalar_t>();
+  for_each_row<acc_t, scalar_t>(batch, channels, K, n, src.stride(2) != 1, [&](int64_t b, int64_t c, auto& scratch) {
+    const scalar_t* row = row_of(src, base, b, c, scratch.row);
+    row_class_sums(row, lab + b * n, n, K, scratch.lanes.data(), scratch.sums.data());
+    for (int64_t k = 0; k < K; ++k) scratch.table[k + 1] = entry(b, c, k, scratch.sums[k]);
+    row_scatter<scalar_t, acc_t>(scratch.table.data(), lab + b * n, n, K, residual ? row : nullptr, dst + (b * channels + c) * n);
   });
 }
 
@@ -28,35 +29,34 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> intra_update_hard(const at::Tenso
                                                                  const at::Tensor& active, bool residual) {
   check_cpu_contiguous(x, "x", 3);
   check_labels(labels, x.size(0), x.size(2));
-  const int64_t batch = x.size(0), channels = x.size(1), n = x.size(2), K = active.size(0);
+  const int64_t batch = x.size(0), channels = x.size(1), K = active.size(0);
   check_active(active, K);
   const auto acc = acc_type_of(x.scalar_type());
-  auto counts = count_labels(labels, K, acc);
+  const auto rows = narrow_labels(labels, K, acc);
   auto proto = at::empty({batch, K, channels}, x.options().dtype(acc));
   auto y = at::empty_like(x);
   const auto act = active.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "intra_update_hard", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* xp = x.data_ptr<scalar_t>();
-    const int64_t* lab = labels.data_ptr<int64_t>();
-    const acc_t* cnt = counts.data_ptr<acc_t>();
+    const acc_t* cnt = rows.counts.data_ptr<acc_t>();
     const bool* on = act.data_ptr<bool>();
     acc_t* pp = proto.data_ptr<acc_t>();
-    scalar_t* yp = y.data_ptr<scalar_t>();
-    sum_then_scatter<scalar_t, acc_t>(xp, lab, batch, channels, n, K, residual, yp, [&](int64_t b, int64_t c, int64_t k, acc_t sum) {
-      const acc_t p = safe_div(sum, cnt[b * K + k]);
-      pp[(b * K + k) * channels + c] = p;
-      return on[k] ? p : acc_t(0);
-    });
+    sum_then_scatter<scalar_t, acc_t>(x, rows.labels.data_ptr<int32_t>(), K, residual, y.data_ptr<scalar_t>(),
+                                      [&](int64_t b, int64_t c, int64_t k, acc_t sum) {
+                                        const acc_t p = safe_div(sum, cnt[b * K + k]);
+                                        pp[(b * K + k) * channels + c] = p;
+                                        return on[k] ? p : acc_t(0);
+                                      });
   });
-  return {y, proto.to(x.scalar_type()), counts};
+  return {y, proto.to(x.scalar_type()), rows.counts};
 }
 
 // grad_x[:, i] = H[label_i] (+ grad_y[:, i]) with H_k = (grad_proto_k + active_k * sum_{label=k} grad_y) / counts_k.
+// grad_y may have any strides (the broadcast gradient of a sum is read without being copied).
 at::Tensor intra_update_hard_backward(const at::Tensor& grad_y, const at::Tensor& grad_proto, const at::Tensor& labels,
                                       const at::Tensor& active, const at::Tensor& counts, bool residual) {
-  check_cpu_contiguous(grad_y, "grad_y", 3);
-  check_cpu_contiguous(grad_proto, "grad_proto", 3);
+  check_cpu(grad_y, "grad_y", 3);
+  check_cpu(grad_proto, "grad_proto", 3);
   const int64_t batch = grad_y.size(0), channels = grad_y.size(1), n = grad_y.size(2), K = active.size(0);
   check_labels(labels, batch, n);
   check_active(active, K);
@@ -66,20 +66,18 @@ at::Tensor intra_update_hard_backward(const at::Tensor& grad_y, const at::Tensor
   const auto cnt_t = counts.to(acc).contiguous();
   const auto gp_t = grad_proto.to(acc).contiguous();
   TORCH_CHECK(cnt_t.numel() == batch * K, "counts must have shape (B, K)");
-  count_labels(labels, K, acc);  // range check only
-  auto grad_x = at::empty_like(grad_y);
+  const auto rows = narrow_labels(labels, K, acc);
+  auto grad_x = at::empty(grad_y.sizes(), grad_y.options());
   const auto act = active.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_y.scalar_type(), "intra_update_hard_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* gy = grad_y.data_ptr<scalar_t>();
-    const int64_t* lab = labels.data_ptr<int64_t>();
     const acc_t* cnt = cnt_t.data_ptr<acc_t>();
     const acc_t* gp = gp_t.data_ptr<acc_t>();
     const bool* on = act.data_ptr<bool>();
-    scalar_t* gx = grad_x.data_ptr<scalar_t>();
-    sum_then_scatter<scalar_t, acc_t>(gy, lab, batch, channels, n, K, residual, gx, [&](int64_t b, int64_t c, int64_t k, acc_t sum) {
-      return safe_div(gp[(b * K + k) * channels + c] + (on[k] ? sum : acc_t(0)), cnt[b * K + k]);
-    });
+    sum_then_scatter<scalar_t, acc_t>(grad_y, rows.labels.data_ptr<int32_t>(), K, residual, grad_x.data_ptr<scalar_t>(),
+                                      [&](int64_t b, int64_t c, int64_t k, acc_t sum) {
+                                        return safe_div(gp[(b * K + k) * channels + c] + (on[k] ? sum : acc_t(0)), cnt[b * K + k]);
+                                      });
   });
   return grad_x;
 }

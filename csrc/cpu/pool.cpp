@@ -15,20 +15,20 @@ std::tuple<at::Tensor, at::Tensor> pool_hard(const at::Tensor& x, const at::Tens
   TORCH_CHECK(num_classes >= 1, "num_classes must be positive, got ", num_classes);
   const int64_t batch = x.size(0), channels = x.size(1), n = x.size(2), K = num_classes;
   const auto acc = acc_type_of(x.scalar_type());
-  auto counts = count_labels(labels, K, acc);
+  const auto rows = narrow_labels(labels, K, acc);
   auto proto = at::empty({batch, K, channels}, x.options().dtype(acc));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "pool_hard", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* xp = x.data_ptr<scalar_t>();
-    const int64_t* lab = labels.data_ptr<int64_t>();
-    const acc_t* cnt = counts.data_ptr<acc_t>();
+    const int32_t* lab = rows.labels.data_ptr<int32_t>();
+    const acc_t* cnt = rows.counts.data_ptr<acc_t>();
     acc_t* pp = proto.data_ptr<acc_t>();
-    for_each_row<acc_t>(batch, channels, K, [&](int64_t b, int64_t c, acc_t* lanes, acc_t* sums, acc_t*) {
-      row_class_sums(xp + (b * channels + c) * n, lab + b * n, n, K, lanes, sums);
-      for (int64_t k = 0; k < K; ++k) pp[(b * K + k) * channels + c] = safe_div(sums[k], cnt[b * K + k]);
+    for_each_row<acc_t, scalar_t>(batch, channels, K, n, false, [&](int64_t b, int64_t c, auto& scratch) {
+      row_class_sums(xp + (b * channels + c) * n, lab + b * n, n, K, scratch.lanes.data(), scratch.sums.data());
+      for (int64_t k = 0; k < K; ++k) pp[(b * K + k) * channels + c] = safe_div(scratch.sums[k], cnt[b * K + k]);
     });
   });
-  return {proto.to(x.scalar_type()), counts};
+  return {proto.to(x.scalar_type()), rows.counts};
 }
 
 std::tuple<at::Tensor, at::Tensor> pool_soft(const at::Tensor& x, const at::Tensor& weights) {

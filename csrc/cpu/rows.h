@@ -14,13 +14,19 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace cga {
 
-inline void check_cpu_contiguous(const at::Tensor& t, const char* name, int64_t dim) {
+inline void check_cpu(const at::Tensor& t, const char* name, int64_t dim) {
   TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor, got ", t.device());
   TORCH_CHECK(t.dim() == dim, name, " must have ", dim, " dims, got shape ", t.sizes());
+}
+
+inline void check_cpu_contiguous(const at::Tensor& t, const char* name, int64_t dim) {
+  check_cpu(t, name, dim);
   TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
 }
 
@@ -62,29 +68,112 @@ inline std::tuple<at::Tensor, at::Tensor> soft_class_means(const at::Tensor& xf,
   return {divide_by_counts(at::bmm(wf, xf.transpose(1, 2)), counts), counts};
 }
 
-constexpr int64_t kLanes = 4;  // independent accumulators per class break the add chain
+// Labels (B, N) narrowed to int32 in one validating pass (the row loops then compare 4 labels
+// per vector instruction), with the voxel count per (b, k). -1 marks an ignored voxel.
+struct LabelRows {
+  at::Tensor labels;  // int32 (B, N)
+  at::Tensor counts;  // (B, K) in the accumulation dtype
+};
 
-// Voxel count per (b, k) of labels (B, N); -1 marks an ignored voxel. Validates the range.
-inline at::Tensor count_labels(const at::Tensor& labels, int64_t num_classes, at::ScalarType acc) {
+inline LabelRows narrow_labels(const at::Tensor& labels, int64_t num_classes, at::ScalarType acc) {
   const int64_t batch = labels.size(0), n = labels.size(1);
-  auto counts = at::zeros({batch, num_classes}, labels.options().dtype(at::kLong));
+  auto narrow = at::empty({batch, n}, labels.options().dtype(at::kInt));
+  auto counts = at::empty({batch, num_classes}, labels.options().dtype(at::kLong));
   const int64_t* lab = labels.data_ptr<int64_t>();
+  int32_t* out = narrow.data_ptr<int32_t>();
   int64_t* cnt = counts.data_ptr<int64_t>();
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> local(num_classes + 1);
     for (int64_t b = begin; b < end; ++b) {
+      std::fill(local.begin(), local.end(), 0);
       for (int64_t i = 0; i < n; ++i) {
         const int64_t k = lab[b * n + i];
         TORCH_CHECK(k >= -1 && k < num_classes, "labels must be in [0, ", num_classes, ") or -1 (ignored), found ", k);
-        if (k >= 0) ++cnt[b * num_classes + k];
+        out[b * n + i] = static_cast<int32_t>(k);
+        ++local[k + 1];
       }
+      std::copy(local.begin() + 1, local.end(), cnt + b * num_classes);
     }
   });
-  return counts.to(acc);
+  return {narrow, counts.to(acc)};
 }
 
-// out[k] = sum of src[i] over the voxels i labelled k (slot 0 of `lanes` absorbs label -1).
+// 16-byte vectors (GCC/Clang vector extensions, SSE2 on any x86-64; wider generic vectors are
+// lowered badly without -mavx): 4 floats or 2 doubles, the integer vector of the same width for
+// masks, and the int32 vector of W labels.
+template <typename T>
+struct Simd;
+template <>
+struct Simd<float> {
+  static constexpr int W = 4;
+  typedef float V __attribute__((vector_size(16)));
+  typedef int32_t M __attribute__((vector_size(16)));
+  typedef int32_t L __attribute__((vector_size(16)));
+};
+template <>
+struct Simd<double> {
+  static constexpr int W = 2;
+  typedef double V __attribute__((vector_size(16)));
+  typedef int64_t M __attribute__((vector_size(16)));
+  typedef int32_t L __attribute__((vector_size(8)));
+};
+
+template <typename S>
+inline typename S::M label_vector(const int32_t* lab) {
+  typename S::L l;
+  std::memcpy(&l, lab, sizeof(l));
+  return __builtin_convertvector(l, typename S::M);
+}
+
+// out[k] = sum of src[i] over the voxels i labelled k: K vector accumulators, each lane adding
+// the values whose label matches (a compare and a bitwise and per class, no indexed stores).
+// The lanes are added in a fixed order at the end, so the result is deterministic.
+template <int K, typename T>
+inline void row_class_sums_simd(const T* src, const int32_t* lab, int64_t n, T* out) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  using M = typename S::M;
+  V acc[K] = {};
+  int64_t i = 0;
+  for (; i + S::W <= n; i += S::W) {
+    V v;
+    std::memcpy(&v, src + i, sizeof(V));
+    const M m = label_vector<S>(lab + i);
+    for (int k = 0; k < K; ++k) acc[k] += (V)((M)v & (m == k));
+  }
+  for (int k = 0; k < K; ++k) {
+    T s = 0;
+    for (int l = 0; l < S::W; ++l) s += acc[k][l];
+    for (int64_t j = i; j < n; ++j) s += lab[j] == k ? src[j] : T(0);
+    out[k] = s;
+  }
+}
+
+// dst[i] = table[lab[i] + 1] (+ src[i]) with table[0] == 0 for ignored voxels: a select per class.
+template <int K, typename T>
+inline void row_scatter_simd(const T* table, const int32_t* lab, int64_t n, const T* src, T* dst) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  using M = typename S::M;
+  V entry[K];
+  for (int k = 0; k < K; ++k) entry[k] = V{} + table[k + 1];
+  int64_t i = 0;
+  for (; i + S::W <= n; i += S::W) {
+    V y = {};
+    if (src != nullptr) std::memcpy(&y, src + i, sizeof(V));
+    const M m = label_vector<S>(lab + i);
+    for (int k = 0; k < K; ++k) y += (V)((M)entry[k] & (m == k));
+    std::memcpy(dst + i, &y, sizeof(V));
+  }
+  for (; i < n; ++i) dst[i] = table[lab[i] + 1] + (src != nullptr ? src[i] : T(0));
+}
+
+constexpr int64_t kLanes = 4;  // independent accumulators per class break the add chain
+
+// The scalar row sums (half/bfloat16 inputs, or more than 8 classes); slot 0 of
+// `lanes` absorbs label -1.
 template <typename scalar_t, typename acc_t>
-void row_class_sums(const scalar_t* src, const int64_t* lab, int64_t n, int64_t num_classes, acc_t* lanes, acc_t* out) {
+void row_class_sums_scalar(const scalar_t* src, const int32_t* lab, int64_t n, int64_t num_classes, acc_t* lanes, acc_t* out) {
   const int64_t stride = num_classes + 1;
   std::fill(lanes, lanes + kLanes * stride, acc_t(0));
   int64_t i = 0;
@@ -99,9 +188,37 @@ void row_class_sums(const scalar_t* src, const int64_t* lab, int64_t n, int64_t 
   }
 }
 
+// Calls fn(std::integral_constant<int, K>()) for K in 1..8; false for larger K.
+template <typename Fn>
+inline bool with_static_classes(int64_t num_classes, const Fn& fn) {
+  switch (num_classes) {
+    case 1: fn(std::integral_constant<int, 1>()); return true;
+    case 2: fn(std::integral_constant<int, 2>()); return true;
+    case 3: fn(std::integral_constant<int, 3>()); return true;
+    case 4: fn(std::integral_constant<int, 4>()); return true;
+    case 5: fn(std::integral_constant<int, 5>()); return true;
+    case 6: fn(std::integral_constant<int, 6>()); return true;
+    case 7: fn(std::integral_constant<int, 7>()); return true;
+    case 8: fn(std::integral_constant<int, 8>()); return true;
+    default: return false;
+  }
+}
+
+// out[k] = sum of src[i] over the voxels i labelled k (label -1 belongs to no class).
+template <typename scalar_t, typename acc_t>
+void row_class_sums(const scalar_t* src, const int32_t* lab, int64_t n, int64_t num_classes, acc_t* lanes, acc_t* out) {
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {
+    if (with_static_classes(num_classes, [&](auto k) { row_class_sums_simd<decltype(k)::value>(src, lab, n, out); })) return;
+  }
+  row_class_sums_scalar(src, lab, n, num_classes, lanes, out);
+}
+
 // dst[i] = table[lab[i] + 1] (+ src[i]); table[0] == 0 is the value of ignored voxels.
 template <typename scalar_t, typename acc_t>
-void row_scatter(const acc_t* table, const int64_t* lab, int64_t n, const scalar_t* src, scalar_t* dst) {
+void row_scatter(const acc_t* table, const int32_t* lab, int64_t n, int64_t num_classes, const scalar_t* src, scalar_t* dst) {
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {
+    if (with_static_classes(num_classes, [&](auto k) { row_scatter_simd<decltype(k)::value>(table, lab, n, src, dst); })) return;
+  }
   if (src != nullptr) {
     for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<scalar_t>(table[lab[i] + 1] + static_cast<acc_t>(src[i]));
   } else {
@@ -109,13 +226,38 @@ void row_scatter(const acc_t* table, const int64_t* lab, int64_t n, const scalar
   }
 }
 
-// Runs body(b, c, lanes, sums, table) over the B*C rows with per-thread scratch buffers.
-template <typename acc_t, typename Body>
-void for_each_row(int64_t batch, int64_t channels, int64_t num_classes, const Body& body) {
+// Per-thread scratch of the row loops: class lanes, class sums, the table of the scatter
+// (slot 0 = ignored voxels, always 0) and, for a source whose rows are not contiguous, a row.
+template <typename acc_t, typename scalar_t>
+struct RowScratch {
+  std::vector<acc_t> lanes, sums, table;
+  std::vector<scalar_t> row;
+  RowScratch(int64_t num_classes, int64_t n, bool strided)
+      : lanes(kLanes * (num_classes + 1)), sums(num_classes), table(num_classes + 1, acc_t(0)), row(strided ? n : 0) {}
+};
+
+// Runs body(b, c, scratch) over the B*C rows; each row is owned by one thread (deterministic).
+template <typename acc_t, typename scalar_t, typename Body>
+void for_each_row(int64_t batch, int64_t channels, int64_t num_classes, int64_t n, bool strided, const Body& body) {
   at::parallel_for(0, batch * channels, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> lanes(kLanes * (num_classes + 1)), sums(num_classes), table(num_classes + 1, acc_t(0));
-    for (int64_t r = begin; r < end; ++r) body(r / channels, r % channels, lanes.data(), sums.data(), table.data());
+    RowScratch<acc_t, scalar_t> scratch(num_classes, n, strided);
+    for (int64_t r = begin; r < end; ++r) body(r / channels, r % channels, scratch);
   });
+}
+
+// Row (b, c) of a (B, C, N) tensor with any strides: a pointer into it when its elements are
+// adjacent, else a copy in `row` (for example the broadcast gradient of a sum, stride 0).
+template <typename scalar_t>
+const scalar_t* row_of(const at::Tensor& t, const scalar_t* base, int64_t b, int64_t c, std::vector<scalar_t>& row) {
+  const scalar_t* start = base + b * t.stride(0) + c * t.stride(1);
+  const int64_t step = t.stride(2), n = t.size(2);
+  if (step == 1) return start;
+  if (step == 0) {
+    std::fill(row.begin(), row.end(), *start);
+  } else {
+    for (int64_t i = 0; i < n; ++i) row[i] = start[i * step];
+  }
+  return row.data();
 }
 
 }  // namespace cga

@@ -12,16 +12,16 @@ at::Tensor scatter_hard(const at::Tensor& proto, const at::Tensor& labels) {
   check_cpu_contiguous(proto, "proto", 3);
   check_labels(labels, proto.size(0), labels.size(1));
   const int64_t batch = proto.size(0), K = proto.size(1), channels = proto.size(2), n = labels.size(1);
-  count_labels(labels, K, at::kFloat);  // range check only: an out-of-range label must never index the table
+  const auto rows = narrow_labels(labels, K, at::kFloat);  // validated: a label never indexes out of the table
   auto y = at::empty({batch, channels, n}, proto.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, proto.scalar_type(), "scatter_hard", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* pp = proto.data_ptr<scalar_t>();
-    const int64_t* lab = labels.data_ptr<int64_t>();
+    const int32_t* lab = rows.labels.data_ptr<int32_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
-    for_each_row<acc_t>(batch, channels, K, [&](int64_t b, int64_t c, acc_t*, acc_t*, acc_t* table) {
-      for (int64_t k = 0; k < K; ++k) table[k + 1] = static_cast<acc_t>(pp[(b * K + k) * channels + c]);
-      row_scatter<scalar_t, acc_t>(table, lab + b * n, n, nullptr, yp + (b * channels + c) * n);
+    for_each_row<acc_t, scalar_t>(batch, channels, K, n, false, [&](int64_t b, int64_t c, auto& scratch) {
+      for (int64_t k = 0; k < K; ++k) scratch.table[k + 1] = static_cast<acc_t>(pp[(b * K + k) * channels + c]);
+      row_scatter<scalar_t, acc_t>(scratch.table.data(), lab + b * n, n, K, nullptr, yp + (b * channels + c) * n);
     });
   });
   return y;

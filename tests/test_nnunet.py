@@ -212,6 +212,17 @@ def test_guided_network_keeps_nnunet_outputs_and_updates_the_bottleneck():
     assert not torch.allclose(host(x), single)  # the intra-class update changed the bottleneck
 
 
+def test_guided_network_at_an_earlier_stage():
+    network = guided_network(_tiny_unet(False), pool_op_kernel_sizes=((1, 1, 1), (2, 2, 2), (2, 2, 2)), num_input_channels=4,
+                             num_categories=4, stage=1)
+    network(torch.randn(1, 4, 16, 16, 16))
+    assert network.module_name == "encoder.stages.1" and network.head.rate == 2
+    assert tuple(network.last_result.attention.shape) == (1, 4, 8, 8, 8) and network.last_result.prototypes.shape[-1] == 16
+    with pytest.raises(ValueError, match="update stage 3 does not exist"):
+        guided_network(_tiny_unet(False), pool_op_kernel_sizes=((1, 1, 1), (2, 2, 2), (2, 2, 2)), num_input_channels=4,
+                       num_categories=4, stage=3)
+
+
 def test_guided_loss_adds_attention_and_inter_terms_under_deep_supervision():
     torch.manual_seed(0)
     network = guided_network(_tiny_unet(True), pool_op_kernel_sizes=((1, 1, 1), (2, 2, 2), (2, 2, 2)), num_input_channels=4,

@@ -2,18 +2,17 @@
 
 ``guided_network(host, pool_op_kernel_sizes, num_input_channels, num_categories)`` wraps the
 host U-Net with ``cga_model.nn.dropin.CategoryGuidedAttention``: the paper's attention conv
-path on the network input and the intra-class update on the output of the last encoder stage
-(``encoder.stages.<n-1>``, the bottleneck). The result is a ``GuidedNetwork``: its forward
-returns exactly what the host returns (nnU-Net's list of outputs, highest resolution first, with
-deep supervision; one tensor without), so nnU-Net's training loop, validation and predictor use
-it unchanged; the attention logits, prototypes and counts of the last forward stay in
-``network.last_result`` for the loss (``cga_model.nnunet.loss.GuidedLoss``).
+path on the network input and the intra-class update on the output of one encoder stage
+(``encoder.stages.<stage>``; default the last one, the bottleneck). The result is a
+``GuidedNetwork``: its forward returns exactly what the host returns (nnU-Net's list of outputs,
+highest resolution first, with deep supervision; one tensor without), so nnU-Net's training
+loop, validation and predictor use it unchanged; the attention logits, prototypes and counts of
+the last forward stay in ``network.last_result`` for the loss (``cga_model.nnunet.loss.GuidedLoss``).
 
-Attention rate: ``r = min(8, smallest total stride of the bottleneck over the axes)`` (8 as in
-the paper when every axis is pooled at least 8 times). nnU-Net patch sizes are multiples of the
-total stride on each axis, so the ``(B, K, *patch / r)`` attention map is an integer multiple
-of the bottleneck map on every axis, and ``IntraClassUpdate`` resamples it (nearest for hard
-masks).
+Attention rate: ``r = min(8, smallest total stride of that stage over the axes)`` (8 as in the
+paper when every axis is pooled at least 8 times). nnU-Net patch sizes are multiples of the total
+stride on each axis, so the ``(B, K, *patch / r)`` attention map is an integer multiple of the
+stage's feature map on every axis, and ``IntraClassUpdate`` resamples it (nearest for hard masks).
 """
 
 from __future__ import annotations
@@ -31,8 +30,9 @@ MAX_ATTENTION_RATE = 8
 
 
 def attention_rate(pool_op_kernel_sizes: Sequence[Sequence[int]]) -> int:
-    """``min(8, min over axes of the product of the strides of all stages)``: a rate the attention
-    path supports (1, 2, 4 or 8) that divides the patch size on every axis."""
+    """``min(8, min over axes of the product of the strides)`` of the stages up to the updated one
+    (``pool_op_kernel_sizes``): a rate the attention path supports (1, 2, 4 or 8) that divides the
+    patch size on every axis."""
     totals = [math.prod(int(s[axis]) for s in pool_op_kernel_sizes) for axis in range(len(pool_op_kernel_sizes[0]))]
     rate = min(MAX_ATTENTION_RATE, min(totals))
     if rate not in PATH_STRIDES:
@@ -62,12 +62,16 @@ class GuidedNetwork(CategoryGuidedAttention):
 
 
 def guided_network(host: nn.Module, *, pool_op_kernel_sizes: Sequence[Sequence[int]], num_input_channels: int,
-                   num_categories: int, mode: str = "hard") -> GuidedNetwork:
-    """Wrap an nnU-Net ``host`` (with ``encoder.stages``) at its bottleneck; see the module docstring."""
+                   num_categories: int, stage: int = -1, mode: str = "hard") -> GuidedNetwork:
+    """Wrap an nnU-Net ``host`` (with ``encoder.stages``) at encoder stage ``stage`` (-1: the bottleneck);
+    see the module docstring."""
     stages = getattr(getattr(host, "encoder", None), "stages", None)
     if stages is None or not hasattr(host, "decoder"):
         raise ValueError(f"{type(host).__name__} has no encoder.stages and decoder: nnUNetTrainerCGA supports nnU-Net's "
                          "U-Nets (PlainConvUNet, ResidualEncoderUNet)")
-    return GuidedNetwork(host, f"encoder.stages.{len(stages) - 1}", num_categories, head="input",
-                         in_channels=num_input_channels, rate=attention_rate(pool_op_kernel_sizes),
+    if not -len(stages) <= stage < len(stages):
+        raise ValueError(f"update stage {stage} does not exist: the network has {len(stages)} encoder stages")
+    index = stage % len(stages)
+    return GuidedNetwork(host, f"encoder.stages.{index}", num_categories, head="input",
+                         in_channels=num_input_channels, rate=attention_rate(pool_op_kernel_sizes[: index + 1]),
                          spatial_dims=len(pool_op_kernel_sizes[0]), mode=mode)

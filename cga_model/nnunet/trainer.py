@@ -3,7 +3,7 @@
 Everything nnU-Net plans and does stays (architecture, patch size, augmentation, Dice + CE or
 BCE loss, deep supervision, poly learning rate, checkpoints, validation, prediction); the
 trainer adds, through ``cga_model.nnunet.network.guided_network``, the attention conv path on
-the input and the intra-class update on the bottleneck, and adds to nnU-Net's loss the
+the input and the intra-class update on the bottleneck (``update_stage``), and adds to nnU-Net's loss the
 attention MSE (``attention_weight``) and, from epoch ``inter_start_epoch`` on, the inter-class
 loss (``inter_weight``, ``inter_form``); see ``cga_model.nnunet.loss``. Change them in a
 subclass (class attributes), as nnU-Net's own trainer variants do.
@@ -36,6 +36,7 @@ class nnUNetTrainerCGA(nnUNetTrainer):
     inter_form = "paper"  # "paper" or "official" (cga_kernels.inter_class_loss)
     inter_start_epoch = 20  # first epoch (0-based) with the inter-class loss
     mask_mode = "hard"  # "hard" (argmax, as the paper) or "soft" masks of the intra-class update
+    update_stage = -1  # encoder stage whose output the update replaces: -1 = the bottleneck (3: total stride 8 in typical 3d_fullres plans)
 
     @classmethod
     def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
@@ -45,7 +46,7 @@ class nnUNetTrainerCGA(nnUNetTrainer):
                                                         num_output_channels, enable_deep_supervision)
         return guided_network(host, pool_op_kernel_sizes=configuration_manager.pool_op_kernel_sizes,
                               num_input_channels=num_input_channels, num_categories=num_output_channels + 1,
-                              mode=cls.mask_mode)
+                              stage=cls.update_stage, mode=cls.mask_mode)
 
     def initialize(self):
         if self.label_manager.ignore_label is not None:

@@ -269,6 +269,8 @@ def test_nnunet_train_errors_are_one_line(pipeline, capsys, monkeypatch):
     if not torch.cuda.is_available():
         assert cli.main(["nnunet-train", str(DATASET_ID), "3d_fullres", "0"]) == 2
         assert "pass -device cpu" in capsys.readouterr().err
-    assert cli.main(["nnunet-train", "977", "3d_fullres", "0", "-device", "cpu"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("cga nnunet-train: error: ") and err.count("\n") == 1
+    for options, message in ((["-device", "cpu"], "Could not find a dataset with the ID 977"),
+                             (["-device", "cpu", "-bogus"], "unrecognized arguments: -bogus")):
+        assert cli.main(["nnunet-train", "977", "3d_fullres", "0", *options]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("cga nnunet-train: error: ") and message in err and err.count("\n") == 1

@@ -5,11 +5,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from unittest import mock
 
 from ..data.layouts import LAYOUTS
 from . import with_trainer_dir
 
 TRAINER = "nnUNetTrainerCGA"
+
+
+class RefusedArguments(Exception):
+    """nnU-Net's argument parser refused the pass-through options (raised instead of its usage text and exit)."""
+
+
+def _refuse(parser, message):
+    raise RefusedArguments(message)
 
 
 def _convert(args) -> None:
@@ -47,11 +56,10 @@ def _train(args) -> None:
     saved = sys.argv
     sys.argv = ["nnUNetv2_train", *argv]
     try:
-        with nnunet_trainer_lookup():
+        with nnunet_trainer_lookup(), mock.patch.object(argparse.ArgumentParser, "error", _refuse):
             run_training_entry()
-    except SystemExit as stop:  # nnU-Net's own argument parser refused the options (it printed why)
-        if stop.code:
-            raise RuntimeError(f"nnU-Net refused the arguments {argv}") from stop
+    except RefusedArguments as err:
+        raise RuntimeError(f"nnUNetv2_train refused the arguments {' '.join(argv)}: {err}") from None
     except (AssertionError, KeyError, OSError, TypeError, ValueError, RuntimeError) as err:  # nnU-Net's input errors
         raise RuntimeError(f"nnU-Net: {type(err).__name__}: {' '.join(str(err).split())}") from err
     finally:

@@ -44,21 +44,30 @@ def class_pad(num_classes: int) -> int:
     return max(16, triton.next_power_of_2(num_classes))
 
 
+CLASS_CHUNK = tl.constexpr(16)
+"""Classes per ``tl.dot`` step: wider class tiles spill registers on GPUs (``python -m cga_kernels.triton.aot``)."""
+
+GPU_TILE = 2048
+"""Elements of the ``(BLOCK_C, BLOCK_N)`` feature tile on a GPU: larger ones spill registers in float32
+(checked for sm_80 and sm_90 by ``cga_kernels.triton.aot``)."""
+
+
 def tile_sizes(channels: int, n: int) -> tuple[int, int]:
-    """``(BLOCK_C, BLOCK_N)``: channel blocks of 16-64 and voxel blocks filling a tile of 8K
-    elements on a GPU (register budget) or 64K in the interpreter (fewer, larger steps)."""
+    """``(BLOCK_C, BLOCK_N)``: channel blocks of 16-64 and voxel blocks filling a tile of
+    ``GPU_TILE`` elements on a GPU, or of 64K elements (at most the padded ``n``) in the
+    interpreter, where fewer, larger steps run faster."""
     block_c = min(64, max(16, triton.next_power_of_2(channels)))
-    budget = (1 << 16) if interpreting() else (1 << 13)
-    block_n = min(max(16, budget // block_c), max(16, triton.next_power_of_2(n)))
-    return block_c, block_n
+    if interpreting():
+        return block_c, min(max(16, (1 << 16) // block_c), max(16, triton.next_power_of_2(n)))
+    return block_c, max(16, GPU_TILE // block_c)
 
 
 @triton.jit
-def _class_mask(lab_ptr, w_ptr, b, offs_n, mask_n, ks, K, N, SOFT: tl.constexpr, ACC: tl.constexpr):
+def _class_mask(lab, w_ptr, b, offs_n, mask_n, ks, K, N, SOFT: tl.constexpr, ACC: tl.constexpr):
+    """The class-mask tile ``(len(ks), BLOCK_N)``: loaded weights, or the one-hot of ``lab``."""
     if SOFT:
         m = tl.load(w_ptr + b * K * N + ks[:, None] * N + offs_n[None, :], mask=(ks[:, None] < K) & mask_n[None, :], other=0.0)
         return m.to(ACC)
-    lab = tl.load(lab_ptr + b * N + offs_n, mask=mask_n, other=-1)
     return (lab[None, :] == ks[:, None]).to(ACC)
 
 
@@ -71,38 +80,53 @@ def _masked_sums_kernel(x_ptr, lab_ptr, w_ptr, sums_ptr, counts_ptr, C, N, K, NB
     nb = tl.program_id(2).to(tl.int64)
     offs_c = cb.to(tl.int64) * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)
     offs_n = nb * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
-    ks = tl.arange(0, K_PAD).to(tl.int64)
-    mask_c, mask_n, mask_k = offs_c < C, offs_n < N, ks < K
+    mask_c, mask_n = offs_c < C, offs_n < N
     x = tl.load(x_ptr + b * C * N + offs_c[:, None] * N + offs_n[None, :], mask=mask_c[:, None] & mask_n[None, :], other=0.0).to(ACC)
-    m = _class_mask(lab_ptr, w_ptr, b, offs_n, mask_n, ks, K, N, SOFT, ACC)
-    part = tl.dot(m, tl.trans(x), input_precision="ieee")  # (K_PAD, BLOCK_C)
-    count = tl.sum(m, axis=1)  # (K_PAD,)
-    out_mask = mask_k[:, None] & mask_c[None, :]
-    if ATOMIC:
-        tl.atomic_add(sums_ptr + b * K * C + ks[:, None] * C + offs_c[None, :], part, mask=out_mask)
-        if cb == 0:
-            tl.atomic_add(counts_ptr + b * K + ks, count, mask=mask_k)
+    if SOFT:
+        lab = offs_n  # unused: the mask tile comes from the weights
     else:
-        slot = b * NB + nb
-        tl.store(sums_ptr + slot * K * C + ks[:, None] * C + offs_c[None, :], part, mask=out_mask)
-        if cb == 0:
-            tl.store(counts_ptr + slot * K + ks, count, mask=mask_k)
+        lab = tl.load(lab_ptr + b * N + offs_n, mask=mask_n, other=-1)
+    slot = b if ATOMIC else b * NB + nb
+    for k0 in tl.static_range(0, K_PAD, CLASS_CHUNK):
+        ks = k0 + tl.arange(0, CLASS_CHUNK).to(tl.int64)
+        m = _class_mask(lab, w_ptr, b, offs_n, mask_n, ks, K, N, SOFT, ACC)
+        part = tl.dot(m, tl.trans(x), input_precision="ieee")  # (CLASS_CHUNK, BLOCK_C)
+        count = tl.sum(m, axis=1)  # (CLASS_CHUNK,)
+        out_mask = (ks < K)[:, None] & mask_c[None, :]
+        sums_at = sums_ptr + slot * K * C + ks[:, None] * C + offs_c[None, :]
+        counts_at = counts_ptr + slot * K + ks
+        if ATOMIC:
+            tl.atomic_add(sums_at, part, mask=out_mask)
+            if cb == 0:
+                tl.atomic_add(counts_at, count, mask=ks < K)
+        else:
+            tl.store(sums_at, part, mask=out_mask)
+            if cb == 0:
+                tl.store(counts_at, count, mask=ks < K)
 
 
 @triton.jit
 def _masked_broadcast_kernel(table_ptr, lab_ptr, w_ptr, res_ptr, out_ptr, C, N, K,
                              SOFT: tl.constexpr, RESIDUAL: tl.constexpr, ACC: tl.constexpr,
                              K_PAD: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Soft masks: ``T^T W`` in class chunks; hard masks: a gather of table rows by label."""
     b = tl.program_id(0).to(tl.int64)
     offs_c = tl.program_id(1).to(tl.int64) * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)
     offs_n = tl.program_id(2).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
-    ks = tl.arange(0, K_PAD).to(tl.int64)
     mask_c, mask_n = offs_c < C, offs_n < N
-    table = tl.load(table_ptr + b * K * C + ks[None, :] * C + offs_c[:, None], mask=mask_c[:, None] & (ks[None, :] < K), other=0.0).to(ACC)
-    m = _class_mask(lab_ptr, w_ptr, b, offs_n, mask_n, ks, K, N, SOFT, ACC)
-    y = tl.dot(table, m, input_precision="ieee")  # (BLOCK_C, BLOCK_N)
-    tile = b * C * N + offs_c[:, None] * N + offs_n[None, :]
     io_mask = mask_c[:, None] & mask_n[None, :]
+    if SOFT:
+        y = tl.zeros((BLOCK_C, BLOCK_N), dtype=ACC)
+        for k0 in tl.static_range(0, K_PAD, CLASS_CHUNK):
+            ks = k0 + tl.arange(0, CLASS_CHUNK).to(tl.int64)
+            table = tl.load(table_ptr + b * K * C + ks[None, :] * C + offs_c[:, None], mask=mask_c[:, None] & (ks[None, :] < K), other=0.0).to(ACC)
+            m = _class_mask(offs_n, w_ptr, b, offs_n, mask_n, ks, K, N, SOFT, ACC)
+            y += tl.dot(table, m, input_precision="ieee")  # (BLOCK_C, BLOCK_N)
+    else:
+        lab = tl.load(lab_ptr + b * N + offs_n, mask=mask_n, other=-1)
+        valid = (lab >= 0) & (lab < K)
+        y = tl.load(table_ptr + b * K * C + lab[None, :] * C + offs_c[:, None], mask=io_mask & valid[None, :], other=0.0).to(ACC)
+    tile = b * C * N + offs_c[:, None] * N + offs_n[None, :]
     if RESIDUAL:
         y += tl.load(res_ptr + tile, mask=io_mask, other=0.0).to(ACC)
     tl.store(out_ptr + tile, y.to(out_ptr.dtype.element_ty), mask=io_mask)

@@ -89,8 +89,9 @@ def intra_update_soft_backward(grad_y, grad_proto, grad_counts, x, weights, acti
     block_c, block_n = tile_sizes(channels, n)
     block_c = min(block_c, 32)
     if not interpreting():  # the (K_PAD, BLOCK_N) accumulator must leave registers for the operand tiles
-        block_n = max(16, GPU_TILE // (2 * class_pad(num_classes)))
+        block_c, block_n = 16, max(16, GPU_TILE // (2 * class_pad(num_classes)))
     grid = (batch, triton.cdiv(n, block_n))
     _weight_grad_kernel[grid](a, grad_y, h, x, bias, grad_w, channels, n, num_classes, ACC=acc_tl(x.dtype),
-                              K_PAD=class_pad(num_classes), BLOCK_C=block_c, BLOCK_N=block_n)
+                              K_PAD=class_pad(num_classes), BLOCK_C=block_c, BLOCK_N=block_n,
+                              num_warps=8 if class_pad(num_classes) >= 64 else 4)  # 64 classes spill with 4 warps
     return grad_x, grad_w

@@ -27,7 +27,8 @@ from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerp
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor  # noqa: E402
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper  # noqa: E402
 from nnunetv2.utilities.find_class_by_name import recursive_find_python_class  # noqa: E402
-from dynamic_network_architectures.architectures.unet import PlainConvUNet  # noqa: E402
+from dynamic_network_architectures.architectures.unet import PlainConvUNet, ResidualEncoderUNet  # noqa: E402
+from dynamic_network_architectures.building_blocks.residual import BasicBlockD  # noqa: E402
 
 from cga_model import cli  # noqa: E402
 from cga_model.data.dataset import load_case  # noqa: E402
@@ -212,6 +213,17 @@ def test_guided_network_keeps_nnunet_outputs_and_updates_the_bottleneck():
     assert not torch.allclose(host(x), single)  # the intra-class update changed the bottleneck
 
 
+def test_guided_network_wraps_nnunets_residual_encoder_unet():
+    strides = ((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2))
+    host = ResidualEncoderUNet(4, 4, (8, 16, 32, 32), torch.nn.Conv3d, 3, strides, (1, 2, 2, 2), 3, (1, 1, 1),
+                               norm_op=torch.nn.InstanceNorm3d, nonlin=torch.nn.LeakyReLU, deep_supervision=True, block=BasicBlockD)
+    network = guided_network(host, pool_op_kernel_sizes=strides, num_input_channels=4, num_categories=4)
+    outputs = network(torch.randn(1, 4, 32, 32, 32))
+    assert [o.shape[-1] for o in outputs] == [32, 16, 8]
+    assert network.module_name == "encoder.stages.3" and network.head.rate == 8
+    assert tuple(network.last_result.attention.shape) == (1, 4, 4, 4, 4)
+
+
 def test_guided_network_at_an_earlier_stage():
     network = guided_network(_tiny_unet(False), pool_op_kernel_sizes=((1, 1, 1), (2, 2, 2), (2, 2, 2)), num_input_channels=4,
                              num_categories=4, stage=1)
@@ -246,6 +258,19 @@ def test_guided_loss_adds_attention_and_inter_terms_under_deep_supervision():
     torch.testing.assert_close(total, expected_host + 2.0 * expected_attention + 0.5 * inter_class_term(result.prototypes, result.counts))
     total.backward()
     assert network.head.conv1.weight.grad.abs().sum() > 0  # the attention head learns from the MSE
+
+
+def test_guided_loss_label_targets_use_label_values_as_categories():
+    torch.manual_seed(0)
+    network = guided_network(_tiny_unet(False), pool_op_kernel_sizes=((1, 1, 1), (2, 2, 2), (2, 2, 2)), num_input_channels=4,
+                             num_categories=4)
+    labels = torch.randint(0, 3, (2, 1, 16, 16, 16))
+    host_loss = torch.nn.CrossEntropyLoss()
+    loss = GuidedLoss(lambda output, target: host_loss(output, target[:, 0].long()), network, regions=False,
+                      attention_weight=1.0, inter_weight=0.0, inter_form="paper")
+    outputs = network(torch.randn(2, 4, 16, 16, 16))
+    expected = host_loss(outputs, labels[:, 0]) + attention_mse_loss(network.last_result.attention, labels[:, 0])
+    torch.testing.assert_close(loss(outputs, labels), expected)
 
 
 def test_target_categories_regions_and_labels():

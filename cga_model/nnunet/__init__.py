@@ -6,7 +6,10 @@
 - ``convert_dataset`` (``cga_model.nnunet.convert``, ``cga nnunet-convert``): a brain-tumour
   dataset folder -> nnU-Net's raw format.
 
-Importing this package does not import nnU-Net; the trainer module does.
+Where torchvision is missing, nnU-Net 2.8.1's own search for a trainer by name stops on an import
+error before it reaches ``nnUNet_extTrainer``; ``cga nnunet-train`` then searches those folders
+itself (``cga_model.nnunet.lookup``). Importing this package does not import nnU-Net; the trainer
+module does.
 """
 
 from __future__ import annotations

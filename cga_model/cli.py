@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .data.layouts import LAYOUTS
 from .nn.config import ModelConfig
 from .nnunet.commands import add_nnunet_commands
 
@@ -57,8 +58,8 @@ def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
 def _synth(args) -> None:
     from .data.synth import synthesize_cohort
 
-    ids = synthesize_cohort(args.out, cases=args.cases, seed=args.seed, shape=tuple(args.shape))
-    print(f"wrote {len(ids)} cases to {args.out}")
+    ids = synthesize_cohort(args.out, cases=args.cases, seed=args.seed, shape=tuple(args.shape), layout=args.layout)
+    print(f"wrote {len(ids)} {args.layout} cases to {args.out}")
 
 
 def _preprocess(args) -> None:
@@ -66,7 +67,7 @@ def _preprocess(args) -> None:
 
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
-    counts = preprocess(args.data, args.out, workers=args.workers, rebuild=args.rebuild)
+    counts = preprocess(args.data, args.out, workers=args.workers, rebuild=args.rebuild, layout=args.layout)
     print(f"cache {args.out}: {counts['cases']} cases ({counts['written']} written, {counts['skipped']} already cached)")
 
 
@@ -78,6 +79,7 @@ def _train(args) -> None:
         val_fraction=args.val_fraction, seed=args.seed, workers=args.workers, device=args.device,
         model=model_config_from_args(args), attention_weight=args.attention_weight, inter_weight=args.inter_weight,
         inter_form=args.inter_form, inter_start_epoch=args.inter_start_epoch, inter_sign=-1.0 if args.reverse_inter else 1.0,
+        layout=args.layout,
     )
     _, record = train(config, resume=args.resume)
     print(f"done: {record}; checkpoints in {args.out}")
@@ -86,15 +88,15 @@ def _train(args) -> None:
 def _predict(args) -> None:
     from .inference.predict import predict_folder
 
-    written = predict_folder(args.onnx or args.checkpoint, args.input, args.out, roi=tuple(args.roi), overlap=args.overlap, tta=args.tta,
-                             save_probs=args.probs, device=args.device)
+    written = predict_folder(args.onnx or args.checkpoint, args.input, args.out, layout=args.layout, roi=tuple(args.roi),
+                             overlap=args.overlap, tta=args.tta, save_probs=args.probs, device=args.device)
     print(f"wrote {len(written)} predictions (+ overlay PNGs) to {args.out}")
 
 
 def _evaluate(args) -> None:
     from .evaluation.evaluate import evaluate_folder, format_table, plot_distribution, write_csv
 
-    rows = evaluate_folder(args.pred, args.gt)
+    rows = evaluate_folder(args.pred, args.gt, layout=args.layout, metric_sets=tuple(m.strip() for m in args.metrics.split(",") if m.strip()))
     out = Path(args.out)
     write_csv(rows, out)
     png = out.with_suffix(".png")
@@ -116,9 +118,17 @@ def _add_required(parser: argparse.ArgumentParser, flags: dict) -> None:
         parser.add_argument(flag, required=True, help=text)
 
 
+def _add_layout(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--layout NAME``: force the dataset layout of ``what`` instead of detecting it from the file names."""
+    parser.add_argument("--layout", choices=tuple(LAYOUTS), default=None,
+                        help=f"layout of {what} (default: detected from the file names; brats2024 shares brats2023's names)")
+
+
 def _add_synth(sub) -> None:
-    p = _command(sub, "synth", "write a synthetic BraTS-layout cohort", _synth)
-    p.add_argument("out", help="folder for the case folders <ID>/<ID>_{flair,t1,t1ce,t2,seg}.nii.gz")
+    p = _command(sub, "synth", "write a synthetic cohort in a dataset layout (BraTS 2021/2023/2024, MSD Task01)", _synth)
+    p.add_argument("out", help="folder for the cases, in the files of --layout")
+    p.add_argument("--layout", choices=tuple(LAYOUTS), default="brats2021",
+                   help="files and labels to write: brats2021, brats2023, brats2024 (with resection cavities, label 4) or msd")
     p.add_argument("--cases", type=int, default=10, help="number of cases")
     p.add_argument("--seed", type=int, default=0, help="seed of the cohort (same seed, same cases)")
     p.add_argument("--shape", type=int, nargs=3, default=(64, 64, 48), metavar=("X", "Y", "Z"), help="volume size in voxels (1 mm)")
@@ -133,12 +143,13 @@ def _add_preprocess(sub) -> None:
     p.add_argument("--out", required=True, help="cache folder (new, empty, or a cache to finish); pass it to cga train --data")
     p.add_argument("--workers", type=int, default=default_workers(), help="parallel processes (one case each)")
     p.add_argument("--rebuild", action="store_true", help="clear an existing cache of other settings, format or data and rebuild it")
+    _add_layout(p, "--data")
     p.set_defaults(func=_preprocess)
 
 
 def _add_train(sub) -> None:
     p = _command(sub, "train", "train a CGA U-Net (use torchrun --nproc_per_node=N for DDP)", _train)
-    _add_required(p, {"--data": "folder of BraTS case folders", "--out": "run folder (last.pt, best.pt, metrics.jsonl, curves.png)"})
+    _add_required(p, {"--data": "dataset folder of any layout, or a cache made by cga preprocess", "--out": "run folder (last.pt, best.pt, metrics.jsonl, curves.png)"})
     p.add_argument("--epochs", type=int, default=500, help="training epochs (poly learning rate over them)")
     p.add_argument("--crop", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="random crop size (multiples of 8)")
     p.add_argument("--batch-size", type=int, default=8, help="crops per step (per process under DDP)")
@@ -148,6 +159,7 @@ def _add_train(sub) -> None:
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (0: load in the main process)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    _add_layout(p, "--data (the network's class count follows its label scheme: 5 with a resection cavity)")
     add_model_flags(p)
     loss = p.add_argument_group("loss options (CGALoss)")
     loss.add_argument("--attention-weight", type=float, default=1.0, help="weight of the attention MSE: 1 = paper, 20 = released code")
@@ -168,12 +180,18 @@ def _add_predict(sub) -> None:
     p.add_argument("--tta", action="store_true", help="average over the 8 axis flips")
     p.add_argument("--probs", action="store_true", help="also write <ID>_prob.nii.gz")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    _add_layout(p, "--input; predictions are written in its file names and label values")
 
 
 def _add_evaluate(sub) -> None:
     p = _command(sub, "evaluate", "BraTS metrics of predictions against ground truth", _evaluate)
-    _add_required(p, {"--pred": "folder of <ID>.nii.gz predictions", "--gt": "folder of case folders with <ID>_seg.nii.gz",
+    _add_required(p, {"--pred": "folder of <ID>.nii.gz predictions (in the label values of the ground truth's layout)",
+                      "--gt": "dataset folder with the ground-truth segmentations, any layout",
                       "--out": "CSV path (a PNG is written beside it)"})
+    _add_layout(p, "--gt")
+    p.add_argument("--metrics", default="legacy,lesionwise",
+                   help="comma-separated: legacy (Dice, HD95, HD100, sensitivity, specificity per region) and/or lesionwise "
+                        "(BraTS 2023+ lesion-wise Dice/HD95, panoptic quality and lesion counts, as brats-evaluation computes them)")
 
 
 def _export(args) -> None:

@@ -18,7 +18,7 @@ import math
 import os
 import random
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -29,7 +29,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from ..data.dataset import BratsDataset, find_cases, load_case, make_loader, normalize, pad_to_multiple
-from ..data.labels import classes_to_labels
+from ..data.layouts import data_record
 from ..evaluation.metrics import dice, region_mask
 from ..nn.checkpoint import check_compatible, load_checkpoint, save_checkpoint, saved_model_config
 from ..nn.config import SIZE_MULTIPLE, ModelConfig
@@ -73,6 +73,11 @@ class TrainConfig:
     # robustness
     max_bad_steps: int = 10
     val_cases: list = field(default_factory=list)
+    # the data (layouts.data_record): the layout (None: detect it from the file names), its label scheme and
+    # the channel order; set_up fills them and sets model.num_classes to the scheme's class count
+    layout: Optional[str] = None
+    label_scheme: dict = field(default_factory=dict)
+    channels: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """Plain types only, as stored in checkpoints (``config["model"]`` is ``ModelConfig.to_dict()``)."""
@@ -114,8 +119,8 @@ def validate(model, case_dirs, device) -> dict:
         case = load_case(folder)
         image = pad_to_multiple(normalize(case.image), SIZE_MULTIPLE)
         logits = model(torch.from_numpy(image)[None].to(device)).logits[0]
-        pred = classes_to_labels(logits.argmax(0).cpu().numpy())[tuple(slice(0, s) for s in case.classes.shape)]
-        truth = classes_to_labels(case.classes)
+        pred = logits.argmax(0).cpu().numpy()[tuple(slice(0, s) for s in case.classes.shape)]
+        truth = case.classes
         for region in scores:
             scores[region].append(dice(region_mask(pred, region), region_mask(truth, region)))
     model.train()
@@ -165,11 +170,20 @@ def _resume(run: Run) -> None:
     run.start_epoch, run.best = state["epoch"] + 1, state["best"]
 
 
+def _record_data(config: TrainConfig, layout: str) -> None:
+    """The layout, label scheme and channel order into ``config``; the network's class count follows the scheme (5 with RC)."""
+    record = data_record(layout)
+    config.layout, config.label_scheme, config.channels = record["layout"], record["label_scheme"], record["channels"]
+    config.model = replace(config.model, num_classes=len(record["label_scheme"]["values"]))
+
+
 def set_up(config: TrainConfig, resume: bool = False) -> Run:
     """Step 1: the output folder, the case split, model, optimiser, scheduler, loss and data; then ``resume``."""
     ddp, out = DistributedRun(config.device), Path(config.out)
     _prepare_out(out, ddp)
-    train_dirs, val_dirs = split_cases(find_cases(config.data), config.val_fraction, config.seed)
+    cases = find_cases(config.data, layout=config.layout)
+    _record_data(config, cases[0].layout)
+    train_dirs, val_dirs = split_cases(cases, config.val_fraction, config.seed)
     config.val_cases = [p.name for p in val_dirs]
     torch.manual_seed(config.seed)
     model = CGAUNet(config.model).to(ddp.device)

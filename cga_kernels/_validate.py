@@ -4,9 +4,10 @@ Every check raises ``TypeError`` (wrong kind of thing) or ``ValueError`` (wrong 
 value) with a message that names the argument and what was expected. Value checks that need
 the data (label range, negative weights) read it on the host only where that costs no
 synchronisation (CPU tensors on the C++ kernels); on CUDA and on the Triton path they are
-device-side assertions (see ``parse_mask``). They are skipped while ``torch.compile`` traces
-and for meta tensors; the C++ kernels still refuse out-of-range labels themselves and the
-Triton kernels never index memory with a label.
+device-side assertions (see ``parse_mask``). While ``torch.compile`` traces, the label range
+becomes an assertion in the graph (a compiled op refuses label -1 as eager mode does); the
+other value checks are skipped then and for meta tensors; the C++ kernels still refuse
+out-of-range labels themselves and the Triton kernels never index memory with a label.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def check_features(x, name: str = "x") -> None:
         raise TypeError(f"{name} must be a floating-point tensor (float16/bfloat16/float32/float64), got {x.dtype}")
     if x.dim() < 3:
         raise ValueError(f"{name} must have shape (B, C, *spatial) with at least one spatial dim, got shape {tuple(x.shape)}")
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"{name} must have B >= 1 and C >= 1, got shape {tuple(x.shape)}")
 
 
 def check_proto(proto, name: str = "proto") -> None:
@@ -72,6 +75,8 @@ def check_proto(proto, name: str = "proto") -> None:
         raise TypeError(f"{name} must be a floating-point tensor, got {proto.dtype}")
     if proto.dim() != 3:
         raise ValueError(f"{name} must have shape (B, K, C), got shape {tuple(proto.shape)}")
+    if min(proto.shape) < 1:
+        raise ValueError(f"{name} must have B >= 1, K >= 1 and C >= 1, got shape {tuple(proto.shape)}")
 
 
 def check_proto_counts(proto, counts) -> None:
@@ -87,6 +92,10 @@ def check_proto_counts(proto, counts) -> None:
 def _active_classes(classes: Optional[Iterable[int]], num_classes: int, device) -> torch.Tensor:
     if classes is None:
         return torch.ones(num_classes, dtype=torch.bool, device=device)
+    if isinstance(classes, torch.Tensor):  # a 0-d or 1-D integer tensor of indices
+        if classes.is_floating_point() or classes.is_complex() or classes.dtype == torch.bool:
+            raise ValueError(f"classes must hold class indices in [0, {num_classes}), got a {classes.dtype} tensor")
+        classes = classes.reshape(-1).tolist()
     if isinstance(classes, int):
         classes = [classes]
     chosen = list(classes)
@@ -147,11 +156,11 @@ def reads_on_host(host_checks_on_cpu: bool, device: torch.device) -> bool:
 
 def _check_label_values(labels: torch.Tensor, num_classes: int, ignore_index, host: bool) -> None:
     """Labels (``-1`` = ``ignore_index``) must lie in ``[0, K)``, or be -1 when there is an ignore_index."""
-    if _no_data(labels) or not labels.numel():
+    if labels.device.type == "meta" or not labels.numel():
         return
     allowed = f"[0, {num_classes})" + (f" or equal ignore_index={ignore_index}" if ignore_index is not None else "")
     lowest = 0 if ignore_index is None else -1
-    if not host:
+    if not host or torch.compiler.is_compiling():  # traced graphs assert too: -1 means "ignored" to the kernels
         torch._assert_async(((labels >= lowest) & (labels < num_classes)).all(), f"cga_kernels: mask labels must be in {allowed}")
         return
     lo, hi = (v.item() for v in torch.aminmax(labels))

@@ -50,6 +50,20 @@ def _backward_hard(ctx, grad_y, grad_proto, grad_counts):
     return grad_x, None, None, None
 
 
+def _setup_hard_backward(ctx, inputs, output):
+    _, _, labels, active, _, residual = inputs
+    ctx.save_for_backward(labels, active)
+    ctx.residual = residual
+
+
+def _double_backward_hard(ctx, grad_grad_x):
+    """The hard backward is linear in ``(grad_y, grad_proto)`` and its adjoint is the forward op:
+    ``d/d grad_y = intra_update_hard(v).y``, ``d/d grad_proto = intra_update_hard(v).proto``."""
+    labels, active = ctx.saved_tensors
+    y, proto, _ = ctx.ops.intra_update_hard(grad_grad_x.contiguous(), labels, active, ctx.residual)
+    return y, proto, None, None, None, None
+
+
 def _setup_soft(ctx, inputs, output):
     x, weights, active, residual = inputs
     ctx.save_for_backward(x, weights, active, output[1], output[2])
@@ -75,6 +89,8 @@ LOW_LEVEL = {
     "intra_update_hard_backward": LowLevelOp(
         "(Tensor grad_y, Tensor grad_proto, Tensor labels, Tensor active, Tensor counts, bool residual) -> Tensor",
         fake=_fake_hard_backward,
+        setup_context=_setup_hard_backward,
+        backward=_double_backward_hard,
     ),
     "intra_update_soft": LowLevelOp(
         "(Tensor x, Tensor weights, Tensor active, bool residual) -> (Tensor y, Tensor proto, Tensor counts)",

@@ -170,3 +170,16 @@ def test_backward_reads_strided_gradients_without_copy(dtype):
             got = torch.ops.cga.intra_update_hard_backward(grad_y, grad_proto, labels, active, counts, residual)
             expected = torch.ops.cga.intra_update_hard_backward(grad_y.contiguous(), grad_proto, labels, active, counts, residual)
             assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_gradient_through_prototypes_only(soft):
+    """y unused: autograd hands no grad_y (the hard backward reads a broadcast zero instead)."""
+    x, mask = make_inputs((5, 4), 4, soft)
+    grads = []
+    for impl in (ck, ref):
+        xi = x.clone().requires_grad_(True)
+        _, proto, counts = impl.intra_class_update(xi, mask, num_classes=4)
+        (proto * torch.linspace(-1, 1, proto.numel()).view_as(proto)).sum().backward()
+        grads.append(xi.grad)
+    torch.testing.assert_close(grads[0], grads[1])

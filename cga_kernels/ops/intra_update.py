@@ -41,8 +41,8 @@ def _setup_hard(ctx, inputs, output):
 def _backward_hard(ctx, grad_y, grad_proto, grad_counts):
     labels, active, counts = ctx.saved_tensors
     batch, n = labels.shape
-    if grad_y is None:
-        grad_y = grad_proto.new_zeros(batch, grad_proto.shape[2], n)
+    if grad_y is None:  # a broadcast zero: the C++ backward reads it without an x-sized buffer
+        grad_y = grad_proto.new_zeros(()).expand(batch, grad_proto.shape[2], n)
     if grad_proto is None:
         grad_proto = grad_y.new_zeros(batch, active.shape[0], grad_y.shape[1])
     # grad_y is passed with its strides: the broadcast gradient of y.sum() is read, not copied

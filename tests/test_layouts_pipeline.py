@@ -12,6 +12,8 @@ import torch
 from cga_model.cli import main as cga
 from cga_model.data.layouts import LAYOUTS, MODALITIES, find_cases
 
+pytestmark = pytest.mark.slow  # four one-epoch trainings: about 2 minutes on 2 busy cores
+
 SHAPE = ("16", "16", "16")  # one 16^3 window: crops and prediction are single passes
 TRAIN = ["--epochs", "1", "--crop", "16", "16", "16", "--batch-size", "1", "--base-channels", "4", "--val-fraction", "0.5",
          "--workers", "0", "--inter-start-epoch", "0"]

@@ -188,3 +188,10 @@ def test_checkpoint_record_and_what_a_model_can_write():
     assert model_channel_order({}, "old.pt") == [0, 1, 2, 3]  # checkpoints from before layouts
     with pytest.raises(DataError, match=r"\['dwi'\] are not in any layout"):
         model_channel_order({"channels": ["flair", "dwi"]}, "m.pt")
+
+
+def test_empty_msd_task_is_refused(tmp_path):
+    (tmp_path / "imagesTr").mkdir()
+    (tmp_path / "dataset.json").write_text(json.dumps({"modality": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"}}))
+    with pytest.raises(DataError, match=r"no msd cases in .*: found 1 msd images folder \(imagesTr\); expected dataset.json"):
+        find_cases(tmp_path)

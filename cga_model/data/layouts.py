@@ -135,12 +135,12 @@ def _visible_niftis(folder: Path) -> list:
     return sorted(p for p in folder.glob(f"*{NIFTI}") if not p.name.startswith("."))  # skips macOS "._" files
 
 
-def _msd_root(root: Path) -> Optional[tuple]:
-    """``(task folder, images folder)`` when ``root`` is an MSD task folder or its imagesTr/imagesTs."""
+def _msd_images(root: Path) -> Optional[Path]:
+    """The images folder (imagesTr, or the imagesTs given) when ``root`` is an MSD task folder or its imagesTr/imagesTs."""
     if (root / "dataset.json").is_file() and (root / "imagesTr").is_dir():
-        return root, root / "imagesTr"
+        return root / "imagesTr"
     if root.name in ("imagesTr", "imagesTs") and (root.parent / "dataset.json").is_file():
-        return root.parent, root
+        return root
     return None
 
 
@@ -156,8 +156,9 @@ def _check_msd_modalities(task: Path) -> None:
                         "reorder the channels or the file is not Task01")
 
 
-def msd_cases(task: Path, images: Path) -> list:
-    """The ``CaseFiles`` of an MSD task: ``images`` (imagesTr or imagesTs) 4-D files, labels from ``labelsTr``."""
+def msd_cases(images: Path) -> list:
+    """The ``CaseFiles`` of an MSD task's ``images`` folder (imagesTr or imagesTs: 4-D files), labels from ``labelsTr``."""
+    task = images.parent
     _check_msd_modalities(task)
     layout = LAYOUTS["msd"]
     cases = []
@@ -172,7 +173,7 @@ def msd_cases(task: Path, images: Path) -> list:
 def _survey(root: Path) -> dict:
     """What ``root`` holds: ``{kind: [case folders]}`` for folder-per-case kinds, ``"msd"`` for an MSD
     task, ``None`` for sub-folders whose NIfTI files match no layout."""
-    msd = _msd_root(root)
+    msd = _msd_images(root)
     if msd is not None:
         return {"msd": [msd]}
     kind = folder_kind(root)
@@ -191,7 +192,7 @@ def _expectations() -> str:
 
 
 def _describe(found: dict, root: Path) -> str:
-    parts = [f"{len(v)} {k or 'unrecognised'} {'task' if k == 'msd' else 'case folder'}{'s' if len(v) > 1 else ''} "
+    parts = [f"{len(v)} {k or 'unrecognised'} {'images folder' if k == 'msd' else 'case folder'}{'s' if len(v) > 1 else ''} "
              f"({', '.join(p.name for p in v[:3])}{', ...' if len(v) > 3 else ''})" for k, v in found.items()]
     loose = _visible_niftis(root)
     if loose:
@@ -227,7 +228,7 @@ def find_cases(root, *, layout: Optional[str] = None, prefer: Optional[str] = No
         raise DataError(f"{root} {what}: found {_describe(found, root)}; expected one of: {_expectations()}")
     chosen = _resolve(kinds[0], layout, prefer, root)
     if kinds[0] == "msd":
-        cases = msd_cases(*found["msd"][0])
+        cases = msd_cases(found["msd"][0])
     else:
         cases = [folder_case(folder, chosen) for folder in found[kinds[0]]]
     if not cases:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from .layouts import LAYOUTS, MODALITIES, MSD_MODALITY_NAMES, Layout, case_paths, get_layout
 from .nifti_io import atomic_write, save_nifti
+from .synth_full_size import synthesize_full_size_case
 
 CONTRAST_COLUMNS = ("flair", "t1", "t1ce", "t2")
 # tissue -> intensity per modality, in the order of CONTRAST_COLUMNS
@@ -145,25 +146,34 @@ def _write_msd_description(root: Path, ids: list) -> None:
 
 
 def synthesize_cohort(out, cases: int = 10, *, seed: int = 0, shape=(64, 64, 48), no_enhancing_fraction: float = 0.2,
-                      layout: str = "brats2021", cavity_fraction: float = 0.75, progress: bool = True):
+                      layout: str = "brats2021", cavity_fraction: float = 0.75, realistic: bool = False, progress: bool = True):
     """Write ``cases`` synthetic cases under ``out`` in ``layout`` (``layouts.LAYOUTS``); returns their IDs.
 
     Deterministic by ``seed`` (the same anatomy and tumours in every layout). Layouts with a
     resection-cavity class (``brats2024``) give a cavity to a ``cavity_fraction`` of the cases.
+    ``realistic``: the anatomy and tumour proportions of real scans (``synth_full_size``; at
+    ``shape=FULL_SHAPE``, 240x240x155, this is ``cga synth --full-size``): every case has the three
+    tumour sub-regions (``no_enhancing_fraction`` does not apply) and none has a resection cavity.
     """
     chosen = get_layout(layout)
+    with_cavity = "RC" in chosen.scheme.regions
+    if realistic and with_cavity:
+        raise ValueError(f"realistic (--full-size) synthetic cases have no resection cavity, which layout {layout} expects: choose another --layout")
+    shape = tuple(shape)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     affine = np.diag([1.0, 1.0, 1.0, 1.0])
     affine[:3, 3] = -np.array(shape) / 2  # 1 mm voxels, centred
-    with_cavity = "RC" in chosen.scheme.regions
     ids = []
     for i in tqdm(range(cases), desc="synth", disable=not progress):
         case_id = _case_id(layout, seed, i)
         case_seed, enhancing = int(rng.integers(2**31)), bool(rng.random() >= no_enhancing_fraction)
         cavity = with_cavity and np.random.default_rng([seed, i, 4]).random() < cavity_fraction
-        images, classes = synthesize_case(shape, case_seed, enhancing=enhancing, cavity=cavity)
+        if realistic:
+            images, classes = synthesize_full_size_case(case_seed, shape)
+        else:
+            images, classes = synthesize_case(shape, case_seed, enhancing=enhancing, cavity=cavity)
         write_case(out, chosen, case_id, images, classes, affine)
         ids.append(case_id)
     if not chosen.is_folder_per_case:

@@ -82,7 +82,8 @@ inline LabelRows narrow_labels(const at::Tensor& labels, int64_t num_classes, at
   const int64_t* lab = labels.data_ptr<int64_t>();
   int32_t* out = narrow.data_ptr<int32_t>();
   int64_t* cnt = counts.data_ptr<int64_t>();
-  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, n));  // small maps: no thread start
+  at::parallel_for(0, batch, grain, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> local(num_classes + 1);
     for (int64_t b = begin; b < end; ++b) {
       std::fill(local.begin(), local.end(), 0);

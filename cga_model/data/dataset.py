@@ -84,18 +84,21 @@ def load_case(case, *, with_labels: bool = True) -> Case:
         seg_img = load_nifti(case.seg)
         if seg_img.shape != image.shape[1:]:
             raise DataError(f"case {case.case_id}: {case.seg.name} has shape {seg_img.shape}, expected {image.shape[1:]}")
-        classes = segmentation_classes(read_array(seg_img, case.seg), case.seg, case.layout)
+        classes = segmentation_classes(read_array(seg_img, case.seg, dtype=None), case.seg, case.layout)
     return Case(case.case_id, image, classes, reference, case.layout)
 
 
 def normalize(image: np.ndarray) -> np.ndarray:
-    """In place: z-score each modality inside the brain (voxels non-zero in any modality); outside stays 0."""
+    """In place: z-score each modality inside the brain (voxels non-zero in any modality); outside stays 0.
+
+    Mean and standard deviation are computed in float64: a modality scaled to ~1e30 overflows float32's."""
     brain = np.any(image != 0, axis=0)
     if not brain.any():
         return image
     for channel in image:
         values = channel[brain]
-        channel[brain] = (values - values.mean()) / (values.std() + 1e-8)
+        mean, std = values.mean(dtype=np.float64), values.std(dtype=np.float64)
+        channel[brain] = (values - mean) / (std + 1e-8)
     return image
 
 

@@ -28,21 +28,42 @@ def safe_case_path(out_dir, case_id: str, suffix: str) -> Path:
     return path
 
 
+TEMP_MARK = ".tmp"  # atomic_write's temporary files: .<name>.<random>.tmp<suffixes> beside the target
+
+
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``.
 
-    A crash leaves either the old file or the new one, never a partial file.
+    A crash leaves either the old file or the new one, never a partial file (a SIGKILL may leave
+    the temporary file: ``remove_stale_temps`` clears them). The file gets the mode a plain
+    ``open(path, "w")`` would give (0666 less the umask), not ``mkstemp``'s 0600.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + "".join(path.suffixes), dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_MARK + "".join(path.suffixes), dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temps(folder) -> list:
+    """Delete the temporary files ``atomic_write`` left in ``folder`` when killed mid-write; returns their paths."""
+    stale = [p for p in Path(folder).glob(f".*{TEMP_MARK}*") if p.is_file()]
+    for p in stale:
+        p.unlink()
+    return stale
 
 
 def save_nifti(path, data: np.ndarray, affine: np.ndarray, header=None) -> None:
@@ -69,12 +90,15 @@ def load_nifti(path) -> nib.Nifti1Image:
 
 
 def read_array(image: nib.Nifti1Image, path, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
-    """Read the voxels of ``image`` into ``out`` (or a new array) as ``dtype``: one conversion, no extra copy."""
+    """Read the voxels of ``image`` into ``out`` (or a new array) as ``dtype``: one conversion, no extra copy.
+
+    ``dtype=None`` keeps the values as stored (after the header's scaling): segmentations are read
+    so, and checked before any cast (3.5, 65540, NaN or 2**24 + 1 never become a valid label)."""
     try:
         data = np.asanyarray(image.dataobj)
     except Exception as err:
         raise DataError(f"cannot read the voxels of {path}: {err}") from err
     if out is None:
-        return data.astype(dtype, copy=False)
+        return data if dtype is None else data.astype(dtype, copy=False)
     out[...] = data
     return out

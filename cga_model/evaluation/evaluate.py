@@ -18,46 +18,76 @@ from .plots import pyplot, save_png
 METRIC_SETS = ("legacy", "lesionwise")  # cga evaluate --metrics: legacy per-region metrics, BraTS 2023+ lesion-wise
 
 
+AFFINE_TOLERANCE_MM = 1e-3  # prediction and ground-truth affines may differ by this much per entry (float rounding)
+
+
 def _read_classes(path: Path, layout: str):
-    """``(class indices (X, Y, Z) uint8, spacing)`` of a label file written in ``layout``'s scheme."""
+    """``(class indices (X, Y, Z) uint8, the NIfTI image)`` of a label file written in ``layout``'s scheme;
+    values are checked as stored, before any cast."""
     image = load_nifti(path)
     if len(image.shape) != 3:
         raise DataError(f"{path}: a segmentation must be 3-D, found shape {image.shape}")
-    return segmentation_classes(read_array(image, path), path, layout), tuple(float(z) for z in image.header.get_zooms()[:3])
+    return segmentation_classes(read_array(image, path, dtype=None), path, layout), image
 
 
-def _predictions(pred_dir: Path) -> list:
+def _check_geometry(case_id: str, pred, truth) -> None:
+    """The prediction must lie on the ground truth's voxel grid: same shape, same affine (within tolerance)."""
+    if pred.shape != truth.shape:
+        raise DataError(f"case {case_id}: prediction shape {pred.shape} differs from ground truth shape {truth.shape}")
+    if not np.allclose(pred.affine, truth.affine, rtol=0, atol=AFFINE_TOLERANCE_MM):
+        raise DataError(f"case {case_id}: the prediction's affine differs from the ground truth's (flipped, shifted or "
+                        f"rescaled?): {np.round(pred.affine, 3).tolist()} vs {np.round(truth.affine, 3).tolist()}; "
+                        "write predictions with the input's affine (cga predict does)")
+
+
+def _predictions(pred_dir: Path) -> dict:
+    """``{case_id: path}`` of the ``<ID>.nii.gz`` predictions in ``pred_dir`` (probability maps left out)."""
     preds = sorted(p for p in pred_dir.glob("*.nii.gz") if not p.name.endswith("_prob.nii.gz") and not p.name.startswith(".")) if pred_dir.is_dir() else []
     if not preds:
         raise DataError(f"no predictions (<ID>.nii.gz) found in {pred_dir}")
-    return preds
+    return {p.name[: -len(".nii.gz")]: p for p in preds}
 
 
-def evaluate_folder(pred_dir, gt_dir, *, layout=None, metric_sets=METRIC_SETS, progress: bool = True) -> list[dict]:
-    """Per-case metric rows for every ``<ID>.nii.gz`` in ``pred_dir`` against the cases of ``gt_dir``.
+def _pairs(pred_dir: Path, gt_dir, layout, allow_missing: bool) -> list:
+    """``(case_id, prediction path or None, ground-truth case)`` for every labelled ground-truth case."""
+    preds = _predictions(pred_dir)
+    truths = {case.case_id: case for case in find_cases(gt_dir, layout=layout)}
+    labelled = {case_id: case for case_id, case in truths.items() if case.seg is not None}
+    unmatched = sorted(set(preds) - set(labelled))
+    if unmatched:
+        raise DataError(f"no ground-truth segmentation for prediction {', '.join(unmatched[:5])}{', ...' if len(unmatched) > 5 else ''} "
+                        f"in {gt_dir} ({len(truths)} cases there)")
+    missing = sorted(set(labelled) - set(preds))
+    if missing and not allow_missing:
+        raise DataError(f"{len(missing)} ground-truth case{'s' if len(missing) > 1 else ''} without a prediction in {pred_dir}: "
+                        f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}; predict them, or pass --allow-missing "
+                        "to score each as an empty (all background) prediction")
+    return [(case_id, preds.get(case_id), labelled[case_id]) for case_id in sorted(labelled)]
+
+
+def evaluate_folder(pred_dir, gt_dir, *, layout=None, metric_sets=METRIC_SETS, allow_missing: bool = False, progress: bool = True) -> list[dict]:
+    """Per-case metric rows for every labelled case of ``gt_dir`` against its ``<ID>.nii.gz`` in ``pred_dir``.
 
     ``gt_dir`` is a dataset folder of any layout (detected from its file names, or ``layout``); the
-    predictions use that layout's label scheme (as ``cga predict`` writes them). Each row holds
-    ``case_id``, ``layout`` and, per region of the scheme (ET, TC, WT, and RC with a resection
-    cavity), the columns of ``metric_sets``: ``legacy`` (``metrics.METRICS``) and ``lesionwise``
-    (``lesionwise.LESION_METRICS``).
+    predictions use that layout's label scheme (as ``cga predict`` writes them) and the ground
+    truth's voxel grid (shape and affine are compared; the spacing is the ground truth's). A case
+    without a prediction is refused unless ``allow_missing`` (then scored as all background).
+    Each row holds ``case_id``, ``layout`` and, per region of the scheme (ET, TC, WT, and RC with a
+    resection cavity), the columns of ``metric_sets``: ``legacy`` (``metrics.METRICS``) and
+    ``lesionwise`` (``lesionwise.LESION_METRICS``).
     """
     unknown = sorted(set(metric_sets) - set(METRIC_SETS))
     if unknown or not metric_sets:
         raise ValueError(f"--metrics must be a comma-separated subset of {','.join(METRIC_SETS)}, got {','.join(metric_sets)}")
-    pred_dir = Path(pred_dir)
-    preds = _predictions(pred_dir)
-    truths = {case.case_id: case for case in find_cases(gt_dir, layout=layout)}
     rows = []
-    for path in tqdm(preds, desc="evaluate", disable=not progress):
-        case_id = path.name[: -len(".nii.gz")]
-        truth_case = truths.get(case_id)
-        if truth_case is None or truth_case.seg is None:
-            raise DataError(f"no ground-truth segmentation for prediction {path.name} in {gt_dir} ({len(truths)} cases there)")
-        pred, spacing = _read_classes(path, truth_case.layout)
-        truth, _ = _read_classes(truth_case.seg, truth_case.layout)
-        if pred.shape != truth.shape:
-            raise DataError(f"case {case_id}: prediction shape {pred.shape} differs from ground truth shape {truth.shape}")
+    for case_id, path, truth_case in tqdm(_pairs(Path(pred_dir), gt_dir, layout, allow_missing), desc="evaluate", disable=not progress):
+        truth, truth_image = _read_classes(truth_case.seg, truth_case.layout)
+        if path is None:
+            pred = np.zeros_like(truth)
+        else:
+            pred, pred_image = _read_classes(path, truth_case.layout)
+            _check_geometry(case_id, pred_image, truth_image)
+        spacing = tuple(float(z) for z in truth_image.header.get_zooms()[:3])
         regions = tuple(LAYOUTS[truth_case.layout].scheme.regions)
         row = {"case_id": case_id, "layout": truth_case.layout}
         if "legacy" in metric_sets:

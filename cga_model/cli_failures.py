@@ -1,0 +1,106 @@
+"""How a ``cga`` command fails: argument checks before any work, one-line errors, no empty folders left.
+
+``run_command(args)`` runs a parsed command. First ``check_arguments`` refuses values that need
+no data to be known wrong (``--epochs 0``, ``--overlap 1``, ``--device cuda`` without a GPU,
+``synth --cases -2``, an ``--out`` that is a file, ...). Every failure prints one line
+``cga <command>: error: <message>`` to stderr and returns exit status 2:
+
+- expected errors (``ValueError`` and its ``DataError``, ``OSError`` such as a missing or
+  unwritable path, ``RuntimeError`` such as a diverged run) print their message;
+- any other exception is a bug in cga: it prints ``internal error (<type>: <message>)`` with a
+  request to report it, also exit status 2; ``CGA_DEBUG=1`` re-raises it with its traceback.
+
+An output folder the failed command created and left empty is removed again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+EXPECTED_ERRORS = (ValueError, OSError, RuntimeError)
+FOLDER_OUTPUTS = ("synth", "preprocess", "train", "predict", "explain", "confidence")  # commands whose --out is a folder
+DEBUG_VARIABLE = "CGA_DEBUG"
+
+
+def _check_ranges(args) -> None:
+    """Numbers whose valid range is known without any data."""
+    if getattr(args, "epochs", 1) < 1:
+        raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
+    overlap = getattr(args, "overlap", 0.0)
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"--overlap must be in [0, 1) (a fraction of the window shared by neighbours), got {overlap}")
+    if args.command == "synth":
+        if args.cases < 1:
+            raise ValueError(f"--cases must be at least 1, got {args.cases}")
+        if min(args.shape) < 1:
+            raise ValueError(f"--shape must be positive voxel counts, got {' '.join(map(str, args.shape))}")
+
+
+def _check_device(args) -> None:
+    device = str(getattr(args, "device", "cpu") or "cpu")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: no CUDA GPU is available to this PyTorch ({torch.__version__}); use --device cpu")
+
+
+def _check_out(args) -> None:
+    out = getattr(args, "out", None)
+    if out is None:
+        return
+    out = Path(out)
+    if args.command in FOLDER_OUTPUTS and out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, expected a folder (a new one, or the folder of an earlier run)")
+    if args.command == "evaluate":
+        if out.suffix.lower() != ".csv":
+            raise ValueError(f"--out {out}: expected a .csv path (the box plot is written beside it with .png)")
+        if out.is_dir():
+            raise ValueError(f"--out {out} is a folder, expected a .csv file path")
+        if not out.parent.is_dir():
+            raise ValueError(f"--out {out}: its folder {out.parent} does not exist; create it first")
+
+
+def check_arguments(args) -> None:
+    """Refuse argument values known to be wrong before any data is read (raises ``ValueError``)."""
+    _check_ranges(args)
+    _check_device(args)
+    _check_out(args)
+
+
+def _created_folder(args):
+    """``args.out`` when it is a folder output that does not exist yet (removed again if left empty)."""
+    out = getattr(args, "out", None)
+    if out is None or args.command not in FOLDER_OUTPUTS or Path(out).exists():
+        return None
+    return Path(out)
+
+
+def _remove_if_empty(folder) -> None:
+    if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def run_command(args) -> int:
+    """Run ``args.func(args)`` after ``check_arguments``; returns the exit status (0, or 2 after a one-line error)."""
+    created = _created_folder(args)
+    try:
+        check_arguments(args)
+        args.func(args)
+        return 0
+    except EXPECTED_ERRORS as err:
+        message = _one_line(err)
+    except Exception as err:  # a bug in cga: say so in one line, keep the traceback behind CGA_DEBUG
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        message = (f"internal error ({type(err).__name__}: {_one_line(err)}); please report it with the command line "
+                   f"(set {DEBUG_VARIABLE}=1 to see the traceback)")
+    _remove_if_empty(created)
+    print(f"cga {args.command}: error: {message}", file=sys.stderr)
+    return 2

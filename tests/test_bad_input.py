@@ -198,19 +198,20 @@ def test_case_folders_that_do_not_parse_beside_valid_ones_are_listed(cohort, tmp
     (odd / "OddCase_flair.nii").write_bytes(b"")
     for argv, command in [(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--epochs", "1", *TINY], "train"),
                           (["predict", "--checkpoint", str(run / "last.pt"), "--input", str(data), "--out", str(tmp_path / "p")], "predict"),
-                          (["evaluate", "--pred", str(tmp_path), "--gt", str(data), "--out", str(tmp_path / "m.csv")], "evaluate")]:
+                          (["evaluate", "--pred", str(_copy_predictions(cohort, tmp_path / "pred")), "--gt", str(data),
+                            "--out", str(tmp_path / "m.csv")], "evaluate")]:
         assert cga(argv) == 2
         err = _one_line_error(capsys, command)
         assert "EmptyCase" in err and "OddCase" in err, err
     assert not (tmp_path / "r").exists() and not (tmp_path / "p").exists()
 
 
-def test_nii_cohort_is_told_about_nii_gz(cohort, tmp_path, capsys):
+def test_nii_cohort_is_told_about_nii_gz(run, tmp_path, capsys):
     case = tmp_path / "data" / "C1"
     case.mkdir(parents=True)
     for m in ("flair", "t1", "t1ce", "t2", "seg"):
         (case / f"C1_{m}.nii").write_bytes(b"")
-    assert cga(["predict", "--checkpoint", str(tmp_path / "x.pt"), "--input", str(tmp_path / "data"), "--out", str(tmp_path / "p")]) == 2
+    assert cga(["predict", "--checkpoint", str(run / "last.pt"), "--input", str(tmp_path / "data"), "--out", str(tmp_path / "p")]) == 2
     assert ".nii.gz" in _one_line_error(capsys, "predict")
 
 

@@ -172,7 +172,8 @@ def msd_cases(images: Path) -> list:
 
 def _survey(root: Path) -> dict:
     """What ``root`` holds: ``{kind: [case folders]}`` for folder-per-case kinds, ``"msd"`` for an MSD
-    task, ``None`` for sub-folders whose NIfTI files match no layout."""
+    task, ``None`` for sub-folders that match no layout (other names, ``.nii`` files, empty): beside
+    valid case folders they make ``find_cases`` refuse the folder, naming them, never drop them."""
     msd = _msd_images(root)
     if msd is not None:
         return {"msd": [msd]}
@@ -181,9 +182,7 @@ def _survey(root: Path) -> dict:
         return {kind: [root]}
     found: dict = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        kind = folder_kind(folder)
-        if kind is not None or _visible_niftis(folder):
-            found.setdefault(kind, []).append(folder)
+        found.setdefault(folder_kind(folder), []).append(folder)
     return found
 
 
@@ -191,13 +190,21 @@ def _expectations() -> str:
     return "; ".join(f"{name}: {layout.expects}" for name, layout in LAYOUTS.items())
 
 
+def _uncompressed_hint(folders) -> str:
+    """A hint when ``.nii`` files sit where ``.nii.gz`` files are expected."""
+    if any(p for folder in folders for p in folder.glob("*.nii") if not p.name.startswith(".")):
+        return "; .nii files found: cga reads gzip-compressed NIfTI, compress them to .nii.gz (gzip *.nii)"
+    return ""
+
+
 def _describe(found: dict, root: Path) -> str:
+    shown = {k: (20 if k is None else 3) for k in found}  # every unrecognised folder is named (up to 20)
     parts = [f"{len(v)} {k or 'unrecognised'} {'images folder' if k == 'msd' else 'case folder'}{'s' if len(v) > 1 else ''} "
-             f"({', '.join(p.name for p in v[:3])}{', ...' if len(v) > 3 else ''})" for k, v in found.items()]
+             f"({', '.join(p.name for p in v[:shown[k]])}{', ...' if len(v) > shown[k] else ''})" for k, v in found.items()]
     loose = _visible_niftis(root)
     if loose:
         parts.append(f"{len(loose)} NIfTI file{'s' if len(loose) > 1 else ''} directly in the folder ({', '.join(p.name for p in loose[:3])}{', ...' if len(loose) > 3 else ''})")
-    return ", ".join(parts) or "no NIfTI files or case folders"
+    return (", ".join(parts) or "no NIfTI files or case folders") + _uncompressed_hint([root, *found.get(None, [])])
 
 
 def _resolve(kind: str, forced: Optional[str], prefer: Optional[str], root: Path) -> Layout:

@@ -24,8 +24,9 @@ def load_checkpoint(path) -> dict:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"cannot load checkpoint {path} (weights_only=True): {err}") from err
+    except Exception as err:  # torch's own text advises weights_only=False, which we never do: it is left out
+        raise ValueError(f"{path} is not a cga checkpoint (a best.pt or last.pt of cga train): it is damaged, of another "
+                         f"format, or holds objects other than tensors and plain data, which are never loaded ({type(err).__name__})") from err
 
 
 def saved_model_config(state: dict, path) -> ModelConfig:

@@ -139,7 +139,7 @@ def run(shapes: list[str], scale: float) -> dict:
     return {
         "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-                   f"{torch.get_num_threads()} threads",
+                   f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} at the end",
         "backend": ck.backend(),
         "shapes": results,
         "skipped": skipped,

@@ -10,6 +10,8 @@ so they cover sizes where the quadratic blocks cannot run.
 
 from __future__ import annotations
 
+import argparse
+import datetime
 import glob
 import json
 import os
@@ -121,10 +123,17 @@ def released_section(peers: dict) -> list[str]:
                         f"twice over 8x16^3 voxels: about **{step:,.0f} ms** per step in the loops alone (extrapolated)."]
 
 
-def load_roofline() -> dict:
-    subprocess.run([sys.executable, "-m", "benchmarks.roofline", "--json", str(ROOFLINE_JSON)], check=True,
-                   cwd=HERE.parent, stdout=subprocess.DEVNULL)
-    return json.loads(ROOFLINE_JSON.read_text())
+def load_roofline(reuse: bool = False) -> dict:
+    """The modeled roofline, recomputed (minutes: the kernels run in Triton's interpreter) unless its
+    saved result is newer than every source it depends on (the kernel package and the model), or
+    ``reuse`` (the saved result as it is; the report gives its date)."""
+    sources = [*(HERE.parent / "cga_kernels").rglob("*.py"), HERE / "roofline.py", HERE / "peers.py"]
+    stale = not ROOFLINE_JSON.exists() or ROOFLINE_JSON.stat().st_mtime < max(p.stat().st_mtime for p in sources)
+    if stale and not (reuse and ROOFLINE_JSON.exists()):
+        subprocess.run([sys.executable, "-m", "benchmarks.roofline", "--json", str(ROOFLINE_JSON)], check=True,
+                       cwd=HERE.parent, stdout=subprocess.DEVNULL)
+    saved = datetime.datetime.fromtimestamp(ROOFLINE_JSON.stat().st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")
+    return {"modeled_at": saved} | json.loads(ROOFLINE_JSON.read_text())
 
 
 def _us(r: dict | None) -> str:
@@ -143,7 +152,7 @@ def roofline_section(roofline: dict) -> list[str]:
              "Reference (one-hot matrix products) and `scatter_add_` + `gather`: eager operations, each reading its inputs "
              "and writing its outputs once. Bytes / bandwidth is a **lower bound** of the time on that GPU: no launch "
              "latency (the launch counts are given; a launch costs microseconds), no re-read served by a cache. "
-             "Not measured on a GPU. MB in millions of bytes, x-sized passes in brackets.", "",
+             f"Not measured on a GPU. MB in millions of bytes, x-sized passes in brackets. Modeled {roofline.get('modeled_at', '')}.", "",
              "| op | mask | shape | pass | fused MB | fused launches | fused us A100 / H100 | reference MB | reference launches "
              "| reference us A100 / H100 | scatter_add_ MB | scatter_add_ us A100 / H100 |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -209,7 +218,11 @@ def plot_charts() -> None:
         plt.close(fig)
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Write benchmarks/RESULTS.md from the saved runs.")
+    parser.add_argument("--reuse-roofline", action="store_true",
+                        help="use the saved modeled roofline even when the kernel sources are newer (it takes minutes to recompute)")
+    args = parser.parse_args(argv)
     run = latest_run()
     bench = _by_name(run)
     peers = load_peers()
@@ -219,7 +232,7 @@ def main() -> None:
              "`make bench bench-peers && .venv/bin/python -m benchmarks.report`.",
              "CPU timings are noisy: compare ratios within one run only.", ""]
     sections = [peers_section(peers), released_section(peers)] if peers else [["`make bench-peers` has not been run: no peers."]]
-    for section in sections + [roofline_section(load_roofline()), kernel_section(bench), attention_section(bench), model_section(bench)]:
+    for section in sections + [roofline_section(load_roofline(args.reuse_roofline)), kernel_section(bench), attention_section(bench), model_section(bench)]:
         lines += section + [""]
     lines += ["![FLOPs](flops_vs_size.png) ![memory](memory_vs_size.png)", ""]
     plot_charts()

@@ -23,6 +23,7 @@ import os
 os.environ["TRITON_INTERPRET"] = "1"  # before triton is first imported (checked in _check_interpreter)
 
 import argparse  # noqa: E402
+import datetime  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
@@ -261,7 +262,8 @@ def main(argv=None) -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.json.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"gpus_bytes_per_s": GPUS, "rows": rows}, indent=1))
+        when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        tmp.write_text(json.dumps({"modeled_at": when, "gpus_bytes_per_s": GPUS, "rows": rows}, indent=1))
         os.replace(tmp, args.json)
     print("\n".join(markdown(rows)))
 

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .cli_failures import run_command
+from .data.sampling import DEFAULT_FOREGROUND_SHARE
 from .data.layouts import LAYOUTS
 from .nn.config import ModelConfig
 from .nnunet.commands import add_nnunet_commands
@@ -76,12 +78,12 @@ def _train(args) -> None:
 
     config = TrainConfig(
         data=args.data, out=args.out, epochs=args.epochs, crop=tuple(args.crop), batch_size=args.batch_size, lr=args.lr,
-        val_fraction=args.val_fraction, seed=args.seed, workers=args.workers, device=args.device,
+        val_fraction=args.val_fraction, seed=args.seed, workers=args.workers, foreground_share=args.foreground_share, device=args.device,
         model=model_config_from_args(args), attention_weight=args.attention_weight, inter_weight=args.inter_weight,
         inter_form=args.inter_form, inter_start_epoch=args.inter_start_epoch, inter_sign=-1.0 if args.reverse_inter else 1.0,
         layout=args.layout,
     )
-    _, record = train(config, resume=args.resume)
+    _, record = train(config, resume=args.resume, overwrite=args.overwrite)
     print(f"done: {record}; checkpoints in {args.out}")
 
 
@@ -96,7 +98,8 @@ def _predict(args) -> None:
 def _evaluate(args) -> None:
     from .evaluation.evaluate import evaluate_folder, format_table, plot_distribution, write_csv
 
-    rows = evaluate_folder(args.pred, args.gt, layout=args.layout, metric_sets=tuple(m.strip() for m in args.metrics.split(",") if m.strip()))
+    rows = evaluate_folder(args.pred, args.gt, layout=args.layout, metric_sets=tuple(m.strip() for m in args.metrics.split(",") if m.strip()),
+                           allow_missing=args.allow_missing)
     out = Path(args.out)
     write_csv(rows, out)
     png = out.with_suffix(".png")
@@ -137,14 +140,12 @@ def _add_synth(sub) -> None:
 def _add_preprocess(sub) -> None:
     from .data.loader import default_workers
 
-    p = sub.add_parser("preprocess", help="cache a dataset for fast training: brain crop, z-score, memory-mappable arrays",
-                       formatter_class=HelpFormatter)
-    p.add_argument("--data", required=True, help="folder of BraTS case folders")
-    p.add_argument("--out", required=True, help="cache folder (new, empty, or a cache to finish); pass it to cga train --data")
+    p = _command(sub, "preprocess", "cache a dataset for fast training: brain crop, z-score, memory-mappable arrays", _preprocess)
+    _add_required(p, {"--data": "dataset folder of any layout (BraTS 2021/2023/2024 case folders, an MSD Task01 folder)",
+                      "--out": "cache folder (new, empty, or a cache to finish); pass it to cga train --data"})
     p.add_argument("--workers", type=int, default=default_workers(), help="parallel processes (one case each)")
     p.add_argument("--rebuild", action="store_true", help="clear an existing cache of other settings, format or data and rebuild it")
     _add_layout(p, "--data")
-    p.set_defaults(func=_preprocess)
 
 
 def _add_train(sub) -> None:
@@ -156,9 +157,13 @@ def _add_train(sub) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate at epoch 0")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of the cases held out for validation Dice")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the initial weights and every epoch's data order")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (0: load in the main process)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="loader worker processes (0: load in the main process; default: the CPU cores, at most 8, shared among DDP processes)")
+    p.add_argument("--foreground-share", type=float, default=DEFAULT_FOREGROUND_SHARE,
+                   help="share of each batch centred on a voxel of a foreground class present in the case (the rest uniform in the brain box)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an --out folder that holds an earlier run (replacing it)")
     _add_layout(p, "--data (the network's class count follows its label scheme: 5 with a resection cavity)")
     add_model_flags(p)
     loss = p.add_argument_group("loss options (CGALoss)")
@@ -187,7 +192,9 @@ def _add_evaluate(sub) -> None:
     p = _command(sub, "evaluate", "BraTS metrics of predictions against ground truth", _evaluate)
     _add_required(p, {"--pred": "folder of <ID>.nii.gz predictions (in the label values of the ground truth's layout)",
                       "--gt": "dataset folder with the ground-truth segmentations, any layout",
-                      "--out": "CSV path (a PNG is written beside it)"})
+                      "--out": "CSV path ending in .csv (a PNG is written beside it)"})
+    p.add_argument("--allow-missing", action="store_true",
+                   help="score a ground-truth case without a prediction as an empty (all background) prediction instead of refusing")
     _add_layout(p, "--gt")
     p.add_argument("--metrics", default="legacy,lesionwise",
                    help="comma-separated: legacy (Dice, HD95, HD100, sensitivity, specificity per region) and/or lesionwise "
@@ -267,13 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except (ValueError, FileNotFoundError, PermissionError, RuntimeError) as err:
-        print(f"cga {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    """Parse and run a command: 0, or 2 after a one-line ``cga <command>: error: ...`` (``cli_failures``)."""
+    return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

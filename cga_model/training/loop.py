@@ -25,11 +25,12 @@ from typing import Optional
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from ..data.dataset import BratsDataset, find_cases, load_case, make_loader, normalize, pad_to_multiple
+from ..data.dataset import pad_to_multiple
 from ..data.layouts import data_record
+from ..data.loader import TrainingCrops, default_workers, make_loader, open_cases
+from ..data.sampling import DEFAULT_FOREGROUND_SHARE, CropBatchSampler
 from ..evaluation.metrics import dice, region_mask
 from ..nn.checkpoint import check_compatible, load_checkpoint, save_checkpoint, saved_model_config
 from ..nn.config import SIZE_MULTIPLE, ModelConfig
@@ -37,9 +38,12 @@ from ..nn.losses import CGALoss
 from ..nn.network import CGAUNet
 from .curves import plot_curves
 from .distributed import DistributedRun
+from .preflight import require_labels
+from .run_folder import prepare_run_folder, reconcile_log
 
 # Seeds of a run: epoch e on rank r draws from (seed * RUN_SEED_STRIDE + e * EPOCH_SEED_STRIDE + r) mod SEED_MODULUS,
-# and its loader shuffles with seed * LOADER_SEED_STRIDE + e; so a resumed epoch repeats its data and augmentations.
+# and its CropBatchSampler draws the order, crops and augmentations of epoch e from (seed * LOADER_SEED_STRIDE, e);
+# so a resumed epoch repeats its data and augmentations, whatever the number of loader workers.
 RUN_SEED_STRIDE = 1_000_003
 EPOCH_SEED_STRIDE = 101
 LOADER_SEED_STRIDE = 7919
@@ -60,7 +64,8 @@ class TrainConfig:
     weight_decay: float = 1e-5
     val_fraction: float = 0.2
     seed: int = 0
-    workers: int = 0
+    workers: Optional[int] = None  # loader processes; None: default_workers() (the cores, capped, shared among ranks)
+    foreground_share: float = DEFAULT_FOREGROUND_SHARE  # share of each batch centred on a foreground voxel
     device: str = "cpu"
     model: ModelConfig = field(default_factory=ModelConfig)
     # loss (CGALoss)
@@ -111,18 +116,16 @@ def seed_epoch(seed: int, epoch: int, rank: int) -> None:
 
 
 @torch.no_grad()
-def validate(model, case_dirs, device) -> dict:
-    """Mean Dice per region (WT, TC, ET) over whole validation volumes."""
+def validate(model, cases, case_ids, device) -> dict:
+    """Mean Dice per region (WT, TC, ET) over the whole volumes of ``case_ids`` of ``cases`` (``open_cases``)."""
     model.eval()
     scores = {"WT": [], "TC": [], "ET": []}
-    for folder in case_dirs:
-        case = load_case(folder)
-        image = pad_to_multiple(normalize(case.image), SIZE_MULTIPLE)
-        logits = model(torch.from_numpy(image)[None].to(device)).logits[0]
-        pred = logits.argmax(0).cpu().numpy()[tuple(slice(0, s) for s in case.classes.shape)]
-        truth = case.classes
+    for case_id in case_ids:
+        image, classes = cases.validation_case(case_id)
+        logits = model(torch.from_numpy(pad_to_multiple(image, SIZE_MULTIPLE))[None].to(device)).logits[0]
+        pred = logits.argmax(0).cpu().numpy()[tuple(slice(0, s) for s in classes.shape)]
         for region in scores:
-            scores[region].append(dice(region_mask(pred, region), region_mask(truth, region)))
+            scores[region].append(dice(region_mask(pred, region), region_mask(classes, region)))
     model.train()
     return {f"val_dice_{k}": float(np.mean(v)) if v else float("nan") for k, v in scores.items()}
 
@@ -140,9 +143,10 @@ class Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     criterion: CGALoss
     scaler: torch.amp.GradScaler
-    dataset: BratsDataset
-    sampler: Optional[DistributedSampler]
-    val_dirs: list
+    cases: object  # open_cases(config.data): a cache or a raw folder
+    sampler: CropBatchSampler
+    loader: torch.utils.data.DataLoader  # workers persist across epochs
+    val_ids: list
     start_epoch: int = 0
     best: float = -1.0
     bad_steps: int = 0
@@ -152,9 +156,9 @@ class Run:
         return self.ddp.device
 
 
-def _prepare_out(out: Path, ddp: DistributedRun) -> None:
+def _prepare_out(out: Path, ddp: DistributedRun, resume: bool, overwrite: bool) -> None:
     if ddp.main:
-        out.mkdir(parents=True, exist_ok=True)
+        prepare_run_folder(out, resume=resume, overwrite=overwrite)
         if not os.access(out, os.W_OK):
             raise PermissionError(f"output folder is not writable: {out}")
 
@@ -168,6 +172,8 @@ def _resume(run: Run) -> None:
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     run.start_epoch, run.best = state["epoch"] + 1, state["best"]
+    if run.ddp.main:
+        reconcile_log(run.out, state)
 
 
 def _record_data(config: TrainConfig, layout: str) -> None:
@@ -177,28 +183,40 @@ def _record_data(config: TrainConfig, layout: str) -> None:
     config.model = replace(config.model, num_classes=len(record["label_scheme"]["values"]))
 
 
-def set_up(config: TrainConfig, resume: bool = False) -> Run:
-    """Step 1: the output folder, the case split, model, optimiser, scheduler, loss and data; then ``resume``."""
+def set_up(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> Run:
+    """Step 1: the case split (every case labelled), the output folder (``run_folder``), model, optimiser,
+    scheduler, loss and data; then ``resume``."""
+    if config.epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {config.epochs}")
     ddp, out = DistributedRun(config.device), Path(config.out)
-    _prepare_out(out, ddp)
-    cases = find_cases(config.data, layout=config.layout)
-    _record_data(config, cases[0].layout)
-    train_dirs, val_dirs = split_cases(cases, config.val_fraction, config.seed)
-    config.val_cases = [p.name for p in val_dirs]
+    cases = open_cases(config.data, layout=config.layout)
+    _record_data(config, cases.layout)
+    train_ids, val_ids = split_cases(cases.case_ids, config.val_fraction, config.seed)
+    require_labels(cases, train_ids, val_ids)
+    config.val_cases = val_ids
+    _prepare_out(out, ddp, resume, overwrite)
     torch.manual_seed(config.seed)
     model = CGAUNet(config.model).to(ddp.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, amsgrad=True)
-    dataset = BratsDataset(train_dirs, crop=config.crop, augment=True, multiple=SIZE_MULTIPLE)
+    sampler = CropBatchSampler(len(train_ids), config.batch_size, config.foreground_share, seed=config.seed * LOADER_SEED_STRIDE,
+                               rank=ddp.rank, world=ddp.world)
+    workers = default_workers(ddp.world) if config.workers is None else config.workers
+    loader = make_loader(TrainingCrops(cases, train_ids, config.crop), sampler, workers, pin_memory=ddp.device.type == "cuda")
     run = Run(
         config=config, ddp=ddp, out=out, model=model, net=DistributedDataParallel(model) if ddp.enabled else model,
         optimizer=optimizer, scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: poly_lr(e, config.epochs)),
         criterion=config.make_loss(), scaler=torch.amp.GradScaler("cuda", enabled=ddp.device.type == "cuda"),
-        dataset=dataset, val_dirs=val_dirs,
-        sampler=DistributedSampler(dataset, num_replicas=ddp.world, rank=ddp.rank, seed=config.seed) if ddp.enabled else None,
+        cases=cases, sampler=sampler, loader=loader, val_ids=val_ids,
     )
     if resume:
         _resume(run)
     return run
+
+
+def _last_good(run: Run) -> str:
+    """Names the checkpoint to fall back on; an epoch without a good step never writes one."""
+    last = run.out / "last.pt"
+    return f"last good checkpoint: {last}" if last.is_file() else "last good checkpoint: none (no epoch finished with finite losses)"
 
 
 def _train_step(run: Run, batch: dict, epoch: int):
@@ -211,7 +229,7 @@ def _train_step(run: Run, batch: dict, epoch: int):
         run.bad_steps += 1
         warnings.warn(f"epoch {epoch + 1}: non-finite loss ({terms.total.item()}), step skipped", RuntimeWarning)
         if run.bad_steps >= run.config.max_bad_steps:
-            raise RuntimeError(f"{run.bad_steps} non-finite losses in a row; last good checkpoint: {run.out / 'last.pt'}")
+            raise RuntimeError(f"{run.bad_steps} non-finite losses in a row; {_last_good(run)}")
         return None
     run.bad_steps = 0
     run.scaler.scale(terms.total).backward()
@@ -224,12 +242,9 @@ def train_one_epoch(run: Run, epoch: int, progress: bool = True) -> dict:
     """Step 2: seed the epoch, one pass over the training crops; returns the log record (mean loss terms, lr)."""
     config = run.config
     seed_epoch(config.seed, epoch, run.ddp.rank)
-    if run.sampler is not None:
-        run.sampler.set_epoch(epoch)
-    loader = make_loader(run.dataset, config.batch_size, shuffle=True, workers=config.workers, sampler=run.sampler,
-                         seed=config.seed * LOADER_SEED_STRIDE + epoch)
+    run.sampler.set_epoch(epoch)
     sums, steps = dict.fromkeys(LOSS_TERMS, 0.0), 0
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (progress and run.ddp.main), leave=False)
+    bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (progress and run.ddp.main), leave=False)
     for batch in bar:
         terms = _train_step(run, batch, epoch)
         if terms is None:
@@ -238,6 +253,8 @@ def train_one_epoch(run: Run, epoch: int, progress: bool = True) -> dict:
             sums[key] += value.item()
         steps += 1
         bar.set_postfix({k: f"{v / steps:.3f}" for k, v in sums.items()})
+    if steps == 0:
+        raise RuntimeError(f"epoch {epoch + 1}: every step had a non-finite loss, nothing was learnt; {_last_good(run)}")
     run.scheduler.step()
     return {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"], **{k: v / max(steps, 1) for k, v in sums.items()}}
 
@@ -245,8 +262,8 @@ def train_one_epoch(run: Run, epoch: int, progress: bool = True) -> dict:
 def end_of_epoch(run: Run, epoch: int, record: dict, *, progress: bool = True) -> None:
     """Step 3 (main process): validation Dice, ``last.pt`` (and ``best.pt`` on a better score), log line, curves."""
     if run.ddp.main:
-        if run.val_dirs:
-            record.update(validate(run.model, run.val_dirs, run.device))
+        if run.val_ids:
+            record.update(validate(run.model, run.cases, run.val_ids, run.device))
             score = float(np.nanmean([record.get(f"val_dice_{r}", float("nan")) for r in ("WT", "TC", "ET")]))
         else:
             score = -record["loss"]
@@ -265,9 +282,10 @@ def end_of_epoch(run: Run, epoch: int, record: dict, *, progress: bool = True) -
     run.ddp.barrier()
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True):
-    """Train; returns ``(model, last epoch's log record)``. Writes into ``config.out``."""
-    run = set_up(config, resume)
+def train(config: TrainConfig, resume: bool = False, progress: bool = True, overwrite: bool = False):
+    """Train; returns ``(model, last epoch's log record)``. Writes into ``config.out``: a folder holding
+    an earlier run needs ``resume`` (continue it) or ``overwrite`` (replace it)."""
+    run = set_up(config, resume, overwrite)
     record = {}
     for epoch in range(run.start_epoch, config.epochs):
         record = train_one_epoch(run, epoch, progress)

@@ -76,7 +76,7 @@ def counts_from_probs_folder(folder, input_path=None) -> tuple[dict, int]:
 
 def case_probabilities(model, config: dict, source, input_path, roi, overlap: float, device) -> Iterator[tuple]:
     """``(case_id, probs (K, X, Y, Z) numpy, brain (X, Y, Z))`` of every case under ``input_path``."""
-    from ..inference.predict import predict_probs
+    from ..nn.sliding_window import predict_probs
 
     channels = model_channel_order(config, source)
     for case_files in find_cases(input_path, prefer=trained_layout(config)):

@@ -153,7 +153,7 @@ def summary(lines: list[Line]) -> str:
     rows = [f"cga_kernels self-test (torch {torch.__version__}; backend {ck.backend()})", ""]
     rows += [f"{(line.section + ': ' + line.what).ljust(width)}  {line.outcome}" for line in lines]
     failed = sum(line.failed for line in lines)
-    rows += ["", f"{len(lines) - failed} passed, {failed} failed" if failed else f"all {len(lines)} checks passed or skipped with a reason"]
+    rows += ["", f"{failed} of {len(lines)} checks FAILED" if failed else f"all {len(lines)} checks passed or skipped with a reason"]
     return "\n".join(rows)
 
 

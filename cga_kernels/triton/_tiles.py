@@ -52,6 +52,10 @@ GPU_TILE = 2048
 (checked for sm_80 and sm_90 by ``cga_kernels.triton.aot``)."""
 
 
+GPU_WARPS = 8
+"""Warps per program of the tile kernels: with 4, float64 and soft-mask tiles spill a few bytes on sm_90."""
+
+
 def tile_sizes(channels: int, n: int) -> tuple[int, int]:
     """``(BLOCK_C, BLOCK_N)``: channel blocks of 16-64 and voxel blocks filling a tile of
     ``GPU_TILE`` elements on a GPU, or of 64K elements (at most the padded ``n``) in the
@@ -151,7 +155,8 @@ def masked_sums(x: torch.Tensor, num_classes: int, labels=None, weights=None):
     counts = torch.zeros(slots, num_classes, dtype=acc, device=x.device)
     soft, lab, w = _mask_args(labels, weights)
     _masked_sums_kernel[grid](x, lab, w, sums, counts, channels, n, num_classes, nb, SOFT=soft, ATOMIC=atomic,
-                              ACC=acc_tl(x.dtype), K_PAD=class_pad(num_classes), BLOCK_C=block_c, BLOCK_N=block_n)
+                              ACC=acc_tl(x.dtype), K_PAD=class_pad(num_classes), BLOCK_C=block_c, BLOCK_N=block_n,
+                              num_warps=GPU_WARPS)
     if not atomic:  # second stage: a fixed-order sum over the voxel blocks
         sums = sums.view(batch, nb, num_classes, channels).sum(1)
         counts = counts.view(batch, nb, num_classes).sum(1)
@@ -167,5 +172,5 @@ def masked_broadcast(table: torch.Tensor, n: int, out_dtype, labels=None, weight
     soft, lab, w = _mask_args(labels, weights)
     _masked_broadcast_kernel[grid](table, lab, w, residual if residual is not None else out, out, channels, n, num_classes,
                                    SOFT=soft, RESIDUAL=residual is not None, ACC=acc_tl(table.dtype),
-                                   K_PAD=class_pad(num_classes), BLOCK_C=block_c, BLOCK_N=block_n)
+                                   K_PAD=class_pad(num_classes), BLOCK_C=block_c, BLOCK_N=block_n, num_warps=GPU_WARPS)
     return out

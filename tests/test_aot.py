@@ -5,7 +5,9 @@ in interpreter mode (tests/conftest.py), where kernels cannot be compiled for a 
 are cached under ``build/aot/``.
 """
 
+import importlib
 import inspect
+import pkgutil
 import json
 import os
 import subprocess
@@ -13,7 +15,7 @@ import sys
 
 import pytest
 
-from cga_kernels.triton import _tiles, aot, distances, intra_update
+from cga_kernels.triton import aot
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
@@ -26,9 +28,12 @@ def _python(code: str) -> str:
 
 
 def _jit_kernels() -> set[str]:
-    """Names of every ``@triton.jit`` kernel (not helper) defined in the Triton modules."""
-    return {name for module in (_tiles, intra_update, distances) for name, obj in inspect.getmembers(module)
-            if name.endswith("_kernel") and callable(obj)}
+    """Names of every ``@triton.jit`` kernel (not helper) defined in any module of cga_kernels.triton."""
+    import cga_kernels.triton as package
+
+    modules = [importlib.import_module(f"cga_kernels.triton.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
+    return {name for module in modules for name, obj in inspect.getmembers(module)
+            if name.endswith("_kernel") and getattr(getattr(obj, "fn", None), "__module__", None) == module.__name__}
 
 
 def test_problems_flags_spills_shared_memory_and_errors():

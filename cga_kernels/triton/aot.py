@@ -133,7 +133,8 @@ def tile_representatives() -> list[tuple[int, int, int]]:
 
 
 def _launch_all(k: int, c: int, n: int, dtype: torch.dtype, residual: bool) -> None:
-    """Call every launcher of ``KERNELS`` once on meta tensors of shape ``(B=1, C, N)``, K classes."""
+    """Call every launcher of ``KERNELS`` once on meta tensors of shape ``(B=1, C, N)``, K classes;
+    a launcher without a call here is an error, so a new op cannot escape the check."""
     from . import KERNELS
 
     meta = dict(device="meta")
@@ -144,16 +145,22 @@ def _launch_all(k: int, c: int, n: int, dtype: torch.dtype, residual: bool) -> N
     proto = torch.empty(1, k, c, dtype=dtype, **meta)
     counts = torch.empty(1, k, dtype=torch.float64 if dtype == torch.float64 else torch.float32, **meta)
     grad_kk = torch.empty(1, k, k, dtype=dtype, **meta)
-    KERNELS["pool_hard"](x, labels, k)
-    KERNELS["pool_soft"](x, weights)
-    KERNELS["scatter_hard"](proto, labels)
-    KERNELS["scatter_soft"](proto, weights)
-    KERNELS["intra_update_hard"](x, labels, active, residual)
-    KERNELS["intra_update_soft"](x, weights, active, residual)
-    KERNELS["intra_update_hard_backward"](x, proto, labels, active, counts, residual)
-    KERNELS["intra_update_soft_backward"](x, proto, counts, x, weights, active, proto, counts, residual)
-    KERNELS["pair_distances"](proto, active)
-    KERNELS["pair_distances_backward"](grad_kk, proto, grad_kk)
+    arguments = {
+        "pool_hard": (x, labels, k),
+        "pool_soft": (x, weights),
+        "scatter_hard": (proto, labels),
+        "scatter_soft": (proto, weights),
+        "intra_update_hard": (x, labels, active, residual),
+        "intra_update_soft": (x, weights, active, residual),
+        "intra_update_hard_backward": (x, proto, labels, active, counts, residual),
+        "intra_update_soft_backward": (x, proto, counts, x, weights, active, proto, counts, residual),
+        "pair_distances": (proto, active),
+        "pair_distances_backward": (grad_kk, proto, grad_kk),
+    }
+    if set(arguments) != set(KERNELS):
+        raise RuntimeError(f"aot: give example arguments for the launchers {sorted(set(KERNELS) - set(arguments))}")
+    for name, launcher in KERNELS.items():
+        launcher(*arguments[name])
 
 
 def specialisations() -> list[Spec]:

@@ -75,7 +75,9 @@ def peers_section(peers: dict) -> list[str]:
              f"Run of {peers['datetime']} ({peers['machine']}); `make bench-peers`. Every round runs each candidate once "
              "in turn (A B C ... A B C ...); median over the rounds, 25th-75th percentile in brackets. Copy roofline "
              "fraction: the time 6 x-sized passes (the fewest any implementation can make forward+backward) take at the "
-             "speed of a plain copy of x measured in the same rounds, divided by the candidate's time.", "",
+             "speed of a plain copy of x measured in the same rounds, divided by the candidate's time. "
+             "(torch-scatter 2.1.2's `scatter_mean` is itself `scatter_add_` for the sums and the counts plus a division, "
+             "in Python; its compiled kernels serve `scatter_mul`/`min`/`max` and the segment operations.)", "",
              "| shape | candidate | median ms (p25-p75) | fused is faster by | copy roofline fraction |", "|---|---|---:|---:|---:|"]
     for shape, rows in peers["shapes"].items():
         fused = rows["fused"]["median_ms"]

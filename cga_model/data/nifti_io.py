@@ -32,10 +32,14 @@ TEMP_MARK = ".tmp"  # atomic_write's temporary files: .<name>.<random>.tmp<suffi
 
 
 def current_umask() -> int:
-    """The process's file-creation mask (read by setting it and putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    """The process's file-creation mask: from /proc on Linux (no change to it), else by setting it and putting it back."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
 
 
 def atomic_write(path, write) -> None:

@@ -159,9 +159,12 @@ def test_evaluate_refuses_a_missing_case_unless_allowed(cohort, tmp_path, capsys
     err = _one_line_error(capsys, "evaluate")
     assert missing.name[: -len(".nii.gz")] in err and "--allow-missing" in err
     assert cga(["evaluate", "--pred", str(pred), "--gt", str(cohort), "--out", str(out), "--metrics", "legacy", "--allow-missing"]) == 0
-    rows = {r.split(",")[0]: r for r in out.read_text().splitlines()}
-    case_row = rows[missing.name[: -len(".nii.gz")]]
-    assert case_row.split(",")[2:4] == ["0.0", "0.0"] or "0.0" in case_row  # scored as an empty prediction
+    import csv
+
+    rows = {row["case_id"]: row for row in csv.DictReader(out.open())}
+    scored = rows[missing.name[: -len(".nii.gz")]]  # as an empty prediction: no overlap with the tumour
+    assert float(scored["WT_dice"]) == 0.0 and float(scored["WT_sensitivity"]) == 0.0
+    assert sum(1 for case_id in rows if case_id.startswith("SYN")) == 3
 
 
 def test_evaluate_checks_geometry_and_takes_spacing_from_the_truth(cohort, tmp_path, capsys):

@@ -4,6 +4,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 
 import nibabel as nib
 import numpy as np
@@ -14,6 +15,7 @@ from cga_model.data import cache as cache_module
 from cga_model.data.cache import CacheError, open_cache
 from cga_model.data.dataset import load_case, normalize
 from cga_model.data.loader import CachedCases, RawCases, TrainingCrops, open_cases
+from cga_model.data import preprocess as preprocess_module
 from cga_model.data.preprocess import preprocess
 from cga_model.data.synth import synthesize_cohort
 
@@ -196,3 +198,16 @@ def test_cache_of_another_layout_is_not_mixed(tmp_path, capsys):
     assert open_cache(out).layout == "brats2023" and open_cases(out).layout == "brats2023"
     assert cga(["preprocess", "--data", str(raw), "--out", str(out), "--layout", "brats2024"]) == 2
     assert "2 brats2023 cases), not from" in capsys.readouterr().err
+
+
+def _killed_writer(source, cache):
+    """A worker killed mid-case (the OOM killer, a SIGKILL)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_killed_worker_is_an_error_not_a_hang(raw, tmp_path, monkeypatch):
+    out = tmp_path / "cache"
+    monkeypatch.setattr(preprocess_module, "write_case", _killed_writer)
+    with pytest.raises(CacheError, match="worker process died"):
+        preprocess(raw, out, workers=2, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["cache.json"]

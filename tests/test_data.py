@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from cga_model.data.dataset import BratsDataset, augment, find_cases, load_case, normalize, pad_to_multiple, random_crop
+from cga_model.data.dataset import draw_augmentation, find_cases, jitter_intensity, load_case, normalize, pad_to_multiple
+from cga_model.data.loader import TrainingCrops, open_cases
+from cga_model.data.sampling import read_window
 from cga_model.data.nifti_io import DataError, atomic_write, safe_case_path
 from cga_model.data.layouts import MODALITIES
 from cga_model.data.synth import synthesize_case, synthesize_cohort
@@ -71,10 +73,12 @@ def test_pad_crop_and_augment_keep_image_and_labels_aligned():
     classes = (image[0] > 5).astype(np.uint8)
     padded = pad_to_multiple(image, 8)
     assert padded.shape == (4, 16, 16, 8) and np.all(padded[:, 10:] == 0)
-    crop_img, crop_cls = random_crop(padded, pad_to_multiple(classes, 8), (8, 8, 8), rng=rng)
+    crop_img, crop_cls = read_window(padded, pad_to_multiple(classes, 8), (3, 5, 0), (8, 8, 8))
     assert crop_img.shape == (4, 8, 8, 8) and crop_cls.shape == (8, 8, 8)
     for seed in range(8):
-        aug_img, aug_cls = augment(image, classes, np.random.default_rng(seed))
+        augmentation = draw_augmentation(np.random.default_rng(seed), 4)
+        aug_img, aug_cls = read_window(image, classes, (0, 0, 0), classes.shape, augmentation.flips)
+        jitter_intensity(aug_img, augmentation.scale, augmentation.shift)
         # labels were a threshold of channel 0; flips plus a positive affine jitter must keep them one
         assert aug_img[0][aug_cls == 1].min() > aug_img[0][aug_cls == 0].max()
         assert aug_cls.sum() == classes.sum()
@@ -82,21 +86,20 @@ def test_pad_crop_and_augment_keep_image_and_labels_aligned():
 
 def test_intensity_augmentation_bounds():
     image = np.ones((4, 4, 4, 4), dtype=np.float32)
-    classes = np.zeros((4, 4, 4), dtype=np.uint8)
     for seed in range(20):
-        out, _ = augment(image, classes, np.random.default_rng(seed))
+        augmentation = draw_augmentation(np.random.default_rng(seed), 4)
+        out = jitter_intensity(image.copy(), augmentation.scale, augmentation.shift)
         values = out.reshape(4, -1)[:, 0]
         assert np.all(values >= 0.9 - 0.1 - 1e-6) and np.all(values <= 1.1 + 0.1 + 1e-6)
 
 
 def test_dataset_items(cohort):
-    torch.manual_seed(0)
-    ds = BratsDataset(find_cases(cohort), crop=(16, 16, 16), augment=True)
-    item = ds[0]
+    cases = open_cases(cohort)
+    item = TrainingCrops(cases, cases.case_ids, (16, 16, 16), augment=True)[(0, False, 0)]
     assert item["image"].shape == (4, 16, 16, 16) and item["image"].dtype == torch.float32
     assert item["labels"].shape == (16, 16, 16) and item["labels"].dtype == torch.int64
-    whole = BratsDataset(find_cases(cohort))[1]
-    assert whole["image"].shape == (4, 24, 24, 16)
+    whole, _ = cases.validation_case(cases.case_ids[1])
+    assert whole.shape == (4, 24, 24, 16)
 
 
 def _copy_case(cohort, tmp_path):

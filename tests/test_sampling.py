@@ -45,8 +45,9 @@ def test_crop_start_bounds_and_centre():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 30), st.integers(1, 24)), min_size=3, max_size=3), st.integers(0, 2**32 - 1))
-def test_window_holds_its_centre_and_matches_padded_slicing(axes, seed):
+@given(st.lists(st.tuples(st.integers(1, 30), st.integers(1, 24)), min_size=3, max_size=3), st.integers(0, 2**32 - 1),
+       st.tuples(st.booleans(), st.booleans(), st.booleans()))
+def test_window_holds_its_centre_and_matches_padded_slicing(axes, seed, flips):
     shape, crop = [s for s, _ in axes], [c for _, c in axes]
     rng = np.random.default_rng(seed)
     image = rng.standard_normal((2, *shape)).astype(np.float32)
@@ -55,11 +56,13 @@ def test_window_holds_its_centre_and_matches_padded_slicing(axes, seed):
     start = crop_start(shape, crop, rng, center=center)
     for c, a, w in zip(center, start, crop):
         assert a <= c < a + w
-    got_image, got_classes = read_window(image, classes, start, crop)
+    got_image, got_classes = read_window(image, classes, start, crop, flips)
     pad = [(w, w) for w in crop]
     window = tuple(slice(a + w, a + 2 * w) for a, w in zip(start, crop))
-    np.testing.assert_array_equal(got_image, np.pad(image, [(0, 0)] + pad)[(slice(None),) + window])
-    np.testing.assert_array_equal(got_classes, np.pad(classes, pad)[window])
+    axes = tuple(a for a in range(3) if flips[a])
+    expected_image = np.flip(np.pad(image, [(0, 0)] + pad)[(slice(None),) + window], tuple(a + 1 for a in axes))
+    np.testing.assert_array_equal(got_image, expected_image)
+    np.testing.assert_array_equal(got_classes, np.flip(np.pad(classes, pad)[window], axes))
 
 
 def test_read_window_indexes_only_the_window():

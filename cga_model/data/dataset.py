@@ -1,7 +1,8 @@
-"""Brain-tumour cases: reading (any layout of ``layouts.py``), normalisation, padding, augmentation, Dataset and loader.
+"""Brain-tumour cases: reading (any layout of ``layouts.py``), normalisation, padding, augmentation.
 
 Images become ``(4, X, Y, Z)`` float32 in the one channel order ``layouts.MODALITIES``, whatever
 the files' order; labels become class indices through the layout's label scheme (``labels.py``).
+The training samples and their loader are in ``loader.py``.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
 
 from .layouts import MODALITIES, CaseFiles, find_cases, segmentation_classes
 from .nifti_io import DataError, load_nifti, read_array
@@ -110,70 +109,33 @@ def pad_to_multiple(array: np.ndarray, multiple: int, min_size=None) -> np.ndarr
     return array if all(p == (0, 0) for p in pads) else np.pad(array, pads)
 
 
-def random_crop(image: np.ndarray, classes: np.ndarray, size, *, rng: np.random.Generator):
-    """A random ``size`` crop of ``image (C, X, Y, Z)`` and ``classes (X, Y, Z)`` (views, no copy)."""
-    starts = [int(rng.integers(0, s - c + 1)) for s, c in zip(classes.shape, size)]
-    window = tuple(slice(a, a + c) for a, c in zip(starts, size))
-    return image[(slice(None),) + window], classes[window]
+@dataclass
+class Augmentation:
+    """The paper's augmentation of one sample: ``flips[a]`` flips spatial axis ``a`` (image and labels alike);
+    then per channel ``x * scale + shift`` inside the brain, ``scale (C, 1, 1, 1)`` ~ U(0.9, 1.1) and
+    ``shift (C, 1, 1, 1)`` ~ U(-0.1, 0.1), float32."""
+
+    flips: tuple
+    scale: np.ndarray
+    shift: np.ndarray
 
 
-def augment(image: np.ndarray, classes: np.ndarray, rng: np.random.Generator):
-    """Paper augmentation: flip each axis with p=0.5 (image and labels alike), then per channel
-    ``x * U(0.9, 1.1) + U(-0.1, 0.1)`` inside the brain."""
-    for axis in range(3):
-        if rng.random() < 0.5:
-            image, classes = np.flip(image, axis + 1), np.flip(classes, axis)
-    brain = np.any(image != 0, axis=0)
-    scale = rng.uniform(0.9, 1.1, size=(image.shape[0], 1, 1, 1)).astype(np.float32)
-    shift = rng.uniform(-0.1, 0.1, size=(image.shape[0], 1, 1, 1)).astype(np.float32)
-    image = np.where(brain[None], image * scale + shift, 0).astype(np.float32)
-    return image, np.ascontiguousarray(classes)
+def draw_augmentation(rng: np.random.Generator, channels: int) -> Augmentation:
+    """Draw one sample's augmentation from ``rng``: three flips (p=0.5 each), then scales, then shifts."""
+    flips = tuple(bool(rng.random() < 0.5) for _ in range(3))
+    scale = rng.uniform(0.9, 1.1, size=(channels, 1, 1, 1)).astype(np.float32)
+    shift = rng.uniform(-0.1, 0.1, size=(channels, 1, 1, 1)).astype(np.float32)
+    return Augmentation(flips, scale, shift)
 
 
-class BratsDataset(Dataset):
-    """Items ``{"image": (4, X, Y, Z) float32, "labels": (X, Y, Z) int64, "case_id": str}``.
-
-    With ``crop`` a random crop (after padding to at least ``crop``) and, with ``augment``, the
-    paper's flips and intensity jitter; without, the whole normalised volume padded to a
-    multiple of ``multiple``. Randomness comes from ``torch``'s RNG (seed it for repeatability).
-    """
-
-    def __init__(self, case_dirs, *, crop=None, augment: bool = False, multiple: int = 8):
-        self.case_dirs = list(case_dirs)
-        self.crop, self.augment, self.multiple = (tuple(crop) if crop else None), augment, multiple
-
-    def __len__(self) -> int:
-        return len(self.case_dirs)
-
-    def __getitem__(self, index: int) -> dict:
-        case = load_case(self.case_dirs[index])
-        if case.classes is None:
-            raise DataError(f"case {case.case_id}: no segmentation file (needed for training)")
-        image = normalize(case.image)
-        image = pad_to_multiple(image, self.multiple, self.crop)
-        classes = pad_to_multiple(case.classes, self.multiple, self.crop)
-        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
-        if self.crop:
-            image, classes = random_crop(image, classes, self.crop, rng=rng)
-        if self.augment:
-            image, classes = augment(image, classes, rng)
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(image)),
-            "labels": torch.from_numpy(np.ascontiguousarray(classes)).long(),
-            "case_id": case.case_id,
-        }
-
-
-def make_loader(dataset, batch_size: int, *, shuffle: bool, workers: int = 0, sampler=None, seed: int = 0) -> DataLoader:
-    """A DataLoader with ``workers`` processes; each worker's numpy/torch RNG follows torch's base seed."""
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle and sampler is None,
-        sampler=sampler,
-        num_workers=workers,
-        generator=generator,
-        persistent_workers=False,
-        drop_last=False,
-    )
+def jitter_intensity(image: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """In place on ``image (C, X, Y, Z)`` float32: ``x * scale[c] + shift[c]`` inside the brain (voxels
+    non-zero in any channel), 0 outside; returns ``image``. No temporary larger than one channel."""
+    brain = image[0] != 0
+    for channel in image[1:]:
+        brain |= channel != 0
+    for channel, a, b in zip(image, scale.reshape(-1), shift.reshape(-1)):
+        channel *= a
+        channel += b
+        channel *= brain
+    return image

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .cache import CaseArrays, case_arrays, is_cache, open_cache, uncrop
-from .dataset import augment, find_cases, load_case, normalize
+from .dataset import draw_augmentation, find_cases, jitter_intensity, load_case, normalize
 from .nifti_io import DataError
 from .sampling import CropBatchSampler, crop_start, foreground_voxel, read_window
 
@@ -80,7 +80,7 @@ class TrainingCrops(Dataset):
     """Training samples of the cases ``case_ids`` of ``cases`` (``open_cases``), keyed by
     ``(case_index, foreground, seed)`` as ``CropBatchSampler`` yields them.
 
-    Item: ``{"image": (C, *crop) float32, "labels": (*crop) int64, "case_id": str}``; a ``crop`` window
+    Item: ``{"image": (C, *crop) float32, "labels": (*crop) int64 class indices, "case_id": str}``; a ``crop`` window
     (foreground-centred when asked and the case has foreground) then, with ``augment``, the paper's
     flips and intensity jitter, all drawn from the key's seed.
     """
@@ -98,11 +98,14 @@ class TrainingCrops(Dataset):
             raise DataError(f"case {arrays.case_id}: no segmentation (needed for training)")
         rng = np.random.default_rng(seed)
         center = foreground_voxel(arrays.locations, rng) if foreground else None
-        image, classes = read_window(arrays.image, arrays.classes, crop_start(arrays.image.shape[1:], self.crop, rng, center), self.crop)
-        if self.augment:
-            image, classes = augment(image, classes, rng)
-        return {"image": torch.from_numpy(np.ascontiguousarray(image)), "labels": torch.from_numpy(np.ascontiguousarray(classes)).long(),
-                "case_id": arrays.case_id}
+        start = crop_start(arrays.image.shape[1:], self.crop, rng, center)
+        if not self.augment:
+            image, classes = read_window(arrays.image, arrays.classes, start, self.crop)
+        else:
+            augmentation = draw_augmentation(rng, arrays.image.shape[0])
+            image, classes = read_window(arrays.image, arrays.classes, start, self.crop, augmentation.flips)
+            jitter_intensity(image, augmentation.scale, augmentation.shift)
+        return {"image": torch.from_numpy(image), "labels": torch.from_numpy(classes).long(), "case_id": arrays.case_id}
 
 
 def default_workers(processes: int = 1) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 import shutil
 from pathlib import Path
 
@@ -76,20 +78,29 @@ def _unfinished(out: Path, folders: list[Path]) -> list[Path]:
     return todo
 
 
-def _write_one(job) -> str:
-    return write_case(*job)
+def _run_parallel(jobs: list, workers: int, bar) -> None:
+    """``write_case`` of every job on ``workers`` processes; the first error cancels the queued jobs, and a
+    worker that dies (killed, out of memory) is an error, not a hang."""
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context()) as pool:
+        futures = [pool.submit(write_case, *job) for job in jobs]
+        try:
+            for future in as_completed(futures):
+                future.result()
+                bar.update()
+        except BrokenProcessPool as err:
+            raise CacheError(f"a cga preprocess worker process died ({err}); finished cases are intact, run it again") from err
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run(jobs: list, workers: int, progress: bool) -> None:
     with tqdm(total=len(jobs), desc="preprocess", unit="case", disable=not progress, leave=False) as bar:
-        if workers <= 1:
-            for job in jobs:
-                _write_one(job)
-                bar.update()
+        if workers > 1:
+            _run_parallel(jobs, workers, bar)
             return
-        with multiprocessing.get_context().Pool(workers) as pool:  # leaving the block terminates the workers
-            for _ in pool.imap_unordered(_write_one, jobs):
-                bar.update()
+        for job in jobs:
+            write_case(*job)
+            bar.update()
 
 
 def preprocess(data, out, workers: int = 1, rebuild: bool = False, progress: bool = True, *, layout=None) -> dict:

@@ -48,18 +48,21 @@ def crop_start(shape, crop, rng: np.random.Generator, center=None) -> tuple:
     return tuple(starts)
 
 
-def read_window(image: np.ndarray, classes: np.ndarray, start, crop):
+def read_window(image: np.ndarray, classes: np.ndarray, start, crop, flips=(False, False, False)):
     """``(image (C, *crop) float32, classes (*crop) uint8)``: the window at ``start`` of ``image (C, x, y, z)``
-    and ``classes (x, y, z)``, zero outside the arrays. Only the window's part of a memory map is read."""
+    and ``classes (x, y, z)``, zero outside the arrays, flipped along each spatial axis ``a`` with
+    ``flips[a]``. One copy; only the window's part of a memory map is read."""
     out_image = np.zeros((image.shape[0],) + tuple(crop), dtype=np.float32)
     out_classes = np.zeros(tuple(crop), dtype=np.uint8)
     source, target = [], []
-    for begin, width, size in zip(start, crop, image.shape[1:]):
+    for begin, width, size, flip in zip(start, crop, image.shape[1:], flips):
         lo, hi = max(begin, 0), min(begin + width, size)
         source.append(slice(lo, hi))
-        target.append(slice(lo - begin, hi - begin))
-    out_image[(slice(None),) + tuple(target)] = image[(slice(None),) + tuple(source)]
-    out_classes[tuple(target)] = classes[tuple(source)]
+        target.append(slice(width - (hi - begin), width - (lo - begin)) if flip else slice(lo - begin, hi - begin))
+    axes = tuple(a for a, flip in enumerate(flips) if flip)
+    window = tuple(source)
+    out_image[(slice(None),) + tuple(target)] = np.flip(image[(slice(None),) + window], tuple(a + 1 for a in axes))
+    out_classes[tuple(target)] = np.flip(classes[window], axes)
     return out_image, out_classes
 
 

@@ -140,6 +140,8 @@ def run(shapes: list[str], scale: float) -> dict:
         "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} at the end",
+        "load_average": os.getloadavg()[0],  # runnable processes (1-min average) when the run ended
+        "cores": os.cpu_count(),
         "backend": ck.backend(),
         "shapes": results,
         "skipped": skipped,

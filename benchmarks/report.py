@@ -98,6 +98,9 @@ def goal_lines(peers: dict) -> list[str]:
         speed = rows[best]["median_ms"] / rows["fused"]["median_ms"]
         lines.append(f"| {shape} | {rows['fused']['median_ms']:.2f} | {best} | {rows[best]['median_ms']:.2f} | {speed:.2f}x | "
                      f"{GOAL[shape]:.1f}x | {'yes' if speed >= GOAL[shape] else 'no'} |")
+    if peers.get("load_average", 0) > peers.get("cores", 1):
+        lines += ["", f"**Not a verdict:** this run shared the machine (load average {peers['load_average']:.1f} on {peers['cores']} "
+                      "cores when it ended); re-run `make bench-peers` on an idle machine."]
     return lines
 
 

@@ -223,7 +223,7 @@ def _add_export(sub) -> None:
 
 
 def _explain(args) -> None:
-    from .evaluation.explain import explain_folder
+    from .inference.explain import explain_folder
 
     written = explain_folder(args.checkpoint, args.input, args.out, roi=tuple(args.roi), channels=args.channels, device=args.device,
                              overwrite=args.overwrite)
@@ -241,7 +241,7 @@ def _add_explain(sub) -> None:
 
 
 def _confidence(args) -> None:
-    from .evaluation.confidence import confidence_report, format_table, parse_models
+    from .inference.confidence import confidence_report, format_table, parse_models
 
     csv_path, png, rows = confidence_report(parse_models(args.model), args.out, input_path=args.input, roi=tuple(args.roi),
                                             overlap=args.overlap, device=args.device, overwrite=args.overwrite)

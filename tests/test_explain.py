@@ -11,8 +11,8 @@ from torch import nn
 from cga_model.cli import main
 from cga_model.data.nifti_io import save_nifti
 from cga_model.data.synth import synthesize_cohort
-from cga_model.evaluation import confidence as conf
-from cga_model.evaluation.explain import DPI, PANEL_INCHES, capture_update, explain_volume
+from cga_model.inference import confidence as conf
+from cga_model.inference.explain import DPI, PANEL_INCHES, capture_update, explain_volume
 from cga_model.nn.checkpoint import save_checkpoint
 from cga_model.nn.dropin import CategoryGuidedAttention
 from cga_model.nn.network import CGAUNet

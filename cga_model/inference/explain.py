@@ -29,7 +29,7 @@ from ..data.labels import CLASS_NAMES
 from ..data.layouts import MODALITIES, find_cases, model_channel_order, trained_layout
 from ..data.nifti_io import safe_case_path
 from ..nn.config import SIZE_MULTIPLE
-from .plots import pyplot, save_png
+from ..evaluation.plots import pyplot, save_png
 
 ATTENTION_PNG, FEATURES_PNG = "_attention.png", "_features.png"
 DPI = 100

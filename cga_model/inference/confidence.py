@@ -26,7 +26,7 @@ from ..data.labels import REGIONS
 from ..data.layouts import find_cases, model_channel_order, trained_layout
 from ..data.nifti_io import DataError, atomic_write, load_nifti, read_array
 from ..nn.config import SIZE_MULTIPLE
-from .plots import pyplot, save_png
+from ..evaluation.plots import pyplot, save_png
 
 EDGES = (0.0, 0.1, 0.5, 0.9, 1.0)
 BINS = tuple(f"[{a}, {b}]" if a == 0 else f"({a}, {b}]" for a, b in zip(EDGES[:-1], EDGES[1:]))
@@ -89,7 +89,7 @@ def case_probabilities(model, config: dict, source, input_path, roi, overlap: fl
 
 def counts_from_model(source, input_path, *, roi=(128, 128, 128), overlap=0.5, device="cpu") -> tuple[dict, int]:
     """Pooled ``region_bin_counts`` of a checkpoint's (or ``.onnx`` model's) predictions on ``input_path``."""
-    from ..inference.onnx_runtime import load_predictor
+    from .onnx_runtime import load_predictor
 
     model, config = load_predictor(source, device)
     total, cases = {}, 0

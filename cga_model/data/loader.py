@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from .cache import CaseArrays, case_arrays, is_cache, open_cache, uncrop
 from .dataset import draw_augmentation, find_cases, jitter_intensity, load_case, normalize
+from .layouts import MODALITIES
 from .nifti_io import DataError
 from .sampling import CropBatchSampler, crop_start, foreground_voxel, read_window
 
@@ -82,7 +83,9 @@ class TrainingCrops(Dataset):
 
     Item: ``{"image": (C, *crop) float32, "labels": (*crop) int64 class indices, "case_id": str}``; a ``crop`` window
     (foreground-centred when asked and the case has foreground) then, with ``augment``, the paper's
-    flips and intensity jitter, all drawn from the key's seed.
+    flips and intensity jitter, all drawn from the key's seed. A batch (``__getitems__``, as the
+    DataLoader fetches it) is written straight into its batch tensors, in shared memory inside a
+    loader worker: no per-sample arrays and no collate copy.
     """
 
     def __init__(self, cases, case_ids, crop, augment: bool = True):
@@ -91,7 +94,8 @@ class TrainingCrops(Dataset):
     def __len__(self) -> int:
         return len(self.case_ids)
 
-    def __getitem__(self, key) -> dict:
+    def _fill(self, key, image: np.ndarray, classes: np.ndarray) -> str:
+        """Write the sample ``key`` into ``image (C, *crop)`` float32 and ``classes (*crop)``; returns its case ID."""
         index, foreground, seed = key
         arrays = self.cases.arrays(self.case_ids[index])
         if arrays.classes is None:
@@ -100,12 +104,36 @@ class TrainingCrops(Dataset):
         center = foreground_voxel(arrays.locations, rng) if foreground else None
         start = crop_start(arrays.image.shape[1:], self.crop, rng, center)
         if not self.augment:
-            image, classes = read_window(arrays.image, arrays.classes, start, self.crop)
-        else:
-            augmentation = draw_augmentation(rng, arrays.image.shape[0])
-            image, classes = read_window(arrays.image, arrays.classes, start, self.crop, augmentation.flips)
-            jitter_intensity(image, augmentation.scale, augmentation.shift)
-        return {"image": torch.from_numpy(image), "labels": torch.from_numpy(classes).long(), "case_id": arrays.case_id}
+            read_window(arrays.image, arrays.classes, start, self.crop, out=(image, classes))
+            return arrays.case_id
+        augmentation = draw_augmentation(rng, arrays.image.shape[0])
+        read_window(arrays.image, arrays.classes, start, self.crop, augmentation.flips, out=(image, classes))
+        jitter_intensity(image, augmentation.scale, augmentation.shift)
+        return arrays.case_id
+
+    def __getitems__(self, keys) -> dict:
+        """The batch of ``keys``: ``{"image": (B, C, *crop), "labels": (B, *crop) int64, "case_id": [str]}``."""
+        image = _batch_tensor((len(keys), len(MODALITIES)) + self.crop, torch.float32)
+        labels = _batch_tensor((len(keys),) + self.crop, torch.int64)
+        ids = [self._fill(key, image[i].numpy(), labels[i].numpy()) for i, key in enumerate(keys)]
+        return {"image": image, "labels": labels, "case_id": ids}
+
+    def __getitem__(self, key) -> dict:
+        batch = self.__getitems__([key])
+        return {"image": batch["image"][0], "labels": batch["labels"][0], "case_id": batch["case_id"][0]}
+
+
+def _batch_tensor(shape, dtype) -> torch.Tensor:
+    """An uninitialised tensor; in shared memory inside a loader worker (so sending it to the main process copies nothing)."""
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size())
+    return torch.empty(0, dtype=dtype).set_(storage).view(shape)
+
+
+def _as_batch(batch: dict) -> dict:
+    """The DataLoader's collate function: ``TrainingCrops.__getitems__`` already made the batch."""
+    return batch
 
 
 def default_workers(processes: int = 1) -> int:
@@ -122,5 +150,5 @@ def make_loader(dataset: TrainingCrops, sampler: CropBatchSampler, workers: int,
     where an uninterrupted run reuses its persistent workers); it draws it from a generator of its
     own, so torch's global RNG (dropout) is never touched and a resumed run ends as an uninterrupted one.
     """
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0,
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0, collate_fn=_as_batch,
                       pin_memory=pin_memory, prefetch_factor=2 if workers > 0 else None, generator=torch.Generator().manual_seed(0))

@@ -48,12 +48,14 @@ def crop_start(shape, crop, rng: np.random.Generator, center=None) -> tuple:
     return tuple(starts)
 
 
-def read_window(image: np.ndarray, classes: np.ndarray, start, crop, flips=(False, False, False)):
-    """``(image (C, *crop) float32, classes (*crop) uint8)``: the window at ``start`` of ``image (C, x, y, z)``
+def read_window(image: np.ndarray, classes: np.ndarray, start, crop, flips=(False, False, False), out=None):
+    """``(image (C, *crop) float32, classes (*crop))``: the window at ``start`` of ``image (C, x, y, z)``
     and ``classes (x, y, z)``, zero outside the arrays, flipped along each spatial axis ``a`` with
-    ``flips[a]``. One copy; only the window's part of a memory map is read."""
-    out_image = np.zeros((image.shape[0],) + tuple(crop), dtype=np.float32)
-    out_classes = np.zeros(tuple(crop), dtype=np.uint8)
+    ``flips[a]``; written into ``out`` (two such arrays, e.g. one slot of a batch; classes may be wider
+    than uint8) or new arrays. One copy; only the window's part of a memory map is read."""
+    if out is None:
+        out = (np.zeros((image.shape[0],) + tuple(crop), dtype=np.float32), np.zeros(tuple(crop), dtype=np.uint8))
+    out_image, out_classes = out
     source, target = [], []
     for begin, width, size, flip in zip(start, crop, image.shape[1:], flips):
         lo, hi = max(begin, 0), min(begin + width, size)
@@ -61,6 +63,9 @@ def read_window(image: np.ndarray, classes: np.ndarray, start, crop, flips=(Fals
         target.append(slice(width - (hi - begin), width - (lo - begin)) if flip else slice(lo - begin, hi - begin))
     axes = tuple(a for a, flip in enumerate(flips) if flip)
     window = tuple(source)
+    if any(t.stop - t.start < width for t, width in zip(target, crop)):  # the window leaves the arrays: zero margins
+        out_image.fill(0)
+        out_classes.fill(0)
     out_image[(slice(None),) + tuple(target)] = np.flip(image[(slice(None),) + window], tuple(a + 1 for a in axes))
     out_classes[tuple(target)] = np.flip(classes[window], axes)
     return out_image, out_classes

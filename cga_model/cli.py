@@ -18,7 +18,11 @@ from .cli_failures import run_command
 from .data.sampling import DEFAULT_FOREGROUND_SHARE
 from .data.layouts import LAYOUTS
 from .nn.config import ModelConfig
+from .nn.losses import SEGMENTATION_LOSSES
 from .nnunet.commands import add_nnunet_commands
+
+
+DEFAULT_SYNTH_SHAPE = (64, 64, 48)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -59,8 +63,12 @@ def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
 
 def _synth(args) -> None:
     from .data.synth import synthesize_cohort
+    from .data.synth_full_size import FULL_SHAPE
 
-    ids = synthesize_cohort(args.out, cases=args.cases, seed=args.seed, shape=tuple(args.shape), layout=args.layout)
+    if args.full_size and args.shape is not None:
+        raise ValueError(f"--shape {' '.join(map(str, args.shape))} and --full-size together: --full-size writes 240 240 155, drop one")
+    shape = FULL_SHAPE if args.full_size else tuple(args.shape or DEFAULT_SYNTH_SHAPE)
+    ids = synthesize_cohort(args.out, cases=args.cases, seed=args.seed, shape=shape, layout=args.layout, realistic=args.full_size)
     print(f"wrote {len(ids)} {args.layout} cases to {args.out}")
 
 
@@ -81,7 +89,7 @@ def _train(args) -> None:
         val_fraction=args.val_fraction, seed=args.seed, workers=args.workers, foreground_share=args.foreground_share, device=args.device,
         model=model_config_from_args(args), attention_weight=args.attention_weight, inter_weight=args.inter_weight,
         inter_form=args.inter_form, inter_start_epoch=args.inter_start_epoch, inter_sign=-1.0 if args.reverse_inter else 1.0,
-        layout=args.layout,
+        layout=args.layout, loss=args.loss, val_every=args.val_every, brain_mask=not args.no_brain_mask,
     )
     _, record = train(config, resume=args.resume, overwrite=args.overwrite)
     print(f"done: {record}; checkpoints in {args.out}")
@@ -91,7 +99,7 @@ def _predict(args) -> None:
     from .inference.predict import predict_folder
 
     written = predict_folder(args.onnx or args.checkpoint, args.input, args.out, layout=args.layout, roi=tuple(args.roi),
-                             overlap=args.overlap, tta=args.tta, save_probs=args.probs, device=args.device)
+                             overlap=args.overlap, tta=args.tta, save_probs=args.probs, brain_mask=not args.no_brain_mask, device=args.device)
     print(f"wrote {len(written)} predictions (+ overlay PNGs) to {args.out}")
 
 
@@ -127,6 +135,12 @@ def _add_layout(parser: argparse.ArgumentParser, what: str) -> None:
                         help=f"layout of {what} (default: detected from the file names; brats2024 shares brats2023's names)")
 
 
+def _add_brain_mask(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-brain-mask", action="store_true",
+                        help="segment the whole volume as it is, for images that are not skull-stripped; without it, voxels zero in "
+                             "every modality (outside a skull-stripped brain) are background and only the brain's box is segmented")
+
+
 def _add_synth(sub) -> None:
     p = _command(sub, "synth", "write a synthetic cohort in a dataset layout (BraTS 2021/2023/2024, MSD Task01)", _synth)
     p.add_argument("out", help="folder for the cases, in the files of --layout")
@@ -134,7 +148,11 @@ def _add_synth(sub) -> None:
                    help="files and labels to write: brats2021, brats2023, brats2024 (with resection cavities, label 4) or msd")
     p.add_argument("--cases", type=int, default=10, help="number of cases")
     p.add_argument("--seed", type=int, default=0, help="seed of the cohort (same seed, same cases)")
-    p.add_argument("--shape", type=int, nargs=3, default=(64, 64, 48), metavar=("X", "Y", "Z"), help="volume size in voxels (1 mm)")
+    p.add_argument("--shape", type=int, nargs=3, default=None, metavar=("X", "Y", "Z"),
+                   help=f"volume size in voxels, 1 mm (default: {' '.join(map(str, DEFAULT_SYNTH_SHAPE))})")
+    p.add_argument("--full-size", action="store_true",
+                   help="realistic 240x240x155 cases: a brain of 1.5-1.9 M voxels in a zero background, gliomas of 0.5-3 %% of it "
+                        "with the three nested sub-regions (to judge training as on real scans)")
 
 
 def _add_preprocess(sub) -> None:
@@ -156,6 +174,8 @@ def _add_train(sub) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="crops per step (per process under DDP)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate at epoch 0")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of the cases held out for validation Dice")
+    p.add_argument("--val-every", type=int, default=5,
+                   help="validate every N epochs (and after the last): sliding windows at --crop over the held-out cases; best.pt on the mean Dice")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the initial weights and every epoch's data order")
     p.add_argument("--workers", type=int, default=None,
                    help="loader worker processes (0: load in the main process; default: the CPU cores, at most 8, shared among DDP processes)")
@@ -166,7 +186,11 @@ def _add_train(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="start afresh in an --out folder that holds an earlier run (replacing it)")
     _add_layout(p, "--data (the network's class count follows its label scheme: 5 with a resection cavity)")
     add_model_flags(p)
+    _add_brain_mask(p)
     loss = p.add_argument_group("loss options (CGALoss)")
+    loss.add_argument("--loss", choices=SEGMENTATION_LOSSES, default="dice_ce",
+                      help="segmentation loss: dice_ce = the paper's Dice + cross-entropy (learns on full-size volumes); "
+                           "dice = the paper's softmax Dice over the tumour classes (collapses on full-size volumes)")
     loss.add_argument("--attention-weight", type=float, default=1.0, help="weight of the attention MSE: 1 = paper, 20 = released code")
     loss.add_argument("--inter-weight", type=float, default=0.1, help="weight of the inter-class term")
     loss.add_argument("--inter-form", choices=("paper", "official"), default="paper", help="inter-class loss: paper formula or released code's")
@@ -184,6 +208,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--overlap", type=float, default=0.5, help="overlap of neighbouring windows, as a fraction of the window")
     p.add_argument("--tta", action="store_true", help="average over the 8 axis flips")
     p.add_argument("--probs", action="store_true", help="also write <ID>_prob.nii.gz")
+    _add_brain_mask(p)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     _add_layout(p, "--input; predictions are written in its file names and label values")
 

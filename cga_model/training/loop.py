@@ -2,8 +2,10 @@
 
 Adam (amsgrad, weight decay 1e-5), poly learning rate (power 0.9), the two-stage CGALoss,
 AMP on CUDA, a tqdm bar with the loss terms, ``metrics.jsonl`` and ``curves.png`` in the run
-folder, validation Dice (WT/TC/ET) per epoch, ``last.pt`` every epoch and ``best.pt``, both
-written atomically. ``resume=True`` continues after the epoch stored in ``last.pt``; every
+folder, ``last.pt`` every epoch and ``best.pt`` (the best mean validation Dice), both written
+atomically. Validation (every ``val_every`` epochs and after the last) segments the held-out
+cases as ``cga predict`` does: sliding windows at the training crop, voxels outside the brain
+set to background unless ``brain_mask=False``, and scores WT/TC/ET Dice. ``resume=True`` continues after the epoch stored in ``last.pt``; every
 epoch seeds its own RNG streams from ``(seed, epoch, rank)``, so a resumed run repeats the
 same data order and augmentations as an uninterrupted one.
 
@@ -27,15 +29,15 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..data.dataset import pad_to_multiple
 from ..data.layouts import data_record
 from ..data.loader import TrainingCrops, default_workers, make_loader, open_cases
 from ..data.sampling import DEFAULT_FOREGROUND_SHARE, CropBatchSampler
 from ..evaluation.metrics import dice, region_mask
 from ..nn.checkpoint import check_compatible, load_checkpoint, save_checkpoint, saved_model_config
-from ..nn.config import SIZE_MULTIPLE, ModelConfig
+from ..nn.config import ModelConfig
 from ..nn.losses import CGALoss
 from ..nn.network import CGAUNet
+from ..nn.sliding_window import segment_volume
 from .curves import plot_curves
 from .distributed import DistributedRun
 from .preflight import require_labels
@@ -68,7 +70,8 @@ class TrainConfig:
     foreground_share: float = DEFAULT_FOREGROUND_SHARE  # share of each batch centred on a foreground voxel
     device: str = "cpu"
     model: ModelConfig = field(default_factory=ModelConfig)
-    # loss (CGALoss)
+    # loss (CGALoss): "dice_ce" (Dice + cross-entropy) or "dice" (the paper's softmax Dice, collapses on full-size volumes)
+    loss: str = "dice_ce"
     dice_weight: float = 1.0
     attention_weight: float = 1.0
     inter_weight: float = 0.1
@@ -78,6 +81,9 @@ class TrainConfig:
     # robustness
     max_bad_steps: int = 10
     val_cases: list = field(default_factory=list)
+    # validation: every val_every epochs (and after the last), voxels outside the brain are background unless brain_mask=False
+    val_every: int = 5
+    brain_mask: bool = True
     # the data (layouts.data_record): the layout (None: detect it from the file names), its label scheme and
     # the channel order; set_up fills them and sets model.num_classes to the scheme's class count
     layout: Optional[str] = None
@@ -90,7 +96,7 @@ class TrainConfig:
 
     def make_loss(self) -> CGALoss:
         return CGALoss(
-            dice_weight=self.dice_weight, attention_weight=self.attention_weight, inter_weight=self.inter_weight,
+            segmentation=self.loss, dice_weight=self.dice_weight, attention_weight=self.attention_weight, inter_weight=self.inter_weight,
             inter_form=self.inter_form, inter_start_epoch=self.inter_start_epoch, inter_sign=self.inter_sign,
         )
 
@@ -116,14 +122,15 @@ def seed_epoch(seed: int, epoch: int, rank: int) -> None:
 
 
 @torch.no_grad()
-def validate(model, cases, case_ids, device) -> dict:
-    """Mean Dice per region (WT, TC, ET) over the whole volumes of ``case_ids`` of ``cases`` (``open_cases``)."""
+def validate(model, cases, case_ids, device, *, roi, brain_mask: bool = True) -> dict:
+    """Mean Dice per region (WT, TC, ET) over the whole volumes of ``case_ids`` of ``cases`` (``open_cases``),
+    segmented as ``cga predict`` does (``segment_volume``: sliding windows of ``roi``, the brain mask)."""
     model.eval()
     scores = {"WT": [], "TC": [], "ET": []}
     for case_id in case_ids:
         image, classes = cases.validation_case(case_id)
-        logits = model(torch.from_numpy(pad_to_multiple(image, SIZE_MULTIPLE))[None].to(device)).logits[0]
-        pred = logits.argmax(0).cpu().numpy()[tuple(slice(0, s) for s in classes.shape)]
+        probs = segment_volume(model, torch.from_numpy(image).to(device), roi, brain_only=brain_mask)
+        pred = probs.argmax(0).cpu().numpy()
         for region in scores:
             scores[region].append(dice(region_mask(pred, region), region_mask(classes, region)))
     model.train()
@@ -188,6 +195,8 @@ def set_up(config: TrainConfig, resume: bool = False, overwrite: bool = False) -
     scheduler, loss and data; then ``resume``."""
     if config.epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {config.epochs}")
+    if config.val_every < 1:
+        raise ValueError(f"--val-every must be at least 1 (epochs between validations), got {config.val_every}")
     ddp, out = DistributedRun(config.device), Path(config.out)
     cases = open_cases(config.data, layout=config.layout)
     _record_data(config, cases.layout)
@@ -259,18 +268,31 @@ def train_one_epoch(run: Run, epoch: int, progress: bool = True) -> dict:
     return {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"], **{k: v / max(steps, 1) for k, v in sums.items()}}
 
 
+def validation_due(config: TrainConfig, epoch: int) -> bool:
+    """Whether epoch ``epoch`` (0-based) ends with a validation: every ``val_every`` epochs and after the last."""
+    return (epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs
+
+
+def _epoch_score(run: Run, epoch: int, record: dict):
+    """The score ``best.pt`` is chosen on: mean validation Dice on validation epochs (None on the others),
+    minus the training loss when there are no validation cases. Adds the validation Dice to ``record``."""
+    if not run.val_ids:
+        return -record["loss"]
+    if not validation_due(run.config, epoch):
+        return None
+    record.update(validate(run.model, run.cases, run.val_ids, run.device, roi=run.config.crop, brain_mask=run.config.brain_mask))
+    return float(np.nanmean([record[f"val_dice_{r}"] for r in ("WT", "TC", "ET")]))
+
+
 def end_of_epoch(run: Run, epoch: int, record: dict, *, progress: bool = True) -> None:
-    """Step 3 (main process): validation Dice, ``last.pt`` (and ``best.pt`` on a better score), log line, curves."""
+    """Step 3 (main process): validation Dice when due, ``last.pt`` (and ``best.pt`` on a better score), log line, curves."""
     if run.ddp.main:
-        if run.val_ids:
-            record.update(validate(run.model, run.cases, run.val_ids, run.device))
-            score = float(np.nanmean([record.get(f"val_dice_{r}", float("nan")) for r in ("WT", "TC", "ET")]))
-        else:
-            score = -record["loss"]
+        score = _epoch_score(run, epoch, record)
         state = dict(model=run.model.state_dict(), optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
-                     epoch=epoch, best=max(run.best, score), config=run.config.to_dict(), rng=torch.get_rng_state(), record=record)
+                     epoch=epoch, best=run.best if score is None else max(run.best, score), config=run.config.to_dict(),
+                     rng=torch.get_rng_state(), record=record)
         save_checkpoint(run.out / "last.pt", **state)
-        if score > run.best:
+        if score is not None and score > run.best:
             run.best = score
             save_checkpoint(run.out / "best.pt", **state)
         log_path = run.out / "metrics.jsonl"

@@ -34,7 +34,7 @@ def _check_ranges(args) -> None:
     if args.command == "synth":
         if args.cases < 1:
             raise ValueError(f"--cases must be at least 1, got {args.cases}")
-        if min(args.shape) < 1:
+        if args.shape is not None and min(args.shape) < 1:  # None: the default shape, or --full-size
             raise ValueError(f"--shape must be positive voxel counts, got {' '.join(map(str, args.shape))}")
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from cga_model.cli import main as cga
 from cga_model.data.dataset import load_case
 from cga_model.data.layouts import find_cases
 from cga_model.data.synth import synthesize_cohort
@@ -55,3 +56,19 @@ def test_realistic_cohort_writes_readable_brats_cases(tmp_path):
         _check_case(case.image, case.classes, (96, 96, 64))
     with pytest.raises(ValueError, match="resection cavity"):
         synthesize_cohort(tmp_path / "rc", 1, shape=(96, 96, 64), layout="brats2024", realistic=True, progress=False)
+
+
+def test_cli_full_size_writes_brats_cases(tmp_path):
+    assert cga(["synth", str(tmp_path), "--full-size", "--cases", "1", "--seed", "4"]) == 0
+    (source,) = find_cases(tmp_path)
+    case = load_case(source)
+    assert case.image.shape == (4,) + FULL_SHAPE and case.layout == "brats2021"
+    _check_case(case.image, case.classes, FULL_SHAPE)
+
+
+def test_cli_refuses_full_size_with_a_shape_or_resection_cavities(tmp_path, capsys):
+    assert cga(["synth", str(tmp_path / "a"), "--full-size", "--shape", "64", "64", "48"]) == 2
+    assert cga(["synth", str(tmp_path / "b"), "--full-size", "--layout", "brats2024"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("cga synth: error:") and "--shape" in err[0]
+    assert err[1].startswith("cga synth: error:") and "brats2024" in err[1]

@@ -116,7 +116,7 @@ def _evaluate(args) -> None:
     print(f"metrics: {out}\nplot: {png}")
 
 
-def _command(sub, name: str, summary: str, run) -> argparse.ArgumentParser:
+def _command(sub, name: str, *, summary: str, run) -> argparse.ArgumentParser:
     """A sub-command whose parsed arguments go to ``run``."""
     parser = sub.add_parser(name, help=summary, formatter_class=HelpFormatter)
     parser.set_defaults(func=run)
@@ -142,7 +142,7 @@ def _add_brain_mask(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_synth(sub) -> None:
-    p = _command(sub, "synth", "write a synthetic cohort in a dataset layout (BraTS 2021/2023/2024, MSD Task01)", _synth)
+    p = _command(sub, "synth", summary="write a synthetic cohort in a dataset layout (BraTS 2021/2023/2024, MSD Task01)", run=_synth)
     p.add_argument("out", help="folder for the cases, in the files of --layout")
     p.add_argument("--layout", choices=tuple(LAYOUTS), default="brats2021",
                    help="files and labels to write: brats2021, brats2023, brats2024 (with resection cavities, label 4) or msd")
@@ -158,7 +158,7 @@ def _add_synth(sub) -> None:
 def _add_preprocess(sub) -> None:
     from .data.loader import default_workers
 
-    p = _command(sub, "preprocess", "cache a dataset for fast training: brain crop, z-score, memory-mappable arrays", _preprocess)
+    p = _command(sub, "preprocess", summary="cache a dataset for fast training: brain crop, z-score, memory-mappable arrays", run=_preprocess)
     _add_required(p, {"--data": "dataset folder of any layout (BraTS 2021/2023/2024 case folders, an MSD Task01 folder)",
                       "--out": "cache folder (new, empty, or a cache to finish); pass it to cga train --data"})
     p.add_argument("--workers", type=int, default=default_workers(), help="parallel processes (one case each)")
@@ -167,7 +167,7 @@ def _add_preprocess(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    p = _command(sub, "train", "train a CGA U-Net (use torchrun --nproc_per_node=N for DDP)", _train)
+    p = _command(sub, "train", summary="train a CGA U-Net (use torchrun --nproc_per_node=N for DDP)", run=_train)
     _add_required(p, {"--data": "dataset folder of any layout, or a cache made by cga preprocess", "--out": "run folder (last.pt, best.pt, metrics.jsonl, curves.png)"})
     p.add_argument("--epochs", type=int, default=500, help="training epochs (poly learning rate over them)")
     p.add_argument("--crop", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="random crop size (multiples of 8)")
@@ -199,7 +199,7 @@ def _add_train(sub) -> None:
 
 
 def _add_predict(sub) -> None:
-    p = _command(sub, "predict", "segment cases, writing <ID>.nii.gz and an overlay PNG", _predict)
+    p = _command(sub, "predict", summary="segment cases, writing <ID>.nii.gz and an overlay PNG", run=_predict)
     model = p.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", help="a best.pt or last.pt of cga train (this or --onnx is required)")
     model.add_argument("--onnx", help="a model.onnx of cga export, run by ONNX Runtime on the CPU instead of PyTorch")
@@ -214,7 +214,7 @@ def _add_predict(sub) -> None:
 
 
 def _add_evaluate(sub) -> None:
-    p = _command(sub, "evaluate", "BraTS metrics of predictions against ground truth", _evaluate)
+    p = _command(sub, "evaluate", summary="BraTS metrics of predictions against ground truth", run=_evaluate)
     _add_required(p, {"--pred": "folder of <ID>.nii.gz predictions (in the label values of the ground truth's layout)",
                       "--gt": "dataset folder with the ground-truth segmentations, any layout",
                       "--out": "CSV path ending in .csv (a PNG is written beside it)"})
@@ -241,7 +241,7 @@ def _export(args) -> None:
 
 
 def _add_export(sub) -> None:
-    p = _command(sub, "export", "export a checkpoint to ONNX (.onnx) or a torch.export program (.pt2)", _export)
+    p = _command(sub, "export", summary="export a checkpoint to ONNX (.onnx) or a torch.export program (.pt2)", run=_export)
     _add_required(p, {"--checkpoint": "a best.pt or last.pt of cga train",
                       "--out": "model.onnx (dynamic batch and sizes, multiples of 8, at least 16) or model.pt2"})
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -256,7 +256,7 @@ def _explain(args) -> None:
 
 
 def _add_explain(sub) -> None:
-    p = _command(sub, "explain", "attention maps per class and features before/after the intra-class update (paper Figs. 6-7)", _explain)
+    p = _command(sub, "explain", summary="attention maps per class and features before/after the intra-class update (paper Figs. 6-7)", run=_explain)
     _add_required(p, {"--checkpoint": "a best.pt or last.pt of cga train (a CGA U-Net with its SAM)",
                       "--input": "a case folder or a folder of case folders", "--out": "folder for <ID>_attention.png and <ID>_features.png"})
     p.add_argument("--roi", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="window around the tumour (multiples of 8)")
@@ -275,8 +275,8 @@ def _confidence(args) -> None:
 
 
 def _add_confidence(sub) -> None:
-    p = _command(sub, "confidence", "share of voxel probabilities in [0,0.1], (0.1,0.5], (0.5,0.9], (0.9,1] per region (paper Fig. 8)",
-                 _confidence)
+    p = _command(sub, "confidence", summary="share of voxel probabilities in [0,0.1], (0.1,0.5], (0.5,0.9], (0.9,1] per region (paper Fig. 8)",
+                 run=_confidence)
     p.add_argument("--model", action="append", required=True, metavar="NAME=SOURCE",
                    help="repeatable; SOURCE: a folder of <ID>_prob.nii.gz (cga predict --probs) or a checkpoint / .onnx run on --input")
     _add_required(p, {"--out": "folder for confidence.csv and confidence.png"})

@@ -22,9 +22,8 @@ from tqdm import tqdm
 
 from .layouts import LAYOUTS, MODALITIES, MSD_MODALITY_NAMES, Layout, case_paths, get_layout
 from .nifti_io import atomic_write, save_nifti
-from .synth_full_size import synthesize_full_size_case
+from .synth_full_size import CONTRAST_COLUMNS, synthesize_full_size_case
 
-CONTRAST_COLUMNS = ("flair", "t1", "t1ce", "t2")
 # tissue -> intensity per modality, in the order of CONTRAST_COLUMNS
 CONTRAST = {
     "wm": (0.55, 0.80, 0.80, 0.45),

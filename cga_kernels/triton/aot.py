@@ -135,6 +135,7 @@ def tile_representatives() -> list[tuple[int, int, int]]:
 def _launch_all(k: int, c: int, n: int, dtype: torch.dtype, residual: bool) -> None:
     """Call every launcher of ``KERNELS`` once on meta tensors of shape ``(B=1, C, N)``, K classes;
     a launcher without a call here is an error, so a new op cannot escape the check."""
+    from .._math import acc_dtype
     from . import KERNELS
 
     meta = dict(device="meta")
@@ -143,7 +144,7 @@ def _launch_all(k: int, c: int, n: int, dtype: torch.dtype, residual: bool) -> N
     weights = torch.empty(1, k, n, dtype=dtype, **meta)
     active = torch.empty(k, dtype=torch.bool, **meta)
     proto = torch.empty(1, k, c, dtype=dtype, **meta)
-    counts = torch.empty(1, k, dtype=torch.float64 if dtype == torch.float64 else torch.float32, **meta)
+    counts = torch.empty(1, k, dtype=acc_dtype(dtype), **meta)
     grad_kk = torch.empty(1, k, k, dtype=dtype, **meta)
     arguments = {
         "pool_hard": (x, labels, k),

@@ -1,6 +1,6 @@
 """Learning on full-size volumes: the default training recipe against the paper's, in a fixed CPU budget.
 
-``python -m benchmarks.learning [--out DIR] [--steps 540] [--recipes default paper]``
+``python -m benchmarks.learning [--out DIR] [--steps 500] [--recipes default paper]``
 
 Synthesises 12 training and 4 held-out realistic full-size cases (``cga synth --full-size``:
 240x240x155, a brain of 1.5-1.9 M voxels in a zero background, gliomas of 0.5-3 % of the brain;
@@ -71,7 +71,7 @@ class Setting:
     train_cases: int = 12
     test_cases: int = 4
     shape: tuple = FULL_SHAPE
-    steps: int = 540
+    steps: int = 500
     crop: tuple = (64, 64, 64)
     batch_size: int = 2
     base_channels: int = 8
@@ -138,7 +138,7 @@ def measure(setting: Setting) -> list:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="learning_out", help="folder for the cohorts, the cache, the runs and the predictions")
-    parser.add_argument("--steps", type=int, default=540, help="optimiser steps per recipe (the budget)")
+    parser.add_argument("--steps", type=int, default=500, help="optimiser steps per recipe (the budget)")
     parser.add_argument("--recipes", nargs="+", choices=tuple(RECIPES), default=list(RECIPES))
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: cga train's)")
     args = parser.parse_args(argv)

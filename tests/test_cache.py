@@ -12,7 +12,7 @@ import pytest
 
 from cga_model.cli import main as cga
 from cga_model.data import cache as cache_module
-from cga_model.data.cache import CacheError, open_cache
+from cga_model.data.cache import CacheError, as_float16, open_cache
 from cga_model.data.dataset import load_case, normalize
 from cga_model.data.loader import CachedCases, RawCases, TrainingCrops, open_cases
 from cga_model.data import preprocess as preprocess_module
@@ -60,10 +60,13 @@ def test_cached_case_equals_the_raw_reader_and_maps_back(raw, cache):
     for case_id in cached.case_ids:
         image, classes = cached.validation_case(case_id)
         case = load_case(raw / case_id)
-        np.testing.assert_array_equal(image, normalize(case.image))  # bit-identical to normalising the whole volume
+        normalized = normalize(case.image)
+        assert image.dtype == np.float32  # stored as float16: the nearest float16 of normalising the whole volume
+        np.testing.assert_array_equal(image, normalized.astype(np.float16).astype(np.float32))
+        assert np.all(np.abs(image - normalized) <= np.abs(normalized) * 2.0**-11 + 2.0**-25)  # half an ulp (subnormals: 2^-25)
         np.testing.assert_array_equal(classes, case.classes)
         arrays = cached.arrays(case_id)
-        assert isinstance(arrays.image, np.memmap) and arrays.image.dtype == np.float32 and not arrays.image.flags.writeable
+        assert isinstance(arrays.image, np.memmap) and arrays.image.dtype == np.float16 and not arrays.image.flags.writeable
         brain = np.argwhere(np.any(case.image != 0, axis=0))
         assert arrays.box == tuple(zip(brain.min(0).tolist(), (brain.max(0) + 1).tolist()))
         assert arrays.original_shape == SHAPE
@@ -153,11 +156,11 @@ def test_folder_that_is_not_a_cache(raw, tmp_path, capsys):
 def test_other_version_or_settings_refused_then_rebuilt(raw, cache, capsys):
     index = json.loads((cache / "cache.json").read_text())
     (cache / "cache.json").write_text(json.dumps({**index, "version": 0}))
-    with pytest.raises(CacheError, match=r"version 0; this cga reads .* version 1: rebuild it with .*--rebuild"):
+    with pytest.raises(CacheError, match=r"version 0; this cga reads .* version 2: rebuild it with .*--rebuild"):
         open_cases(cache)
     assert cga(["preprocess", "--data", str(raw), "--out", str(cache)]) == 2
     assert "--rebuild" in capsys.readouterr().err
-    (cache / "cache.json").write_text(json.dumps({**index, "settings": {**index["settings"], "dtype": "float16"}}))
+    (cache / "cache.json").write_text(json.dumps({**index, "settings": {**index["settings"], "dtype": "float32"}}))
     with pytest.raises(CacheError, match="other settings"):
         open_cache(cache)
     assert cga(["preprocess", "--data", str(raw), "--out", str(cache), "--rebuild"]) == 0
@@ -187,7 +190,8 @@ def test_changed_source_is_detected(tmp_path, capsys):
     image = nib.load(changed)
     nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj)[::-1].copy(), image.affine), changed)  # new content
     assert preprocess(raw, out, rebuild=True, workers=1, progress=False)["written"] == 2
-    np.testing.assert_array_equal(open_cases(out).validation_case("SYN_0004_001")[0], normalize(load_case(raw / "SYN_0004_001").image))
+    expected = normalize(load_case(raw / "SYN_0004_001").image).astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(open_cases(out).validation_case("SYN_0004_001")[0], expected)
 
 
 def test_cache_of_another_layout_is_not_mixed(tmp_path, capsys):
@@ -211,3 +215,12 @@ def test_killed_worker_is_an_error_not_a_hang(raw, tmp_path, monkeypatch):
     with pytest.raises(CacheError, match="worker process died"):
         preprocess(raw, out, workers=2, progress=False)
     assert sorted(p.name for p in out.iterdir()) == ["cache.json"]
+
+
+def test_intensity_beyond_float16_is_refused_not_stored_as_inf():
+    image = np.zeros((4, 3, 3, 3), dtype=np.float32)
+    image[1, 1, 1, 1] = 7e4  # beyond float16's 65504
+    with pytest.raises(CacheError, match=r"case C1: a normalised intensity of 70000.0 does not fit the cache's float16"):
+        as_float16(image, "C1")
+    image[1, 1, 1, 1] = 6e4
+    assert as_float16(image, "C1").dtype == np.float16

@@ -78,26 +78,39 @@ def test_pad_crop_and_augment_keep_image_and_labels_aligned():
     for seed in range(8):
         augmentation = draw_augmentation(np.random.default_rng(seed), 4)
         aug_img, aug_cls = read_window(image, classes, (0, 0, 0), classes.shape, augmentation.flips)
-        jitter_intensity(aug_img, augmentation.scale, augmentation.shift)
+        aug_img = jitter_intensity(torch.from_numpy(aug_img)[None], torch.from_numpy(augmentation.scale)[None],
+                                   torch.from_numpy(augmentation.shift)[None])[0].numpy()
         # labels were a threshold of channel 0; flips plus a positive affine jitter must keep them one
         assert aug_img[0][aug_cls == 1].min() > aug_img[0][aug_cls == 0].max()
         assert aug_cls.sum() == classes.sum()
 
 
-def test_intensity_augmentation_bounds():
-    image = np.ones((4, 4, 4, 4), dtype=np.float32)
+def test_intensity_jitter_is_scale_and_shift_inside_the_brain_only():
+    rng = np.random.default_rng(1)
+    image = torch.from_numpy(rng.standard_normal((3, 4, 6, 5, 4)).astype(np.float16))
+    image[:, :, :2] = 0  # outside the brain in every channel
+    image[0, 2, 3] = 0  # zero in one channel only: still brain
+    scale, shift = torch.rand(3, 4) * 0.2 + 0.9, torch.rand(3, 4) * 0.2 - 0.1
+    out = jitter_intensity(image, scale, shift)
+    assert out.dtype == torch.float32
+    brain = (image != 0).any(1, keepdim=True)
+    expected = torch.where(brain, image.float() * scale[:, :, None, None, None] + shift[:, :, None, None, None], 0.0)
+    assert torch.equal(out, expected) and torch.all(out[:, :, :2] == 0) and not torch.all(out[0, 2, 3] == 0)
+    assert torch.equal(jitter_intensity(image, torch.ones(3, 4), torch.zeros(3, 4)), image.float())  # identity without augmentation
+
+
+def test_augmentation_draws_are_within_the_papers_bounds():
     for seed in range(20):
         augmentation = draw_augmentation(np.random.default_rng(seed), 4)
-        out = jitter_intensity(image.copy(), augmentation.scale, augmentation.shift)
-        values = out.reshape(4, -1)[:, 0]
-        assert np.all(values >= 0.9 - 0.1 - 1e-6) and np.all(values <= 1.1 + 0.1 + 1e-6)
+        assert augmentation.scale.shape == augmentation.shift.shape == (4,)
+        assert np.all(np.abs(augmentation.scale - 1) <= 0.1) and np.all(np.abs(augmentation.shift) <= 0.1)
 
 
 def test_dataset_items(cohort):
     cases = open_cases(cohort)
     item = TrainingCrops(cases, cases.case_ids, (16, 16, 16), augment=True)[(0, False, 0)]
-    assert item["image"].shape == (4, 16, 16, 16) and item["image"].dtype == torch.float32
-    assert item["labels"].shape == (16, 16, 16) and item["labels"].dtype == torch.int64
+    assert item["image"].shape == (4, 16, 16, 16) and item["image"].dtype == torch.float16
+    assert item["labels"].shape == (16, 16, 16) and item["labels"].dtype == torch.uint8
     whole, _ = cases.validation_case(cases.case_ids[1])
     assert whole.shape == (4, 24, 24, 16)
 
@@ -156,3 +169,4 @@ def test_safe_paths_and_atomic_write(tmp_path):
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["x.txt"]
     atomic_write(target, lambda tmp: open(tmp, "w").write("new"))
     assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["x.txt"]
+

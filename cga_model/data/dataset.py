@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+import torch
 
 from .layouts import MODALITIES, CaseFiles, find_cases, segmentation_classes
 from .nifti_io import DataError, load_nifti, read_array
@@ -112,8 +113,8 @@ def pad_to_multiple(array: np.ndarray, multiple: int, min_size=None) -> np.ndarr
 @dataclass
 class Augmentation:
     """The paper's augmentation of one sample: ``flips[a]`` flips spatial axis ``a`` (image and labels alike);
-    then per channel ``x * scale + shift`` inside the brain, ``scale (C, 1, 1, 1)`` ~ U(0.9, 1.1) and
-    ``shift (C, 1, 1, 1)`` ~ U(-0.1, 0.1), float32."""
+    then per channel ``x * scale + shift`` inside the brain, ``scale (C,)`` ~ U(0.9, 1.1) and
+    ``shift (C,)`` ~ U(-0.1, 0.1), float32 (``jitter_intensity`` applies them, on the training device)."""
 
     flips: tuple
     scale: np.ndarray
@@ -123,19 +124,15 @@ class Augmentation:
 def draw_augmentation(rng: np.random.Generator, channels: int) -> Augmentation:
     """Draw one sample's augmentation from ``rng``: three flips (p=0.5 each), then scales, then shifts."""
     flips = tuple(bool(rng.random() < 0.5) for _ in range(3))
-    scale = rng.uniform(0.9, 1.1, size=(channels, 1, 1, 1)).astype(np.float32)
-    shift = rng.uniform(-0.1, 0.1, size=(channels, 1, 1, 1)).astype(np.float32)
+    scale = rng.uniform(0.9, 1.1, size=channels).astype(np.float32)
+    shift = rng.uniform(-0.1, 0.1, size=channels).astype(np.float32)
     return Augmentation(flips, scale, shift)
 
 
-def jitter_intensity(image: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """In place on ``image (C, X, Y, Z)`` float32: ``x * scale[c] + shift[c]`` inside the brain (voxels
-    non-zero in any channel), 0 outside; returns ``image``. No temporary larger than one channel."""
-    brain = image[0] != 0
-    for channel in image[1:]:
-        brain |= channel != 0
-    for channel, a, b in zip(image, scale.reshape(-1), shift.reshape(-1)):
-        channel *= a
-        channel += b
-        channel *= brain
-    return image
+def jitter_intensity(image: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``image (B, C, *S)`` (any float dtype) as float32, ``x * scale[b, c] + shift[b, c]`` inside the brain
+    (voxels non-zero in any channel), 0 outside; ``scale``, ``shift`` ``(B, C)``. A new tensor."""
+    view = (image.shape[0], image.shape[1]) + (1,) * (image.dim() - 2)
+    brain = (image != 0).any(dim=1, keepdim=True)
+    image = image.float() * scale.float().view(view)
+    return image.add_(shift.float().view(view) * brain)

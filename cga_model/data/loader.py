@@ -69,7 +69,7 @@ class CachedCases:
     def validation_case(self, case_id: str):
         arrays = self.arrays(case_id)
         classes = None if arrays.classes is None else uncrop(np.asarray(arrays.classes), arrays.box, arrays.original_shape)
-        return uncrop(np.asarray(arrays.image), arrays.box, arrays.original_shape), classes
+        return uncrop(np.asarray(arrays.image, dtype=np.float32), arrays.box, arrays.original_shape), classes
 
 
 def open_cases(path, *, layout=None):
@@ -81,11 +81,15 @@ class TrainingCrops(Dataset):
     """Training samples of the cases ``case_ids`` of ``cases`` (``open_cases``), keyed by
     ``(case_index, foreground, seed)`` as ``CropBatchSampler`` yields them.
 
-    Item: ``{"image": (C, *crop) float32, "labels": (*crop) int64 class indices, "case_id": str}``; a ``crop`` window
-    (foreground-centred when asked and the case has foreground) then, with ``augment``, the paper's
-    flips and intensity jitter, all drawn from the key's seed. A batch (``__getitems__``, as the
-    DataLoader fetches it) is written straight into its batch tensors, in shared memory inside a
-    loader worker: no per-sample arrays and no collate copy.
+    Item: ``{"image": (C, *crop) float16, "labels": (*crop) uint8 class indices, "scale": (C,) float32,
+    "shift": (C,) float32, "case_id": str}``: a ``crop`` window (foreground-centred when asked and the
+    case has foreground), flipped with ``augment`` as the paper does, and the intensity jitter drawn for
+    it (identity without ``augment``), all from the key's seed. ``training_batch`` makes the network's
+    input of a batch on the training device: widened to float32 and jittered there (one multiply-add
+    per voxel, free on a GPU). A loader worker thus only copies windows; float16 and uint8 halve and
+    eighth what crosses shared memory. A batch (``__getitems__``, as the DataLoader fetches it) is
+    written straight into its batch tensors, in shared memory inside a loader worker: no per-sample
+    arrays and no collate copy.
     """
 
     def __init__(self, cases, case_ids, crop, augment: bool = True):
@@ -94,8 +98,9 @@ class TrainingCrops(Dataset):
     def __len__(self) -> int:
         return len(self.case_ids)
 
-    def _fill(self, key, image: np.ndarray, classes: np.ndarray) -> str:
-        """Write the sample ``key`` into ``image (C, *crop)`` float32 and ``classes (*crop)``; returns its case ID."""
+    def _fill(self, key, image: np.ndarray, classes: np.ndarray, jitter: np.ndarray) -> str:
+        """Write the sample ``key`` into ``image (C, *crop)`` float16, ``classes (*crop)`` and ``jitter (2, C)``
+        (its intensity scale and shift); returns its case ID."""
         index, foreground, seed = key
         arrays = self.cases.arrays(self.case_ids[index])
         if arrays.classes is None:
@@ -105,22 +110,33 @@ class TrainingCrops(Dataset):
         start = crop_start(arrays.image.shape[1:], self.crop, rng, center)
         if not self.augment:
             read_window(arrays.image, arrays.classes, start, self.crop, out=(image, classes))
+            jitter[0], jitter[1] = 1, 0
             return arrays.case_id
         augmentation = draw_augmentation(rng, arrays.image.shape[0])
         read_window(arrays.image, arrays.classes, start, self.crop, augmentation.flips, out=(image, classes))
-        jitter_intensity(image, augmentation.scale, augmentation.shift)
+        jitter[0], jitter[1] = augmentation.scale, augmentation.shift
         return arrays.case_id
 
     def __getitems__(self, keys) -> dict:
-        """The batch of ``keys``: ``{"image": (B, C, *crop), "labels": (B, *crop) int64, "case_id": [str]}``."""
-        image = _batch_tensor((len(keys), len(MODALITIES)) + self.crop, torch.float32)
-        labels = _batch_tensor((len(keys),) + self.crop, torch.int64)
-        ids = [self._fill(key, image[i].numpy(), labels[i].numpy()) for i, key in enumerate(keys)]
-        return {"image": image, "labels": labels, "case_id": ids}
+        """The batch of ``keys``: ``{"image": (B, C, *crop) float16, "labels": (B, *crop) uint8, "scale": (B, C),
+        "shift": (B, C) float32, "case_id": [str]}``."""
+        image = _batch_tensor((len(keys), len(MODALITIES)) + self.crop, torch.float16)
+        labels = _batch_tensor((len(keys),) + self.crop, torch.uint8)
+        jitter = torch.empty((len(keys), 2, len(MODALITIES)), dtype=torch.float32)
+        ids = [self._fill(key, image[i].numpy(), labels[i].numpy(), jitter[i].numpy()) for i, key in enumerate(keys)]
+        return {"image": image, "labels": labels, "scale": jitter[:, 0], "shift": jitter[:, 1], "case_id": ids}
 
     def __getitem__(self, key) -> dict:
         batch = self.__getitems__([key])
-        return {"image": batch["image"][0], "labels": batch["labels"][0], "case_id": batch["case_id"][0]}
+        return {name: value[0] for name, value in batch.items()}
+
+
+def training_batch(batch: dict, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A loader batch on ``device`` as the network and the loss take it: ``(image (B, C, *crop) float32,
+    intensity-jittered there (``dataset.jitter_intensity``), labels (B, *crop) int64)``."""
+    image = batch["image"].to(device, non_blocking=True)
+    image = jitter_intensity(image, batch["scale"].to(device), batch["shift"].to(device))
+    return image, batch["labels"].to(device, non_blocking=True).long()
 
 
 def _batch_tensor(shape, dtype) -> torch.Tensor:

@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..data.layouts import data_record
-from ..data.loader import TrainingCrops, default_workers, make_loader, open_cases
+from ..data.loader import TrainingCrops, default_workers, make_loader, open_cases, training_batch
 from ..data.sampling import DEFAULT_FOREGROUND_SHARE, CropBatchSampler
 from ..evaluation.metrics import dice, region_mask
 from ..nn.checkpoint import check_compatible, load_checkpoint, save_checkpoint, saved_model_config
@@ -230,7 +230,7 @@ def _last_good(run: Run) -> str:
 
 def _train_step(run: Run, batch: dict, epoch: int):
     """One optimiser step; returns the loss terms, or None for a skipped non-finite step."""
-    image, labels = batch["image"].to(run.device), batch["labels"].to(run.device)
+    image, labels = training_batch(batch, run.device)
     with torch.autocast(run.device.type, enabled=run.scaler.is_enabled()):
         terms = run.criterion(run.net(image), labels, epoch)
     run.optimizer.zero_grad(set_to_none=True)

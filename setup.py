@@ -6,11 +6,26 @@ plain shared object (``ATen`` + ``torch/library.h``, no pybind11), loaded with
 """
 
 import glob
+import os
+import shutil
 
 from setuptools import find_packages, setup
 from torch.utils.cpp_extension import BuildExtension, CppExtension
 
 sources = sorted(glob.glob("csrc/cpu/*.cpp"))  # one file per op; the schemas are defined in Python
+
+
+class BuildExtensionReplacing(BuildExtension.with_options(use_ninja=True)):
+    """Puts a built library in place by writing a new file and renaming it over the old one (``pip install -e .``
+    otherwise rewrites ``cga_kernels/_C*.so`` in place, and processes that have it loaded crash)."""
+
+    def copy_file(self, infile, outfile, *args, **kwargs):
+        if not str(outfile).endswith(".so"):
+            return super().copy_file(infile, outfile, *args, **kwargs)
+        partial = f"{outfile}.partial-{os.getpid()}"
+        shutil.copy2(infile, partial)
+        os.replace(partial, outfile)
+        return outfile, True
 
 setup(
     packages=find_packages(include=["cga_kernels", "cga_kernels.*", "cga_model", "cga_model.*"]),
@@ -23,5 +38,5 @@ setup(
             extra_link_args=["-fopenmp"],
         )
     ],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    cmdclass={"build_ext": BuildExtensionReplacing},
 )

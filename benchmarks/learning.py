@@ -15,11 +15,13 @@ batch 2, base 8 channels):
 
 - ``default``: Dice + cross-entropy, 1/3 of the crops centred on tumour, brain mask at prediction;
 - ``paper``: the paper's softmax Dice over the tumour classes (``--loss dice``), uniform crops
-  (``--foreground-share 0``), no brain mask (``--no-brain-mask``).
+  (``--foreground-share 0``; inside the brain's box, as every crop of a cache), no brain mask
+  (``--no-brain-mask``).
 
 The budget is counted in optimiser steps, not minutes, so that a run on a busy machine trains as
-much as one on an idle machine: 540 steps of batch 2 took about 10 minutes on an idle 2-core CPU
-(1.1 s a step). ``tests/test_learning.py`` runs a small version of the same measurement.
+much as one on an idle machine: 500 steps (504: whole epochs of 6 steps) of batch 2 took 9.9
+minutes on an idle 2-core CPU (the issue's budget is 10). ``tests/test_learning.py`` runs a small
+version of the same measurement.
 """
 
 from __future__ import annotations

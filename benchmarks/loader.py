@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from cga_model.data.loader import TrainingCrops, make_loader, open_cases
+from cga_model.data.loader import PREFETCH_FACTOR, TrainingCrops, make_loader, open_cases
 from cga_model.data.preprocess import preprocess
 from cga_model.data.sampling import CropBatchSampler
 from cga_model.data.synth import synthesize_cohort
@@ -70,14 +70,20 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def loader_rate(path: Path, workers: int, samples: int, batch_size: int = 2) -> dict:
-    """Samples/s of ``TrainingCrops`` at 128^3 over ``samples`` samples after a first (warm-up) batch,
-    and the peak resident memory (MiB) of this process and of each worker. Run it in a fresh process."""
+    """Steady-state samples/s of ``TrainingCrops`` at 128^3 over ``samples`` samples, and the peak resident
+    memory (MiB) of this process and of each worker. Run it in a fresh process.
+
+    The clock starts when the first ``max(1, workers * PREFETCH_FACTOR)`` batches have arrived: those were made
+    while the workers started and filled the prefetch queue (with 2 workers the second worker's first
+    batches are made during the first's), so counting them would flatter slow sources at several workers."""
     cases = open_cases(path)
-    ids = (cases.case_ids * math.ceil((samples + batch_size) / len(cases.case_ids)))[: samples + batch_size]
+    warm = max(1, workers * PREFETCH_FACTOR)
+    ids = (cases.case_ids * math.ceil((samples + warm * batch_size) / len(cases.case_ids)))[: samples + warm * batch_size]
     dataset = TrainingCrops(cases, ids, CROP, augment=True)
     loader = make_loader(dataset, CropBatchSampler(cases=len(ids), batch_size=batch_size, seed=0), workers)
     iterator = iter(loader)
-    next(iterator)
+    for _ in range(warm):
+        next(iterator)
     start, seen = time.perf_counter(), 0
     for batch in iterator:
         seen += len(batch["case_id"])
@@ -163,9 +169,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default="build/bench-loader", help="where the full-size cases and their cache are kept")
     parser.add_argument("--cases", type=int, default=4, help="full-size cases to synthesise")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the throughput measurement")
-    parser.add_argument("--raw-samples", type=int, default=6, help="samples timed per raw measurement")
-    parser.add_argument("--cache-samples", type=int, default=60, help="samples timed per cache measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the throughput measurement")
+    parser.add_argument("--raw-samples", type=int, default=24, help="samples timed per raw measurement")
+    parser.add_argument("--cache-samples", type=int, default=200, help="samples timed per cache measurement")
     parser.add_argument("--step-seconds", type=float, default=0.5, help="GPU time of one 8x128^3 training step")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of the small training run")
     parser.add_argument("--parts", default="loader,training,predict", help="comma-separated parts to run: loader, training, predict")

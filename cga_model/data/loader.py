@@ -26,6 +26,7 @@ from .nifti_io import DataError
 from .sampling import CropBatchSampler, crop_start, foreground_voxel, read_window
 
 MAX_DEFAULT_WORKERS = 8
+PREFETCH_FACTOR = 2  # batches each worker keeps ready
 
 
 class RawCases:
@@ -167,4 +168,4 @@ def make_loader(dataset: TrainingCrops, sampler: CropBatchSampler, workers: int,
     own, so torch's global RNG (dropout) is never touched and a resumed run ends as an uninterrupted one.
     """
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0, collate_fn=_as_batch,
-                      pin_memory=pin_memory, prefetch_factor=2 if workers > 0 else None, generator=torch.Generator().manual_seed(0))
+                      pin_memory=pin_memory, prefetch_factor=PREFETCH_FACTOR if workers > 0 else None, generator=torch.Generator().manual_seed(0))

@@ -27,6 +27,7 @@ class BuildExtensionReplacing(BuildExtension.with_options(use_ninja=True)):
         os.replace(partial, outfile)
         return outfile, True
 
+
 setup(
     packages=find_packages(include=["cga_kernels", "cga_kernels.*", "cga_model", "cga_model.*"]),
     ext_modules=[

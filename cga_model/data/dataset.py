@@ -129,6 +129,11 @@ def draw_augmentation(rng: np.random.Generator, channels: int) -> Augmentation:
     return Augmentation(flips, scale, shift)
 
 
+def no_augmentation(channels: int) -> Augmentation:
+    """The identity: no flip, scale 1 and shift 0 on every channel."""
+    return Augmentation((False, False, False), np.ones(channels, dtype=np.float32), np.zeros(channels, dtype=np.float32))
+
+
 def jitter_intensity(image: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """``image (B, C, *S)`` (any float dtype) as float32, ``x * scale[b, c] + shift[b, c]`` inside the brain
     (voxels non-zero in any channel), 0 outside; ``scale``, ``shift`` ``(B, C)``. A new tensor."""

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from .cache import CaseArrays, case_arrays, is_cache, open_cache, uncrop
-from .dataset import draw_augmentation, find_cases, jitter_intensity, load_case, normalize
+from .dataset import draw_augmentation, find_cases, jitter_intensity, load_case, no_augmentation, normalize
 from .layouts import MODALITIES
 from .nifti_io import DataError
 from .sampling import CropBatchSampler, crop_start, foreground_voxel, read_window
@@ -109,11 +109,8 @@ class TrainingCrops(Dataset):
         rng = np.random.default_rng(seed)
         center = foreground_voxel(arrays.locations, rng) if foreground else None
         start = crop_start(arrays.image.shape[1:], self.crop, rng, center)
-        if not self.augment:
-            read_window(arrays.image, arrays.classes, start, self.crop, out=(image, classes))
-            jitter[0], jitter[1] = 1, 0
-            return arrays.case_id
-        augmentation = draw_augmentation(rng, arrays.image.shape[0])
+        channels = arrays.image.shape[0]
+        augmentation = draw_augmentation(rng, channels) if self.augment else no_augmentation(channels)
         read_window(arrays.image, arrays.classes, start, self.crop, augmentation.flips, out=(image, classes))
         jitter[0], jitter[1] = augmentation.scale, augmentation.shift
         return arrays.case_id

@@ -19,7 +19,7 @@ batch 2, base 8 channels):
   (``--no-brain-mask``).
 
 The budget is counted in optimiser steps, not minutes, so that a run on a busy machine trains as
-much as one on an idle machine: 500 steps (504: whole epochs of 6 steps) of batch 2 took 9.9
+much as one on an idle machine: 500 steps (504: whole epochs of 6 steps) of batch 2 took 8.5-9.9
 minutes on an idle 2-core CPU (the issue's budget is 10). ``tests/test_learning.py`` runs a small
 version of the same measurement.
 """

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cga_model.data.dataset import load_case
+from cga_model.data.cases import load_case
 from cga_model.data.layouts import find_cases, segmentation_classes
-from cga_model.data.nifti_io import load_nifti, read_array
+from cga_model.data.nifti import load_nifti, read_array
 from cga_model.data.preprocess import preprocess
 from cga_model.data.synth import synthesize_cohort
 from cga_model.data.synth_full_size import FULL_SHAPE
@@ -84,7 +84,10 @@ class Setting:
 def make_cohorts(setting: Setting) -> tuple[Path, Path]:
     """Training cases (cached) and held-out cases (raw) under ``setting.out``; returns ``(cache, test folder)``."""
     train_dir, test_dir, cache = setting.out / "train", setting.out / "test", setting.out / "train_cache"
-    for folder, cases, seed in ((train_dir, setting.train_cases, TRAIN_COHORT_SEED), (test_dir, setting.test_cases, TEST_COHORT_SEED)):
+    for folder, cases, seed in (
+        (train_dir, setting.train_cases, TRAIN_COHORT_SEED),
+        (test_dir, setting.test_cases, TEST_COHORT_SEED),
+    ):
         synthesize_cohort(folder, cases, seed=seed, shape=setting.shape, realistic=True, progress=False)
     preprocess(train_dir, cache, workers=2, progress=False)
     return cache, test_dir
@@ -110,23 +113,41 @@ def run_recipe(recipe: Recipe, setting: Setting, *, cache: Path, test_dir: Path)
     steps_per_epoch = math.ceil(setting.train_cases / setting.batch_size)
     epochs = math.ceil(setting.steps / steps_per_epoch)
     config = TrainConfig(
-        data=str(cache), out=str(run_dir), epochs=epochs, crop=tuple(setting.crop), batch_size=setting.batch_size,
-        val_fraction=0.0, seed=TRAINING_SEED, workers=setting.workers, foreground_share=recipe.foreground_share,
-        model=ModelConfig(base_channels=setting.base_channels), loss=recipe.loss, brain_mask=recipe.brain_mask,
+        data=str(cache),
+        out=str(run_dir),
+        epochs=epochs,
+        crop=tuple(setting.crop),
+        batch_size=setting.batch_size,
+        val_fraction=0.0,
+        seed=TRAINING_SEED,
+        workers=setting.workers,
+        foreground_share=recipe.foreground_share,
+        model=ModelConfig(base_channels=setting.base_channels),
+        loss=recipe.loss,
+        brain_mask=recipe.brain_mask,
     )
     wall, cpu = time.perf_counter(), time.process_time()
     train(config, progress=False)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    predict_folder(run_dir / "last.pt", test_dir, pred_dir, roi=tuple(setting.crop), brain_mask=recipe.brain_mask, progress=False)
-    return {"recipe": recipe.name, "steps": epochs * steps_per_epoch, "samples": epochs * steps_per_epoch * setting.batch_size,
-            "train_min": wall / 60, "train_cpu_min": cpu / 60, **held_out_scores(pred_dir, test_dir)}
+    predict_folder(
+        run_dir / "last.pt", test_dir, pred_dir, roi=tuple(setting.crop), brain_mask=recipe.brain_mask, progress=False
+    )
+    return {
+        "recipe": recipe.name,
+        "steps": epochs * steps_per_epoch,
+        "samples": epochs * steps_per_epoch * setting.batch_size,
+        "train_min": wall / 60,
+        "train_cpu_min": cpu / 60,
+        **held_out_scores(pred_dir, test_dir),
+    }
 
 
 def format_results(rows: list) -> str:
     head = f"{'recipe':8s} {'steps':>6s} {'samples':>8s} {'train min':>9s} {'cpu min':>8s}  {'WT':>5s} {'TC':>5s} {'ET':>5s}  {'tumour voxels outside brain':>27s}"
     lines = [head] + [
         f"{r['recipe']:8s} {r['steps']:6d} {r['samples']:8d} {r['train_min']:9.1f} {r['train_cpu_min']:8.1f}  "
-        f"{r['WT']:5.3f} {r['TC']:5.3f} {r['ET']:5.3f}  {r['outside']:27d}" for r in rows
+        f"{r['WT']:5.3f} {r['TC']:5.3f} {r['ET']:5.3f}  {r['outside']:27d}"
+        for r in rows
     ]
     return "\n".join(lines)
 
@@ -139,7 +160,9 @@ def measure(setting: Setting) -> list:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="learning_out", help="folder for the cohorts, the cache, the runs and the predictions")
+    parser.add_argument(
+        "--out", default="learning_out", help="folder for the cohorts, the cache, the runs and the predictions"
+    )
     parser.add_argument("--steps", type=int, default=500, help="optimiser steps per recipe (the budget)")
     parser.add_argument("--recipes", nargs="+", choices=tuple(RECIPES), default=list(RECIPES))
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: cga train's)")
@@ -150,7 +173,9 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     rows = measure(Setting(out=out, steps=args.steps, recipes=args.recipes, workers=args.workers))
     print(format_results(rows))
-    print(f"goal (issue 12): default WT >= 0.85, TC >= 0.75, ET >= 0.70, 0 voxels outside the brain; total {(time.perf_counter() - start) / 60:.1f} min")
+    print(
+        f"goal (issue 12): default WT >= 0.85, TC >= 0.75, ET >= 0.70, 0 voxels outside the brain; total {(time.perf_counter() - start) / 60:.1f} min"
+    )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,10 @@ FULL_SHAPE = (240, 240, 155)
 CROP = (128, 128, 128)
 GPU_BATCH = 8
 # Measures the peak resident memory of the command in argv[1:] (its own process tree, not ours).
-PEAK_RSS_WRAPPER = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); " \
-                   "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+PEAK_RSS_WRAPPER = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
 
 
 def prepare(workdir: Path, cases: int) -> tuple[Path, Path, float]:
@@ -78,7 +80,9 @@ def loader_rate(path: Path, workers: int, samples: int, batch_size: int = 2) -> 
     batches are made during the first's), so counting them would flatter slow sources at several workers."""
     cases = open_cases(path)
     warm = max(1, workers * PREFETCH_FACTOR)
-    ids = (cases.case_ids * math.ceil((samples + warm * batch_size) / len(cases.case_ids)))[: samples + warm * batch_size]
+    ids = (cases.case_ids * math.ceil((samples + warm * batch_size) / len(cases.case_ids)))[
+        : samples + warm * batch_size
+    ]
     dataset = TrainingCrops(cases, ids, CROP, augment=True)
     loader = make_loader(dataset, CropBatchSampler(cases=len(ids), batch_size=batch_size, seed=0), workers)
     iterator = iter(loader)
@@ -93,8 +97,12 @@ def loader_rate(path: Path, workers: int, samples: int, batch_size: int = 2) -> 
 
 
 def loader_rate_in_subprocess(path: Path, workers: int, samples: int) -> dict:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.loader", "--measure-loader", str(path), str(workers), str(samples)],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.loader", "--measure-loader", str(path), str(workers), str(samples)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.splitlines()[-1])
 
 
@@ -106,21 +114,29 @@ def throughput_table(raw: Path, cache: Path, rounds: int, raw_samples: int, cach
             for name, path, samples in (("raw", raw, raw_samples), ("cache", cache, cache_samples)):
                 runs.setdefault((name, workers), []).append(loader_rate_in_subprocess(path, workers, samples))
     rate = {key: statistics.median(r["rate"] for r in results) for key, results in runs.items()}
-    lines = ["| source | workers | samples/s | per worker | cache / raw | main peak RSS MiB | worker peak RSS MiB |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| source | workers | samples/s | per worker | cache / raw | main peak RSS MiB | worker peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for (name, workers), results in runs.items():
         ratio = rate[(name, workers)] / rate[("raw", workers)]
         rss = max(results, key=lambda r: r["main_rss"])
-        lines.append(f"| {name} | {workers} | {rate[(name, workers)]:.2f} | {rate[(name, workers)] / workers:.2f} | {ratio:.1f}x | "
-                     f"{rss['main_rss']:.0f} | {', '.join(f'{m:.0f}' for m in rss['worker_rss'])} |")
+        lines.append(
+            f"| {name} | {workers} | {rate[(name, workers)]:.2f} | {rate[(name, workers)] / workers:.2f} | {ratio:.1f}x | "
+            f"{rss['main_rss']:.0f} | {', '.join(f'{m:.0f}' for m in rss['worker_rss'])} |"
+        )
     return "\n".join(lines), rate
 
 
 def gpu_table(rate: dict, step_seconds: float) -> str:
     """Samples/s one GPU step of 8x128^3 every ``step_seconds`` consumes, and the workers each source needs."""
     need = GPU_BATCH / step_seconds
-    lines = [f"A GPU step of {GPU_BATCH}x128^3 every {step_seconds} s consumes {need:.1f} samples/s.", "",
-             "| source | samples/s per worker | workers needed |", "|---|---:|---:|"]
+    lines = [
+        f"A GPU step of {GPU_BATCH}x128^3 every {step_seconds} s consumes {need:.1f} samples/s.",
+        "",
+        "| source | samples/s per worker | workers needed |",
+        "|---|---:|---:|",
+    ]
     for name in ("raw", "cache"):
         per_worker = rate[(name, 1)]
         lines.append(f"| {name} | {per_worker:.2f} | {math.ceil(need / per_worker)} |")
@@ -134,14 +150,32 @@ def predict_peak_rss(raw: Path, workdir: Path) -> str:
     save_checkpoint(checkpoint, model=CGAUNet.from_config(model).state_dict(), config={"model": model.to_dict()})
     case = sorted(raw.iterdir())[0]
     with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "cga_model", "predict", "--checkpoint", str(checkpoint), "--input", str(case),
-                   "--out", out, "--roi", "128", "128", "128"]
+        command = [
+            sys.executable,
+            "-m",
+            "cga_model",
+            "predict",
+            "--checkpoint",
+            str(checkpoint),
+            "--input",
+            str(case),
+            "--out",
+            out,
+            "--roi",
+            "128",
+            "128",
+            "128",
+        ]
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-c", PEAK_RSS_WRAPPER, *command], check=True, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS_WRAPPER, *command], check=True, capture_output=True, text=True
+        )
         seconds = time.perf_counter() - start
     kib = int(result.stdout.split()[-1])
-    return (f"`cga predict` on one {'x'.join(map(str, FULL_SHAPE))} case, ROI 128^3, base {model.base_channels} channels: "
-            f"peak RSS {kib / 1024:.0f} MiB ({seconds:.0f} s)")
+    return (
+        f"`cga predict` on one {'x'.join(map(str, FULL_SHAPE))} case, ROI 128^3, base {model.base_channels} channels: "
+        f"peak RSS {kib / 1024:.0f} MiB ({seconds:.0f} s)"
+    )
 
 
 def training_epoch_times(raw: Path, cache: Path, epochs: int) -> str:
@@ -152,29 +186,44 @@ def training_epoch_times(raw: Path, cache: Path, epochs: int) -> str:
     seconds, weights = {}, {}
     for name, path in (("raw", raw), ("cache", cache)):
         with tempfile.TemporaryDirectory() as out:
-            config = TrainConfig(data=str(path), out=out, epochs=epochs, crop=(64, 64, 64), batch_size=2, val_fraction=0.0,
-                                 seed=0, workers=2, model=ModelConfig(base_channels=8))
+            config = TrainConfig(
+                data=str(path),
+                out=out,
+                epochs=epochs,
+                crop=(64, 64, 64),
+                batch_size=2,
+                val_fraction=0.0,
+                seed=0,
+                workers=2,
+                model=ModelConfig(base_channels=8),
+            )
             start = time.perf_counter()
             model, _ = train(config, progress=False)
             seconds[name] = (time.perf_counter() - start) / epochs
             weights[name] = model.state_dict()
     same = all(torch.equal(weights["raw"][k], weights["cache"][k]) for k in weights["raw"])
     steps = math.ceil(len(open_cases(cache).case_ids) / 2)
-    return (f"Small CPU training, {epochs} epochs of {steps} steps (64^3 crops, batch 2, base 8 channels, 2 workers): "
-            f"{seconds['raw']:.1f} s/epoch from raw, {seconds['cache']:.1f} s/epoch from the cache "
-            f"({seconds['raw'] / seconds['cache']:.1f}x); identical final weights: {same}")
+    return (
+        f"Small CPU training, {epochs} epochs of {steps} steps (64^3 crops, batch 2, base 8 channels, 2 workers): "
+        f"{seconds['raw']:.1f} s/epoch from raw, {seconds['cache']:.1f} s/epoch from the cache "
+        f"({seconds['raw'] / seconds['cache']:.1f}x); identical final weights: {same}"
+    )
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", default="build/bench-loader", help="where the full-size cases and their cache are kept")
+    parser.add_argument(
+        "--workdir", default="build/bench-loader", help="where the full-size cases and their cache are kept"
+    )
     parser.add_argument("--cases", type=int, default=4, help="full-size cases to synthesise")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the throughput measurement")
     parser.add_argument("--raw-samples", type=int, default=24, help="samples timed per raw measurement")
     parser.add_argument("--cache-samples", type=int, default=200, help="samples timed per cache measurement")
     parser.add_argument("--step-seconds", type=float, default=0.5, help="GPU time of one 8x128^3 training step")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of the small training run")
-    parser.add_argument("--parts", default="loader,training,predict", help="comma-separated parts to run: loader, training, predict")
+    parser.add_argument(
+        "--parts", default="loader,training,predict", help="comma-separated parts to run: loader, training, predict"
+    )
     parser.add_argument("--measure-loader", nargs=3, metavar=("PATH", "WORKERS", "SAMPLES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure_loader:
@@ -184,7 +233,9 @@ def main(argv=None) -> None:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     raw, cache, preprocess_seconds = prepare(workdir, args.cases)
-    print(f"## Loading 240x240x155 cases ({args.cases} synthetic cases; cga preprocess, 2 workers: {preprocess_seconds:.1f} s per case)\n")
+    print(
+        f"## Loading 240x240x155 cases ({args.cases} synthetic cases; cga preprocess, 2 workers: {preprocess_seconds:.1f} s per case)\n"
+    )
     parts = set(args.parts.split(","))
     if "loader" in parts:
         table, rate = throughput_table(raw, cache, args.rounds, args.raw_samples, args.cache_samples)

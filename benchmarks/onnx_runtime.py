@@ -64,8 +64,12 @@ def measure_memory(runtime: str, path: Path, size: int) -> dict:
 
 
 def memory_in_subprocess(runtime: str, path: Path, size: int) -> dict:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.onnx_runtime", "--measure-memory", runtime, str(path), "--size", str(size)],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.onnx_runtime", "--measure-memory", runtime, str(path), "--size", str(size)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -112,9 +116,13 @@ def report(size: int, repeats: int) -> str:
     for runtime, name in (("torch", "PyTorch (cga:: C++ kernels)"), ("onnx", "ONNX Runtime (CPU provider)")):
         m = memory[runtime]
         runs = ", ".join(f"{s:.2f}" for s in timing["all_s"][runtime])
-        lines.append(f"| {name} | {timing['median_s'][runtime]:.2f} | {runs} | {m['peak_mib']:.0f} | {m['loaded_mib']:.0f} | {m['forward_mib']:.0f} |")
-    lines.append(f"ONNX Runtime / PyTorch time: {o / t:.2f}; largest |logit difference| {timing['max_abs_diff']:.1e}; "
-                 f"{repeats} interleaved repeats after one warm-up each")
+        lines.append(
+            f"| {name} | {timing['median_s'][runtime]:.2f} | {runs} | {m['peak_mib']:.0f} | {m['loaded_mib']:.0f} | {m['forward_mib']:.0f} |"
+        )
+    lines.append(
+        f"ONNX Runtime / PyTorch time: {o / t:.2f}; largest |logit difference| {timing['max_abs_diff']:.1e}; "
+        f"{repeats} interleaved repeats after one warm-up each"
+    )
     return "\n".join(lines)
 
 

@@ -22,8 +22,8 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -37,8 +37,9 @@ SHAPES = {"2x128x16^3": (2, 128, 16), "8x128x16^3": (8, 128, 16), "2x32x64^3": (
 ROUNDS = {"2x128x16^3": 30, "8x128x16^3": 15, "2x32x64^3": 7}
 LOOP_SHAPES = ("2x128x16^3",)  # where the released Python loop is run rather than extrapolated
 OUT = Path(__file__).resolve().parent.parent / "build" / "bench" / "peers.json"
-TORCH_SCATTER_MISSING = ("torch_scatter is not installed (no wheel for this torch; "
-                         "`make bench-peers` builds it from source in ~5 min)")
+TORCH_SCATTER_MISSING = (
+    "torch_scatter is not installed (no wheel for this torch; `make bench-peers` builds it from source in ~5 min)"
+)
 
 
 def _flat_index(x: torch.Tensor, labels: torch.Tensor):
@@ -93,10 +94,12 @@ def make_inputs(shape: str):
 
 def forward_backward(fn: Callable, x: torch.Tensor, labels: torch.Tensor) -> Callable[[], None]:
     """One forward+backward step of ``fn`` (gradient of ``y.sum() + proto.sum()``)."""
+
     def step():
         x.grad = None
         y, proto = fn(x, labels)
         (y.sum() + proto.sum()).backward()
+
     return step
 
 
@@ -115,13 +118,20 @@ def interleaved_times(steps: dict[str, Callable[[], None]], rounds: int) -> dict
 
 def _summary(seconds: list[float]) -> dict:
     q = statistics.quantiles(seconds, n=4) if len(seconds) > 1 else [seconds[0]] * 3
-    return {"median_ms": statistics.median(seconds) * 1e3, "p25_ms": q[0] * 1e3, "p75_ms": q[2] * 1e3, "rounds": len(seconds)}
+    return {
+        "median_ms": statistics.median(seconds) * 1e3,
+        "p25_ms": q[0] * 1e3,
+        "p75_ms": q[2] * 1e3,
+        "rounds": len(seconds),
+    }
 
 
 def run_shape(shape: str, rounds: int, skipped: dict[str, str]) -> dict:
     """Interleaved forward+backward medians at ``shape``, the copy of x included."""
     x, labels = make_inputs(shape)
-    names = [n for n in CANDIDATES if n not in skipped and (n != "released (Python one-hot loop)" or shape in LOOP_SHAPES)]
+    names = [
+        n for n in CANDIDATES if n not in skipped and (n != "released (Python one-hot loop)" or shape in LOOP_SHAPES)
+    ]
     steps = {n: forward_backward(CANDIDATES[n], x, labels) for n in names}
     steps["copy of x"] = lambda: x.detach().clone()
     result = {name: _summary(t) for name, t in interleaved_times(steps, rounds).items()}
@@ -139,7 +149,7 @@ def run(shapes: list[str], scale: float) -> dict:
     return {
         "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-                   f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} at the end",
+        f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} at the end",
         "load_average": os.getloadavg()[0],  # runnable processes (1-min average) when the run ended
         "cores": os.cpu_count(),
         "backend": ck.backend(),
@@ -162,7 +172,9 @@ def main(argv=None) -> None:
     os.replace(tmp, args.out)
     for shape, rows in result["shapes"].items():
         for name, r in rows.items():
-            print(f"{shape:12s} {name:38s} {r['median_ms']:9.2f} ms  roofline {r.get('copy_roofline_fraction', float('nan')):.2f}")
+            print(
+                f"{shape:12s} {name:38s} {r['median_ms']:9.2f} ms  roofline {r.get('copy_roofline_fraction', float('nan')):.2f}"
+            )
     for name, why in result["skipped"].items():
         print(f"skipped {name}: {why}")
     print(f"released one-hot loop: {result['one_hot_loop_us_per_voxel']:.1f} us per voxel; wrote {args.out}")

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -38,8 +38,9 @@ def vectorised_one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return out.scatter_(1, labels.unsqueeze(1), 1.0)
 
 
-def released_intra_update(x: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                          one_hot: Callable = released_one_hot):
+def released_intra_update(
+    x: torch.Tensor, labels: torch.Tensor, num_classes: int, one_hot: Callable = released_one_hot
+):
     """``x (B, C, *S)``, ``labels (B, *S)`` -> ``(y, proto (B, K, C))``: the residual intra update,
     its class masks from ``one_hot(labels, num_classes)`` (the released loop by default)."""
     b, c = x.shape[:2]

@@ -45,11 +45,15 @@ def _by_name(run: dict) -> dict:
 
 
 def kernel_section(bench: dict) -> list[str]:
-    lines = ["## Intra-class update kernels, regression suite (K=4, CPU, medians of the saved pytest-benchmark run)", "",
-             "Candidates run one after another, not interleaved: for comparisons prefer the interleaved tables above. "
-             "Released: its approach with the one-hot loop vectorised (hard masks; soft masks have no one-hot).", "",
-             "| mask | shape | pass | fused ms | reference ms | released ms | fused vs reference | fused vs released | roofline fraction | saved bytes fused / reference |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "## Intra-class update kernels, regression suite (K=4, CPU, medians of the saved pytest-benchmark run)",
+        "",
+        "Candidates run one after another, not interleaved: for comparisons prefer the interleaved tables above. "
+        "Released: its approach with the one-hot loop vectorised (hard masks; soft masks have no one-hot).",
+        "",
+        "| mask | shape | pass | fused ms | reference ms | released ms | fused vs reference | fused vs released | roofline fraction | saved bytes fused / reference |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for soft in ("hard", "soft"):
         for shape in PEER_SHAPES:
             for phase in ("fwd", "fwd+bwd"):
@@ -71,61 +75,86 @@ def load_peers() -> dict | None:
 
 
 def peers_section(peers: dict) -> list[str]:
-    lines = ["## Fused op vs what a user would write (hard mask, K=4, forward+backward, interleaved medians)", "",
-             f"Run of {peers['datetime']} ({peers['machine']}); `make bench-peers`. Every round runs each candidate once "
-             "in turn (A B C ... A B C ...); median over the rounds, 25th-75th percentile in brackets. Copy roofline "
-             "fraction: the time 6 x-sized passes (the fewest any implementation can make forward+backward) take at the "
-             "speed of a plain copy of x measured in the same rounds, divided by the candidate's time. "
-             "(torch-scatter 2.1.2's `scatter_mean` is itself `scatter_add_` for the sums and the counts plus a division, "
-             "in Python; its compiled kernels serve `scatter_mul`/`min`/`max` and the segment operations.)", "",
-             "| shape | candidate | median ms (p25-p75) | fused is faster by | copy roofline fraction |", "|---|---|---:|---:|---:|"]
+    lines = [
+        "## Fused op vs what a user would write (hard mask, K=4, forward+backward, interleaved medians)",
+        "",
+        f"Run of {peers['datetime']} ({peers['machine']}); `make bench-peers`. Every round runs each candidate once "
+        "in turn (A B C ... A B C ...); median over the rounds, 25th-75th percentile in brackets. Copy roofline "
+        "fraction: the time 6 x-sized passes (the fewest any implementation can make forward+backward) take at the "
+        "speed of a plain copy of x measured in the same rounds, divided by the candidate's time. "
+        "(torch-scatter 2.1.2's `scatter_mean` is itself `scatter_add_` for the sums and the counts plus a division, "
+        "in Python; its compiled kernels serve `scatter_mul`/`min`/`max` and the segment operations.)",
+        "",
+        "| shape | candidate | median ms (p25-p75) | fused is faster by | copy roofline fraction |",
+        "|---|---|---:|---:|---:|",
+    ]
     for shape, rows in peers["shapes"].items():
         fused = rows["fused"]["median_ms"]
         for name, r in rows.items():
             frac = f"{r['copy_roofline_fraction']:.2f}" if "copy_roofline_fraction" in r else ""
             speed = f"{r['median_ms'] / fused:.2f}x" if name != "copy of x" else ""
-            lines.append(f"| {shape} | {name} | {r['median_ms']:.2f} ({r['p25_ms']:.2f}-{r['p75_ms']:.2f}) | {speed} | {frac} |")
+            lines.append(
+                f"| {shape} | {name} | {r['median_ms']:.2f} ({r['p25_ms']:.2f}-{r['p75_ms']:.2f}) | {speed} | {frac} |"
+            )
     lines += [f"\nNot run: {name}: {why}." for name, why in peers["skipped"].items()]
     return lines + [""] + goal_lines(peers)
 
 
 def goal_lines(peers: dict) -> list[str]:
-    lines = ["Goal (issue 13): fused forward+backward >= 1.5x faster than the best peer (reference, `scatter_add_`, "
-             "torch-scatter) at 2x128x16^3 and 8x128x16^3, >= 2x at 2x32x64^3.", "",
-             "| shape | fused ms | best peer | its ms | fused is faster by | goal | met |", "|---|---:|---|---:|---:|---:|---|"]
+    lines = [
+        "Goal (issue 13): fused forward+backward >= 1.5x faster than the best peer (reference, `scatter_add_`, "
+        "torch-scatter) at 2x128x16^3 and 8x128x16^3, >= 2x at 2x32x64^3.",
+        "",
+        "| shape | fused ms | best peer | its ms | fused is faster by | goal | met |",
+        "|---|---:|---|---:|---:|---:|---|",
+    ]
     for shape, rows in peers["shapes"].items():
         best = min((n for n in PEERS if n in rows), key=lambda n: rows[n]["median_ms"])
         speed = rows[best]["median_ms"] / rows["fused"]["median_ms"]
-        lines.append(f"| {shape} | {rows['fused']['median_ms']:.2f} | {best} | {rows[best]['median_ms']:.2f} | {speed:.2f}x | "
-                     f"{GOAL[shape]:.1f}x | {'yes' if speed >= GOAL[shape] else 'no'} |")
+        lines.append(
+            f"| {shape} | {rows['fused']['median_ms']:.2f} | {best} | {rows[best]['median_ms']:.2f} | {speed:.2f}x | "
+            f"{GOAL[shape]:.1f}x | {'yes' if speed >= GOAL[shape] else 'no'} |"
+        )
     if peers.get("load_average", 0) > peers.get("cores", 1):
-        lines += ["", f"**Not a verdict:** this run shared the machine (load average {peers['load_average']:.1f} on {peers['cores']} "
-                      "cores when it ended); re-run `make bench-peers` on an idle machine."]
+        lines += [
+            "",
+            f"**Not a verdict:** this run shared the machine (load average {peers['load_average']:.1f} on {peers['cores']} "
+            "cores when it ended); re-run `make bench-peers` on an idle machine.",
+        ]
     return lines
 
 
 def released_section(peers: dict) -> list[str]:
     us = peers["one_hot_loop_us_per_voxel"]
-    lines = ["## The released code as its users ran it (its Python one-hot loop)", "",
-             "The released `one_hot` (applied to the attention argmax in every forward) calls `torch.nonzero(labels == k)` "
-             "per class and writes one element per returned index in a Python loop; its training loop runs a second such "
-             "loop on the down-sampled labels every step (`benchmarks/released.py`, written from that description). "
-             f"Measured: **{us:.1f} us per voxel** (random labels 2x16^3, K=4). Forward+backward of the released approach "
-             "(interleaved run above); where the loop was not run, its time is the measured time with the loop vectorised "
-             "plus the loop's per-voxel cost times the voxels (**extrapolated**).", "",
-             "| shape | voxels in the mask | released, loop ms | how | released, loop vectorised ms | fused ms | fused is faster by |",
-             "|---|---:|---:|---|---:|---:|---:|"]
+    lines = [
+        "## The released code as its users ran it (its Python one-hot loop)",
+        "",
+        "The released `one_hot` (applied to the attention argmax in every forward) calls `torch.nonzero(labels == k)` "
+        "per class and writes one element per returned index in a Python loop; its training loop runs a second such "
+        "loop on the down-sampled labels every step (`benchmarks/released.py`, written from that description). "
+        f"Measured: **{us:.1f} us per voxel** (random labels 2x16^3, K=4). Forward+backward of the released approach "
+        "(interleaved run above); where the loop was not run, its time is the measured time with the loop vectorised "
+        "plus the loop's per-voxel cost times the voxels (**extrapolated**).",
+        "",
+        "| shape | voxels in the mask | released, loop ms | how | released, loop vectorised ms | fused ms | fused is faster by |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
     for shape, rows in peers["shapes"].items():
         b, _, size = PEER_SHAPES[shape]
         voxels = b * size**3
         vec = rows["released (vectorised one-hot)"]["median_ms"]
         loop = rows.get("released (Python one-hot loop)")
         loop_ms, how = (loop["median_ms"], "measured") if loop else (vec + us * voxels / 1e3, "extrapolated")
-        lines.append(f"| {shape} | {voxels:,} | {loop_ms:,.1f} | {how} | {vec:.2f} | {rows['fused']['median_ms']:.2f} | "
-                     f"{loop_ms / rows['fused']['median_ms']:,.0f}x |")
+        lines.append(
+            f"| {shape} | {voxels:,} | {loop_ms:,.1f} | {how} | {vec:.2f} | {rows['fused']['median_ms']:.2f} | "
+            f"{loop_ms / rows['fused']['median_ms']:,.0f}x |"
+        )
     step = 2 * 8 * 16**3 * us / 1e3
-    return lines + ["", f"A released training step at the paper's batch of 8 (128^3 crops, 16^3 attention maps) runs the loop "
-                        f"twice over 8x16^3 voxels: about **{step:,.0f} ms** per step in the loops alone (extrapolated)."]
+    return lines + [
+        "",
+        f"A released training step at the paper's batch of 8 (128^3 crops, 16^3 attention maps) runs the loop "
+        f"twice over 8x16^3 voxels: about **{step:,.0f} ms** per step in the loops alone (extrapolated).",
+    ]
 
 
 def load_roofline(reuse: bool = False) -> dict:
@@ -135,9 +164,15 @@ def load_roofline(reuse: bool = False) -> dict:
     sources = [*(HERE.parent / "cga_kernels").rglob("*.py"), HERE / "roofline.py", HERE / "peers.py"]
     stale = not ROOFLINE_JSON.exists() or ROOFLINE_JSON.stat().st_mtime < max(p.stat().st_mtime for p in sources)
     if stale and not (reuse and ROOFLINE_JSON.exists()):
-        subprocess.run([sys.executable, "-m", "benchmarks.roofline", "--json", str(ROOFLINE_JSON)], check=True,
-                       cwd=HERE.parent, stdout=subprocess.DEVNULL)
-    saved = datetime.datetime.fromtimestamp(ROOFLINE_JSON.stat().st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks.roofline", "--json", str(ROOFLINE_JSON)],
+            check=True,
+            cwd=HERE.parent,
+            stdout=subprocess.DEVNULL,
+        )
+    saved = datetime.datetime.fromtimestamp(ROOFLINE_JSON.stat().st_mtime, datetime.timezone.utc).isoformat(
+        timespec="seconds"
+    )
     return {"modeled_at": saved} | json.loads(ROOFLINE_JSON.read_text())
 
 
@@ -151,36 +186,48 @@ def _mb(r: dict | None) -> str:
 
 def roofline_section(roofline: dict) -> list[str]:
     by_key = {(r["impl"], r["op"], r["mask"], r["shape"], r["pass"]): r for r in roofline["rows"]}
-    lines = ["## Modeled GPU roofline: bytes moved / HBM bandwidth (A100 2.0 TB/s, H100 3.35 TB/s)", "",
-             "`python -m benchmarks.roofline`. Fused: the Triton kernels' own loads, stores and atomics, counted by running "
-             "them in Triton's interpreter with the tile sizes they get on a GPU, plus the torch operations around them. "
-             "Reference (one-hot matrix products) and `scatter_add_` + `gather`: eager operations, each reading its inputs "
-             "and writing its outputs once. Bytes / bandwidth is a **lower bound** of the time on that GPU: no launch "
-             "latency (the launch counts are given; a launch costs microseconds), no re-read served by a cache. "
-             f"Not measured on a GPU. MB in millions of bytes, x-sized passes in brackets. Modeled {roofline.get('modeled_at', '')}.", "",
-             "| op | mask | shape | pass | fused MB | fused launches | fused us A100 / H100 | reference MB | reference launches "
-             "| reference us A100 / H100 | scatter_add_ MB | scatter_add_ us A100 / H100 |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "## Modeled GPU roofline: bytes moved / HBM bandwidth (A100 2.0 TB/s, H100 3.35 TB/s)",
+        "",
+        "`python -m benchmarks.roofline`. Fused: the Triton kernels' own loads, stores and atomics, counted by running "
+        "them in Triton's interpreter with the tile sizes they get on a GPU, plus the torch operations around them. "
+        "Reference (one-hot matrix products) and `scatter_add_` + `gather`: eager operations, each reading its inputs "
+        "and writing its outputs once. Bytes / bandwidth is a **lower bound** of the time on that GPU: no launch "
+        "latency (the launch counts are given; a launch costs microseconds), no re-read served by a cache. "
+        f"Not measured on a GPU. MB in millions of bytes, x-sized passes in brackets. Modeled {roofline.get('modeled_at', '')}.",
+        "",
+        "| op | mask | shape | pass | fused MB | fused launches | fused us A100 / H100 | reference MB | reference launches "
+        "| reference us A100 / H100 | scatter_add_ MB | scatter_add_ us A100 / H100 |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for (impl, op, mask, shape, phase), fused in by_key.items():
         if impl != "fused (Triton)":
             continue
         ref_row = by_key.get(("reference (one-hot bmm)", op, mask, shape, phase))
         peer = by_key.get(("scatter_add_ + gather", op, mask, shape, phase))
         launches = lambda r: r["kernel_launches"] + r["eager_launches"]  # noqa: E731
-        lines.append(f"| {op} | {mask} | {shape} | {phase} | {_mb(fused)} | {launches(fused)} | {_us(fused)} | {_mb(ref_row)} | "
-                     f"{launches(ref_row)} | {_us(ref_row)} | {_mb(peer)} | {_us(peer)} |")
+        lines.append(
+            f"| {op} | {mask} | {shape} | {phase} | {_mb(fused)} | {launches(fused)} | {_us(fused)} | {_mb(ref_row)} | "
+            f"{launches(ref_row)} | {_us(ref_row)} | {_mb(peer)} | {_us(peer)} |"
+        )
     neck = by_key[("fused (Triton)", "update", "hard", "8x128x16^3", "fwd+bwd")]
     ref_neck = by_key[("reference (one-hot bmm)", "update", "hard", "8x128x16^3", "fwd+bwd")]
-    return lines + ["", f"At the CGA U-Net's bottleneck (8x128x16^3, hard mask, forward+backward of the intra-class update) the "
-                        f"fused kernels move {neck['total_bytes'] / 1e6:.1f} MB: at least {neck['A100_us']:.1f} us on an A100 and "
-                        f"{neck['H100_us']:.1f} us on an H100; the one-hot reference moves {ref_neck['total_bytes'] / 1e6:.1f} MB "
-                        f"(at least {ref_neck['A100_us']:.1f} / {ref_neck['H100_us']:.1f} us)."]
+    return lines + [
+        "",
+        f"At the CGA U-Net's bottleneck (8x128x16^3, hard mask, forward+backward of the intra-class update) the "
+        f"fused kernels move {neck['total_bytes'] / 1e6:.1f} MB: at least {neck['A100_us']:.1f} us on an A100 and "
+        f"{neck['H100_us']:.1f} us on an H100; the one-hot reference moves {ref_neck['total_bytes'] / 1e6:.1f} MB "
+        f"(at least {ref_neck['A100_us']:.1f} / {ref_neck['H100_us']:.1f} us).",
+    ]
 
 
 def attention_section(bench: dict) -> list[str]:
-    lines = ["## SAM vs non-local vs Context Prior (C=128, K=4, B=1; paper Table 3 at 16^3)", "",
-             "| block | map | G multiply-adds | paper GFLOPs (= multiply-adds) | params | paper params (M) | saved for backward | time ms |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "## SAM vs non-local vs Context Prior (C=128, K=4, B=1; paper Table 3 at 16^3)",
+        "",
+        "| block | map | G multiply-adds | paper GFLOPs (= multiply-adds) | params | paper params (M) | saved for backward | time ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for size in SIZES:
         for name in ("sam", "nonlocal", "contextprior"):
             b = bench.get(f"test_attention_block[{name}-{size}]")
@@ -189,7 +236,9 @@ def attention_section(bench: dict) -> list[str]:
             e = b["extra_info"]
             paper = PAPER_TABLE3[name] if size == 16 else ("", "")
             t = f"{b['stats']['median'] * 1e3:.0f}" if e["fits"] else e["reason"]
-            lines.append(f"| {NAMES[name]} | {size}^3 | {e['macs'] / 1e9:.3f} | {paper[0]} | {e['params']:,} | {paper[1]} | {e['saved_bytes'] / 2**20:,.1f} MiB | {t} |")
+            lines.append(
+                f"| {NAMES[name]} | {size}^3 | {e['macs'] / 1e9:.3f} | {paper[0]} | {e['params']:,} | {paper[1]} | {e['saved_bytes'] / 2**20:,.1f} MiB | {t} |"
+            )
     return lines
 
 
@@ -198,16 +247,22 @@ def model_section(bench: dict) -> list[str]:
     if not base or not cga:
         return []
     ratio = cga["stats"]["median"] / base["stats"]["median"]
-    return ["## Whole model: training step at 1x4x64^3 (c=16)", "",
-            f"baseline {base['stats']['median'] * 1e3:.0f} ms, CGA U-Net {cga['stats']['median'] * 1e3:.0f} ms: **{ratio:.3f}x** "
-            f"(target <= 1.03x: {'reached' if ratio <= 1.03 else 'missed'}); parameters {base['extra_info']['params']:,} -> {cga['extra_info']['params']:,}."]
+    return [
+        "## Whole model: training step at 1x4x64^3 (c=16)",
+        "",
+        f"baseline {base['stats']['median'] * 1e3:.0f} ms, CGA U-Net {cga['stats']['median'] * 1e3:.0f} ms: **{ratio:.3f}x** "
+        f"(target <= 1.03x: {'reached' if ratio <= 1.03 else 'missed'}); parameters {base['extra_info']['params']:,} -> {cga['extra_info']['params']:,}.",
+    ]
 
 
 def plot_charts() -> None:
     plt = pyplot()
     sizes = [8, 12, 16, 24, 32, 48, 64]
     data = {name: [costs(name, s) for s in sizes] for name in ("sam", "nonlocal", "contextprior")}
-    for key, label, fname in (("macs", "G multiply-adds", "flops_vs_size.png"), ("saved_bytes", "GiB saved for backward", "memory_vs_size.png")):
+    for key, label, fname in (
+        ("macs", "G multiply-adds", "flops_vs_size.png"),
+        ("saved_bytes", "GiB saved for backward", "memory_vs_size.png"),
+    ):
         fig, ax = plt.subplots(figsize=(6, 4))
         scale = 1e9 if key == "macs" else 2**30
         for name, rows in data.items():
@@ -225,19 +280,35 @@ def plot_charts() -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Write benchmarks/RESULTS.md from the saved runs.")
-    parser.add_argument("--reuse-roofline", action="store_true",
-                        help="use the saved modeled roofline even when the kernel sources are newer (it takes minutes to recompute)")
+    parser.add_argument(
+        "--reuse-roofline",
+        action="store_true",
+        help="use the saved modeled roofline even when the kernel sources are newer (it takes minutes to recompute)",
+    )
     args = parser.parse_args(argv)
     run = latest_run()
     bench = _by_name(run)
     peers = load_peers()
-    lines = ["# Benchmark results", "",
-             f"Saved run of {run['datetime']} on {run['machine_info'].get('cpu', {}).get('brand_raw', 'CPU')} "
-             f"({run['machine_info'].get('cpu', {}).get('count', '?')} cores); produced by "
-             "`make bench bench-peers && .venv/bin/python -m benchmarks.report`.",
-             "CPU timings are noisy: compare ratios within one run only.", ""]
-    sections = [peers_section(peers), released_section(peers)] if peers else [["`make bench-peers` has not been run: no peers."]]
-    for section in sections + [roofline_section(load_roofline(args.reuse_roofline)), kernel_section(bench), attention_section(bench), model_section(bench)]:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Saved run of {run['datetime']} on {run['machine_info'].get('cpu', {}).get('brand_raw', 'CPU')} "
+        f"({run['machine_info'].get('cpu', {}).get('count', '?')} cores); produced by "
+        "`make bench bench-peers && .venv/bin/python -m benchmarks.report`.",
+        "CPU timings are noisy: compare ratios within one run only.",
+        "",
+    ]
+    sections = (
+        [peers_section(peers), released_section(peers)]
+        if peers
+        else [["`make bench-peers` has not been run: no peers."]]
+    )
+    for section in sections + [
+        roofline_section(load_roofline(args.reuse_roofline)),
+        kernel_section(bench),
+        attention_section(bench),
+        model_section(bench),
+    ]:
         lines += section + [""]
     lines += ["![FLOPs](flops_vs_size.png) ![memory](memory_vs_size.png)", ""]
     plot_charts()

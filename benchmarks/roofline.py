@@ -26,10 +26,10 @@ import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable  # noqa: E402
 
 import torch  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes  # noqa: E402
@@ -39,7 +39,16 @@ GPUS = {"A100": 2.0e12, "H100": 3.35e12}  # HBM bandwidth, bytes/s (A100 40GB SX
 K = 4
 SHAPES = {"2x128x16^3": (2, 128, 16), "8x128x16^3": (8, 128, 16), "2x32x64^3": (2, 32, 64)}
 BOTTLENECK = "8x128x16^3"  # the CGA U-Net's bottleneck at batch 8 (paper recipe), 128^3 crops
-MOVE_NOTHING = ("empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "detach", "lift_fresh", "_local_scalar_dense")  # allocation, aliasing, host reads
+MOVE_NOTHING = (
+    "empty",
+    "empty_like",
+    "empty_strided",
+    "new_empty",
+    "new_empty_strided",
+    "detach",
+    "lift_fresh",
+    "_local_scalar_dense",
+)  # allocation, aliasing, host reads
 WRITE_ONLY_PREFIXES = ("zeros", "ones", "full", "new_", "fill", "zero_", "scalar_tensor", "arange", "rand")
 
 
@@ -89,7 +98,11 @@ class EagerTraffic(TorchDispatchMode):
         name = func.__name__
         if func.is_view or func.namespace == "prim" or name.split(".")[0] in MOVE_NOTHING:
             return out
-        reads = 0 if name.startswith(WRITE_ONLY_PREFIXES) or name.split(".")[0].endswith("_like") else sum(map(tensor_bytes, _tensors((args, kwargs))))
+        reads = (
+            0
+            if name.startswith(WRITE_ONLY_PREFIXES) or name.split(".")[0].endswith("_like")
+            else sum(map(tensor_bytes, _tensors((args, kwargs))))
+        )
         self.traffic.eager_bytes += reads + sum(map(tensor_bytes, _tensors(out)))
         self.traffic.eager_launches += 1
         return out
@@ -105,7 +118,9 @@ def kernel_traffic(traffic: Traffic):
     from triton.runtime import interpreter as it
 
     builder, fn_cls = it.InterpreterBuilder, it.InterpretedFunction
-    saved = {name: getattr(builder, name) for name in ("create_masked_load", "create_masked_store", "create_atomic_rmw")}
+    saved = {
+        name: getattr(builder, name) for name in ("create_masked_load", "create_masked_store", "create_atomic_rmw")
+    }
     saved_run = fn_cls.run
     current = ["?"]
 
@@ -195,6 +210,7 @@ def op_step(impl, op: str, shape: str, soft: bool, backward: bool) -> Callable[[
             outs, grads = impl.intra_class_update(x, mask, K)[:2], (grad_y, grad_p)
         if backward:
             torch.autograd.backward(outs, grads)
+
     return step
 
 
@@ -210,9 +226,11 @@ def impls() -> dict[str, tuple[object, bool, tuple[str, ...]]]:
 
     from .peers import scatter_add_update, torch_scatter_missing, torch_scatter_update
 
-    table = {"fused (Triton)": (triton_ops, True, ("pool", "scatter", "update")),
-             "reference (one-hot bmm)": (reference, False, ("pool", "scatter", "update")),
-             "scatter_add_ + gather": (scatter_add_update, False, ("update",))}
+    table = {
+        "fused (Triton)": (triton_ops, True, ("pool", "scatter", "update")),
+        "reference (one-hot bmm)": (reference, False, ("pool", "scatter", "update")),
+        "scatter_add_ + gather": (scatter_add_update, False, ("update",)),
+    }
     if not torch_scatter_missing():
         table["torch_scatter.scatter_mean + gather"] = (torch_scatter_update, False, ("update",))
     return table
@@ -223,13 +241,22 @@ def model(shapes=tuple(SHAPES)) -> list[dict]:
     rows = []
     for name, (impl, triton, ops) in impls().items():
         for op in ops:
-            for soft in ((False,) if callable(impl) else (False, True)):
+            for soft in (False,) if callable(impl) else (False, True):
                 for shape in shapes:
                     for backward in (False, True):
                         traffic = measure(op_step(impl, op, shape, soft, backward), triton)
                         b, c, s = SHAPES[shape]
-                        rows.append(_row(traffic) | {"impl": name, "op": op, "mask": "soft" if soft else "hard", "shape": shape,
-                                                     "pass": "fwd+bwd" if backward else "fwd", "x_bytes": b * c * s**3 * 4})
+                        rows.append(
+                            _row(traffic)
+                            | {
+                                "impl": name,
+                                "op": op,
+                                "mask": "soft" if soft else "hard",
+                                "shape": shape,
+                                "pass": "fwd+bwd" if backward else "fwd",
+                                "x_bytes": b * c * s**3 * 4,
+                            }
+                        )
     return rows
 
 
@@ -237,18 +264,24 @@ def _check_interpreter() -> None:
     from cga_kernels import _library
 
     if not _library.TRITON_LOADED or os.environ.get("TRITON_INTERPRET") != "1":
-        sys.exit(f"benchmarks.roofline: error: the Triton kernels cannot run in the interpreter here ({_library.CUDA_DETAIL})")
+        sys.exit(
+            f"benchmarks.roofline: error: the Triton kernels cannot run in the interpreter here ({_library.CUDA_DETAIL})"
+        )
 
 
 def markdown(rows: list[dict]) -> list[str]:
     """The rows as a Markdown table: MB moved, launches and the lower-bound microseconds."""
     gpus = " | ".join(f"{g} us" for g in GPUS)
-    lines = [f"| op | mask | shape | pass | implementation | MB moved | x-sized passes | launches | {gpus} |",
-             "|---|---|---|---|---|---:|---:|---:|" + "---:|" * len(GPUS)]
+    lines = [
+        f"| op | mask | shape | pass | implementation | MB moved | x-sized passes | launches | {gpus} |",
+        "|---|---|---|---|---|---:|---:|---:|" + "---:|" * len(GPUS),
+    ]
     for r in rows:
         us = " | ".join(f"{r[f'{g}_us']:.1f}" for g in GPUS)
-        lines.append(f"| {r['op']} | {r['mask']} | {r['shape']} | {r['pass']} | {r['impl']} | {r['total_bytes'] / 1e6:.1f} | "
-                     f"{r['total_bytes'] / r['x_bytes']:.2f} | {r['kernel_launches'] + r['eager_launches']} | {us} |")
+        lines.append(
+            f"| {r['op']} | {r['mask']} | {r['shape']} | {r['pass']} | {r['impl']} | {r['total_bytes'] / 1e6:.1f} | "
+            f"{r['total_bytes'] / r['x_bytes']:.2f} | {r['kernel_launches'] + r['eager_launches']} | {us} |"
+        )
     return lines
 
 

@@ -53,7 +53,9 @@ def test_attention_block(benchmark, name, size):
     info = costs(name, size)
     info["fits"] = fits(name, size)
     if not info["fits"]:
-        info["reason"] = f"not timed: needs {info['saved_bytes'] / 2**30:.1f} GiB saved for backward and {info['macs'] / 1e9:.0f} G multiply-adds"
+        info["reason"] = (
+            f"not timed: needs {info['saved_bytes'] / 2**30:.1f} GiB saved for backward and {info['macs'] / 1e9:.0f} G multiply-adds"
+        )
     benchmark.extra_info.update(info)
     if info["fits"]:
         block = build(name, size, "cpu")

@@ -41,7 +41,9 @@ def _case(shape, soft, impl):
     return pytest.param(shape, soft, impl, marks=marks, id=f"{impl}-{'soft' if soft else 'hard'}-{shape}")
 
 
-CASES = [_case(shape, False, impl) for shape in SHAPES for impl in HARD if impl != "released-loop" or shape in LOOP_SHAPES]
+CASES = [
+    _case(shape, False, impl) for shape in SHAPES for impl in HARD if impl != "released-loop" or shape in LOOP_SHAPES
+]
 CASES += [_case(shape, True, impl) for shape in SHAPES for impl in SOFT]
 
 

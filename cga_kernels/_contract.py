@@ -59,7 +59,9 @@ def reference_of(public):
     """Give a reference function the contract of the public function it is the oracle of."""
 
     def attach(fn):
-        fn.__doc__ = f"Plain-PyTorch reference of ``cga_kernels.{public.__name__}`` (the tests' oracle).\n\n{public.__doc__}"
+        fn.__doc__ = (
+            f"Plain-PyTorch reference of ``cga_kernels.{public.__name__}`` (the tests' oracle).\n\n{public.__doc__}"
+        )
         return fn
 
     return attach

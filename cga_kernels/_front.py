@@ -12,4 +12,11 @@ from .ops import Kernels, bind
 KERNELS = Kernels(torch.ops.cga, host_checks_on_cpu=True)
 prototype_pool, prototype_scatter, intra_class_update, prototype_distances, inter_class_loss = bind(KERNELS)
 
-__all__ = ["prototype_pool", "prototype_scatter", "intra_class_update", "prototype_distances", "inter_class_loss", "backend"]
+__all__ = [
+    "prototype_pool",
+    "prototype_scatter",
+    "intra_class_update",
+    "prototype_distances",
+    "inter_class_loss",
+    "backend",
+]

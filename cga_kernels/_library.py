@@ -47,7 +47,9 @@ def _register_formulas(namespace: str) -> None:
     for name, op in LOW_LEVEL.items():
         torch.library.register_fake(f"{namespace}::{name}", op.fake)
         if op.backward is not None:
-            torch.library.register_autograd(f"{namespace}::{name}", op.backward, setup_context=_with_ops(op.setup_context, ops))
+            torch.library.register_autograd(
+                f"{namespace}::{name}", op.backward, setup_context=_with_ops(op.setup_context, ops)
+            )
 
 
 def _define_cga() -> None:
@@ -107,7 +109,10 @@ def load_triton_kernels() -> tuple[bool, str]:
     _register_formulas("cga_triton")
     if torch.cuda.is_available():
         return True, "triton"
-    return True, "unavailable: no CUDA device (Triton kernels registered for CUDA; verified here only under TRITON_INTERPRET=1)"
+    return (
+        True,
+        "unavailable: no CUDA device (Triton kernels registered for CUDA; verified here only under TRITON_INTERPRET=1)",
+    )
 
 
 _define_cga()

@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch
 
@@ -21,10 +21,10 @@ class LowLevelOp:
 
     schema: str
     fake: Callable
-    setup_context: Optional[Callable] = None
-    backward: Optional[Callable] = None
+    setup_context: Callable | None = None
+    backward: Callable | None = None
 
 
-def grad_or_zeros(grad: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+def grad_or_zeros(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
     """Autograd hands None for an unused output and may hand a non-contiguous view."""
     return torch.zeros_like(like) if grad is None else grad.contiguous()

@@ -4,7 +4,7 @@ reference, the public ops and the Triton launchers)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -13,8 +13,8 @@ out-of-range labels themselves and the Triton kernels never index memory with a 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 import torch
 
@@ -31,9 +31,9 @@ class MaskSpec:
     hard: bool
     num_classes: int
     spatial_shape: tuple
-    labels: Optional[torch.Tensor]
-    weights: Optional[torch.Tensor]
-    active: Optional[torch.Tensor]
+    labels: torch.Tensor | None
+    weights: torch.Tensor | None
+    active: torch.Tensor | None
 
     def weights_as(self, dtype: torch.dtype) -> torch.Tensor:
         """The soft weights, contiguous, in ``dtype`` (the kernels read them in the features' dtype)."""
@@ -63,7 +63,9 @@ def check_features(x, name: str = "x") -> None:
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor (float16/bfloat16/float32/float64), got {x.dtype}")
     if x.dim() < 3:
-        raise ValueError(f"{name} must have shape (B, C, *spatial) with at least one spatial dim, got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must have shape (B, C, *spatial) with at least one spatial dim, got shape {tuple(x.shape)}"
+        )
     if x.shape[0] < 1 or x.shape[1] < 1:
         raise ValueError(f"{name} must have B >= 1 and C >= 1, got shape {tuple(x.shape)}")
 
@@ -84,12 +86,14 @@ def check_proto_counts(proto, counts) -> None:
     if not isinstance(counts, torch.Tensor):
         raise TypeError(f"counts must be a torch.Tensor of shape (B, K), got {type(counts).__name__}")
     if counts.shape != proto.shape[:2]:
-        raise ValueError(f"counts must have shape (B, K) = {tuple(proto.shape[:2])} to match proto, got {tuple(counts.shape)}")
+        raise ValueError(
+            f"counts must have shape (B, K) = {tuple(proto.shape[:2])} to match proto, got {tuple(counts.shape)}"
+        )
     if counts.device != proto.device:
         raise ValueError(f"counts is on {counts.device} but proto is on {proto.device}")
 
 
-def _active_classes(classes: Optional[Iterable[int]], num_classes: int, device) -> torch.Tensor:
+def _active_classes(classes: Iterable[int] | None, num_classes: int, device) -> torch.Tensor:
     if classes is None:
         return torch.ones(num_classes, dtype=torch.bool, device=device)
     if isinstance(classes, torch.Tensor):  # a 0-d or 1-D integer tensor of indices
@@ -113,7 +117,9 @@ def check_num_classes(num_classes) -> int:
     return num_classes
 
 
-def parse_mask(x, mask, *, num_classes=None, ignore_index=None, classes=None, proto=None, host_checks_on_cpu=True) -> MaskSpec:
+def parse_mask(
+    x, mask, *, num_classes=None, ignore_index=None, classes=None, proto=None, host_checks_on_cpu=True
+) -> MaskSpec:
     """Validate ``mask`` against features ``x`` ``(B, C, *S)`` (or prototypes ``proto`` ``(B, K, C)``
     when ``x`` is None, as for the scatter) and flatten it over space.
 
@@ -131,7 +137,9 @@ def parse_mask(x, mask, *, num_classes=None, ignore_index=None, classes=None, pr
         batch, spatial, device = proto.shape[0], None, proto.device
         num_classes = proto.shape[1]  # the scatter takes K from the prototypes
     if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"mask must be a torch.Tensor (integer labels (B, *S) or soft weights (B, K, *S)), got {type(mask).__name__}")
+        raise TypeError(
+            f"mask must be a torch.Tensor (integer labels (B, *S) or soft weights (B, K, *S)), got {type(mask).__name__}"
+        )
     if mask.device != device:
         raise ValueError(f"mask is on {mask.device} but the features are on {device}")
     if mask.dtype == torch.bool or mask.is_complex():
@@ -161,7 +169,9 @@ def _check_label_values(labels: torch.Tensor, num_classes: int, ignore_index, ho
     allowed = f"[0, {num_classes})" + (f" or equal ignore_index={ignore_index}" if ignore_index is not None else "")
     lowest = 0 if ignore_index is None else -1
     if not host or torch.compiler.is_compiling():  # traced graphs assert too: -1 means "ignored" to the kernels
-        torch._assert_async(((labels >= lowest) & (labels < num_classes)).all(), f"cga_kernels: mask labels must be in {allowed}")
+        torch._assert_async(
+            ((labels >= lowest) & (labels < num_classes)).all(), f"cga_kernels: mask labels must be in {allowed}"
+        )
         return
     lo, hi = (v.item() for v in torch.aminmax(labels))
     if lo < lowest or hi >= num_classes:
@@ -173,7 +183,10 @@ def _check_weight_values(weights: torch.Tensor, host: bool) -> None:
     if _no_data(weights) or not weights.numel():
         return
     if not host:
-        torch._assert_async((torch.isfinite(weights) & (weights >= 0)).all(), "cga_kernels: soft mask weights must be finite and non-negative")
+        torch._assert_async(
+            (torch.isfinite(weights) & (weights >= 0)).all(),
+            "cga_kernels: soft mask weights must be finite and non-negative",
+        )
         return
     lo, hi = (v.item() for v in torch.aminmax(weights))
     if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -190,7 +203,9 @@ def _parse_hard(mask, batch, spatial, num_classes, ignore_index) -> MaskSpec:
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
             raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
         if 0 <= ignore_index < num_classes:
-            raise ValueError(f"ignore_index={ignore_index} is a class index in [0, {num_classes}); choose a value outside")
+            raise ValueError(
+                f"ignore_index={ignore_index} is a class index in [0, {num_classes}); choose a value outside"
+            )
     labels = mask.reshape(batch, -1).long()
     if ignore_index is not None:
         labels = torch.where(labels == ignore_index, -1, labels)
@@ -199,11 +214,17 @@ def _parse_hard(mask, batch, spatial, num_classes, ignore_index) -> MaskSpec:
 
 def _parse_soft(mask, batch, spatial, num_classes, ignore_index) -> MaskSpec:
     if mask.dim() < 3 or mask.shape[0] != batch or (spatial is not None and tuple(mask.shape[2:]) != spatial):
-        expected = f"(B, K, *S) = ({batch}, K, {', '.join(map(str, spatial))})" if spatial is not None else f"(B={batch}, K, *S)"
+        expected = (
+            f"(B, K, *S) = ({batch}, K, {', '.join(map(str, spatial))})"
+            if spatial is not None
+            else f"(B={batch}, K, *S)"
+        )
         raise ValueError(f"soft mask must have shape {expected}, got {tuple(mask.shape)}")
     k = mask.shape[1]
     if num_classes is not None and check_num_classes(num_classes) != k:
-        raise ValueError(f"soft mask has K={k} classes in dim 1 but num_classes (or the prototypes' K) is {num_classes}")
+        raise ValueError(
+            f"soft mask has K={k} classes in dim 1 but num_classes (or the prototypes' K) is {num_classes}"
+        )
     if ignore_index is not None:
         raise ValueError("ignore_index applies to hard (integer) masks only; give ignored voxels zero weight instead")
     return MaskSpec(False, k, tuple(mask.shape[2:]), None, mask.reshape(batch, k, -1), None)

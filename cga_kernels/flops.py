@@ -79,5 +79,7 @@ def flop_counter_mapping() -> dict:
         ops.scatter_soft: scatter,
         ops.intra_update_hard: update,
         ops.intra_update_soft: update,
-        ops.pair_distances: lambda proto, present, **_: prototype_distances_flops(batch=proto[0], classes=proto[1], channels=proto[2]),
+        ops.pair_distances: lambda proto, present, **_: prototype_distances_flops(
+            batch=proto[0], classes=proto[1], channels=proto[2]
+        ),
     }

@@ -92,9 +92,13 @@ class IntraClassUpdate(nn.Module):
                 f"like the features {tuple(features.shape)}, got {tuple(attention_logits.shape)}"
             )
         if attention_logits.shape[0] != features.shape[0]:
-            raise ValueError(f"attention_logits has batch {attention_logits.shape[0]} but features has {features.shape[0]}")
+            raise ValueError(
+                f"attention_logits has batch {attention_logits.shape[0]} but features has {features.shape[0]}"
+            )
         mask = attention_to_mask(attention_logits, features.shape[2:], self.mode)
-        return _ops.intra_class_update(features, mask, num_classes=self.num_classes, residual=self.residual, classes=self.classes)
+        return _ops.intra_class_update(
+            features, mask, num_classes=self.num_classes, residual=self.residual, classes=self.classes
+        )
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, mode={self.mode!r}, residual={self.residual}, classes={self.classes}"

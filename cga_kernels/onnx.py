@@ -56,7 +56,9 @@ def _pool(x, w, acc: ir.DataType):
     sums = op.MatMul(w, op.Transpose(op.Cast(x, to=acc), perm=[0, 2, 1]))
     zero = op.CastLike(op.Constant(value_float=0.0), counts)
     present = op.Unsqueeze(op.Greater(counts, zero), _ints([2]))
-    safe = op.Unsqueeze(op.Where(op.Greater(counts, zero), counts, op.CastLike(op.Constant(value_float=1.0), counts)), _ints([2]))
+    safe = op.Unsqueeze(
+        op.Where(op.Greater(counts, zero), counts, op.CastLike(op.Constant(value_float=1.0), counts)), _ints([2])
+    )
     proto = op.Where(present, op.Div(sums, safe), op.CastLike(zero, sums))
     return proto, counts
 

@@ -52,7 +52,9 @@ def _mask(kind: str, shape: tuple, classes: int, device: str, dtype: torch.dtype
 
 
 def _max_error(fused, ref) -> float:
-    return max(float((a.detach().double() - b.detach().double()).abs().max()) if a.numel() else 0.0 for a, b in zip(fused, ref))
+    return max(
+        float((a.detach().double() - b.detach().double()).abs().max()) if a.numel() else 0.0 for a, b in zip(fused, ref)
+    )
 
 
 def check_case(device: str, shape: tuple, classes: int, kind: str, dtype: torch.dtype) -> float:
@@ -78,10 +80,14 @@ def check_values(device: str) -> list[Line]:
             try:
                 err = check_case(device, shape, classes, kind, dtype)
                 bad = not err <= TOLERANCE[dtype]
-                outcome = f"{'FAIL' if bad else 'ok'} (max |fused - reference| = {err:.1e}, tolerance {TOLERANCE[dtype]:.0e})"
+                outcome = (
+                    f"{'FAIL' if bad else 'ok'} (max |fused - reference| = {err:.1e}, tolerance {TOLERANCE[dtype]:.0e})"
+                )
             except Exception as exc:  # a crash is a failed check, reported with its message
                 bad, outcome = True, f"FAIL {type(exc).__name__}: {exc}"
-            lines.append(Line(f"values+gradients on {device}", f"{name}, {str(dtype).replace('torch.', '')}", outcome, bad))
+            lines.append(
+                Line(f"values+gradients on {device}", f"{name}, {str(dtype).replace('torch.', '')}", outcome, bad)
+            )
     return lines
 
 
@@ -111,26 +117,50 @@ def time_bottleneck(device: str, repeats: int) -> list[Line]:
         medians["reference"].append(_median_ms(lambda: step(reference), repeats))
     fused, ref = min(medians["fused"]), min(medians["reference"])
     shape = "x".join(map(str, BOTTLENECK))
-    return [Line(f"timing on {device}", f"intra_class_update fwd+bwd, hard, {shape}, K=4",
-                 f"fused {fused:.2f} ms, reference {ref:.2f} ms: {ref / fused:.2f}x")]
+    return [
+        Line(
+            f"timing on {device}",
+            f"intra_class_update fwd+bwd, hard, {shape}, K=4",
+            f"fused {fused:.2f} ms, reference {ref:.2f} ms: {ref / fused:.2f}x",
+        )
+    ]
 
 
 def aot_lines() -> list[Line]:
     """Compile every Triton kernel for the local GPU (a subprocess: no interpreter there)."""
     if not torch.cuda.is_available():
-        return [Line("GPU compile check", "Triton kernels for the local GPU",
-                     "skipped: no CUDA device; `python -m cga_kernels.triton.aot` checks sm_80 and sm_90 without one")]
+        return [
+            Line(
+                "GPU compile check",
+                "Triton kernels for the local GPU",
+                "skipped: no CUDA device; `python -m cga_kernels.triton.aot` checks sm_80 and sm_90 without one",
+            )
+        ]
     major, minor = torch.cuda.get_device_capability()
     target = f"sm_{major}{minor}"
     from cga_kernels.triton.aot import TARGETS
 
     if target not in TARGETS:
-        return [Line("GPU compile check", target, f"skipped: no shared-memory limit recorded for {target}; known: {sorted(TARGETS)}")]
+        return [
+            Line(
+                "GPU compile check",
+                target,
+                f"skipped: no shared-memory limit recorded for {target}; known: {sorted(TARGETS)}",
+            )
+        ]
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    run = subprocess.run([sys.executable, "-m", "cga_kernels.triton.aot", "--targets", target], env=env, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "cga_kernels.triton.aot", "--targets", target], env=env, capture_output=True, text=True
+    )
     last = (run.stdout.strip().splitlines() or ["no output"])[-1]
-    return [Line("GPU compile check", f"every Triton kernel for {target}", ("ok " if run.returncode == 0 else "FAIL ") + last,
-                 run.returncode != 0)]
+    return [
+        Line(
+            "GPU compile check",
+            f"every Triton kernel for {target}",
+            ("ok " if run.returncode == 0 else "FAIL ") + last,
+            run.returncode != 0,
+        )
+    ]
 
 
 def devices() -> tuple[list[str], list[Line]]:
@@ -153,13 +183,21 @@ def summary(lines: list[Line]) -> str:
     rows = [f"cga_kernels self-test (torch {torch.__version__}; backend {ck.backend()})", ""]
     rows += [f"{(line.section + ': ' + line.what).ljust(width)}  {line.outcome}" for line in lines]
     failed = sum(line.failed for line in lines)
-    rows += ["", f"{failed} of {len(lines)} checks FAILED" if failed else f"all {len(lines)} checks passed or skipped with a reason"]
+    rows += [
+        "",
+        f"{failed} of {len(lines)} checks FAILED"
+        if failed
+        else f"all {len(lines)} checks passed or skipped with a reason",
+    ]
     return "\n".join(rows)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cga_kernels.selftest", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m cga_kernels.selftest",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per round (3 interleaved rounds)")
     args = parser.parse_args(argv)
     if args.repeats < 1:

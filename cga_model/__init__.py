@@ -13,13 +13,13 @@ try:
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
-from .nn.attention import SAM, AttentionPath, SAMOutput
-from .nn.blocks import DownConv, InitConv, ResBlock, UpBlock, make_norm
 from .data.labels import CLASS_NAMES, REGIONS, LabelScheme
 from .data.layouts import LAYOUTS, MODALITIES, find_cases
-from .nn.losses import CGALoss, LossTerms, attention_mse_loss, downsample_labels, inter_class_term, softmax_dice_loss
+from .nn.attention import SAM, AttentionPath, SAMOutput
+from .nn.blocks import DownConv, InitConv, ResBlock, UpBlock, make_norm
 from .nn.config import SIZE_MULTIPLE, ModelConfig
 from .nn.dropin import CategoryGuidedAttention, guided_attention_losses
+from .nn.losses import CGALoss, LossTerms, attention_mse_loss, downsample_labels, inter_class_term, softmax_dice_loss
 from .nn.network import CGAOutput, CGAUNet
 
 __all__ = [

@@ -15,12 +15,11 @@ from pathlib import Path
 
 from . import __version__
 from .cli_failures import run_command
-from .data.sampling import DEFAULT_FOREGROUND_SHARE
 from .data.layouts import LAYOUTS
+from .data.sampling import DEFAULT_FOREGROUND_SHARE
 from .nn.config import ModelConfig
 from .nn.losses import SEGMENTATION_LOSSES
 from .nnunet.commands import add_nnunet_commands
-
 
 DEFAULT_SYNTH_SHAPE = (64, 64, 48)
 
@@ -49,16 +48,29 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
             continue
         flag = "--" + option.name.replace("_", "-")
         if isinstance(option.default, bool):
-            group.add_argument(f"--no-{option.name.replace('_', '-')}", dest=option.name, action="store_false",
-                               help=f"turn off {meta['help']}")
+            group.add_argument(
+                f"--no-{option.name.replace('_', '-')}",
+                dest=option.name,
+                action="store_false",
+                help=f"turn off {meta['help']}",
+            )
             continue
-        group.add_argument(flag, dest=option.name, default=option.default, help=meta["help"],
-                           type=meta.get("type", type(option.default)), choices=meta.get("choices"), nargs=meta.get("nargs"))
+        group.add_argument(
+            flag,
+            dest=option.name,
+            default=option.default,
+            help=meta["help"],
+            type=meta.get("type", type(option.default)),
+            choices=meta.get("choices"),
+            nargs=meta.get("nargs"),
+        )
 
 
 def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
     """The ``ModelConfig`` of parsed ``cga train`` flags (fields without a flag keep their defaults)."""
-    return ModelConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ModelConfig) if f.metadata.get("cli")})
+    return ModelConfig(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(ModelConfig) if f.metadata.get("cli")}
+    )
 
 
 def _synth(args) -> None:
@@ -66,9 +78,13 @@ def _synth(args) -> None:
     from .data.synth_full_size import FULL_SHAPE
 
     if args.full_size and args.shape is not None:
-        raise ValueError(f"--shape {' '.join(map(str, args.shape))} and --full-size together: --full-size writes 240 240 155, drop one")
+        raise ValueError(
+            f"--shape {' '.join(map(str, args.shape))} and --full-size together: --full-size writes 240 240 155, drop one"
+        )
     shape = FULL_SHAPE if args.full_size else tuple(args.shape or DEFAULT_SYNTH_SHAPE)
-    ids = synthesize_cohort(args.out, cases=args.cases, seed=args.seed, shape=shape, layout=args.layout, realistic=args.full_size)
+    ids = synthesize_cohort(
+        args.out, cases=args.cases, seed=args.seed, shape=shape, layout=args.layout, realistic=args.full_size
+    )
     print(f"wrote {len(ids)} {args.layout} cases to {args.out}")
 
 
@@ -78,18 +94,36 @@ def _preprocess(args) -> None:
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     counts = preprocess(args.data, args.out, workers=args.workers, rebuild=args.rebuild, layout=args.layout)
-    print(f"cache {args.out}: {counts['cases']} cases ({counts['written']} written, {counts['skipped']} already cached)")
+    print(
+        f"cache {args.out}: {counts['cases']} cases ({counts['written']} written, {counts['skipped']} already cached)"
+    )
 
 
 def _train(args) -> None:
     from .training.loop import TrainConfig, train
 
     config = TrainConfig(
-        data=args.data, out=args.out, epochs=args.epochs, crop=tuple(args.crop), batch_size=args.batch_size, lr=args.lr,
-        val_fraction=args.val_fraction, seed=args.seed, workers=args.workers, foreground_share=args.foreground_share, device=args.device,
-        model=model_config_from_args(args), attention_weight=args.attention_weight, inter_weight=args.inter_weight,
-        inter_form=args.inter_form, inter_start_epoch=args.inter_start_epoch, inter_sign=-1.0 if args.reverse_inter else 1.0,
-        layout=args.layout, loss=args.loss, val_every=args.val_every, brain_mask=not args.no_brain_mask,
+        data=args.data,
+        out=args.out,
+        epochs=args.epochs,
+        crop=tuple(args.crop),
+        batch_size=args.batch_size,
+        lr=args.lr,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        workers=args.workers,
+        foreground_share=args.foreground_share,
+        device=args.device,
+        model=model_config_from_args(args),
+        attention_weight=args.attention_weight,
+        inter_weight=args.inter_weight,
+        inter_form=args.inter_form,
+        inter_start_epoch=args.inter_start_epoch,
+        inter_sign=-1.0 if args.reverse_inter else 1.0,
+        layout=args.layout,
+        loss=args.loss,
+        val_every=args.val_every,
+        brain_mask=not args.no_brain_mask,
     )
     _, record = train(config, resume=args.resume, overwrite=args.overwrite)
     print(f"done: {record}; checkpoints in {args.out}")
@@ -98,16 +132,31 @@ def _train(args) -> None:
 def _predict(args) -> None:
     from .inference.predict import predict_folder
 
-    written = predict_folder(args.onnx or args.checkpoint, args.input, args.out, layout=args.layout, roi=tuple(args.roi),
-                             overlap=args.overlap, tta=args.tta, save_probs=args.probs, brain_mask=not args.no_brain_mask, device=args.device)
+    written = predict_folder(
+        args.onnx or args.checkpoint,
+        args.input,
+        args.out,
+        layout=args.layout,
+        roi=tuple(args.roi),
+        overlap=args.overlap,
+        tta=args.tta,
+        save_probs=args.probs,
+        brain_mask=not args.no_brain_mask,
+        device=args.device,
+    )
     print(f"wrote {len(written)} predictions (+ overlay PNGs) to {args.out}")
 
 
 def _evaluate(args) -> None:
     from .evaluation.evaluate import evaluate_folder, format_table, plot_distribution, write_csv
 
-    rows = evaluate_folder(args.pred, args.gt, layout=args.layout, metric_sets=tuple(m.strip() for m in args.metrics.split(",") if m.strip()),
-                           allow_missing=args.allow_missing)
+    rows = evaluate_folder(
+        args.pred,
+        args.gt,
+        layout=args.layout,
+        metric_sets=tuple(m.strip() for m in args.metrics.split(",") if m.strip()),
+        allow_missing=args.allow_missing,
+    )
     out = Path(args.out)
     write_csv(rows, out)
     png = out.with_suffix(".png")
@@ -131,71 +180,156 @@ def _add_required(parser: argparse.ArgumentParser, flags: dict) -> None:
 
 def _add_layout(parser: argparse.ArgumentParser, what: str) -> None:
     """``--layout NAME``: force the dataset layout of ``what`` instead of detecting it from the file names."""
-    parser.add_argument("--layout", choices=tuple(LAYOUTS), default=None,
-                        help=f"layout of {what} (default: detected from the file names; brats2024 shares brats2023's names)")
+    parser.add_argument(
+        "--layout",
+        choices=tuple(LAYOUTS),
+        default=None,
+        help=f"layout of {what} (default: detected from the file names; brats2024 shares brats2023's names)",
+    )
 
 
 def _add_brain_mask(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-brain-mask", action="store_true",
-                        help="segment the whole volume as it is, for images that are not skull-stripped; without it, voxels zero in "
-                             "every modality (outside a skull-stripped brain) are background and only the brain's box is segmented")
+    parser.add_argument(
+        "--no-brain-mask",
+        action="store_true",
+        help="segment the whole volume as it is, for images that are not skull-stripped; without it, voxels zero in "
+        "every modality (outside a skull-stripped brain) are background and only the brain's box is segmented",
+    )
 
 
 def _add_synth(sub) -> None:
-    p = _command(sub, "synth", summary="write a synthetic cohort in a dataset layout (BraTS 2021/2023/2024, MSD Task01)", run=_synth)
+    p = _command(
+        sub,
+        "synth",
+        summary="write a synthetic cohort in a dataset layout (BraTS 2021/2023/2024, MSD Task01)",
+        run=_synth,
+    )
     p.add_argument("out", help="folder for the cases, in the files of --layout")
-    p.add_argument("--layout", choices=tuple(LAYOUTS), default="brats2021",
-                   help="files and labels to write: brats2021, brats2023, brats2024 (with resection cavities, label 4) or msd")
+    p.add_argument(
+        "--layout",
+        choices=tuple(LAYOUTS),
+        default="brats2021",
+        help="files and labels to write: brats2021, brats2023, brats2024 (with resection cavities, label 4) or msd",
+    )
     p.add_argument("--cases", type=int, default=10, help="number of cases")
     p.add_argument("--seed", type=int, default=0, help="seed of the cohort (same seed, same cases)")
-    p.add_argument("--shape", type=int, nargs=3, default=None, metavar=("X", "Y", "Z"),
-                   help=f"volume size in voxels, 1 mm (default: {' '.join(map(str, DEFAULT_SYNTH_SHAPE))})")
-    p.add_argument("--full-size", action="store_true",
-                   help="realistic 240x240x155 cases: a brain of 1.5-1.9 M voxels in a zero background, gliomas of 0.5-3 %% of it "
-                        "with the three nested sub-regions (to judge training as on real scans)")
+    p.add_argument(
+        "--shape",
+        type=int,
+        nargs=3,
+        default=None,
+        metavar=("X", "Y", "Z"),
+        help=f"volume size in voxels, 1 mm (default: {' '.join(map(str, DEFAULT_SYNTH_SHAPE))})",
+    )
+    p.add_argument(
+        "--full-size",
+        action="store_true",
+        help="realistic 240x240x155 cases: a brain of 1.5-1.9 M voxels in a zero background, gliomas of 0.5-3 %% of it "
+        "with the three nested sub-regions (to judge training as on real scans)",
+    )
 
 
 def _add_preprocess(sub) -> None:
     from .data.loader import default_workers
 
-    p = _command(sub, "preprocess", summary="cache a dataset for fast training: brain crop, z-score, memory-mappable arrays", run=_preprocess)
-    _add_required(p, {"--data": "dataset folder of any layout (BraTS 2021/2023/2024 case folders, an MSD Task01 folder)",
-                      "--out": "cache folder (new, empty, or a cache to finish); pass it to cga train --data"})
+    p = _command(
+        sub,
+        "preprocess",
+        summary="cache a dataset for fast training: brain crop, z-score, memory-mappable arrays",
+        run=_preprocess,
+    )
+    _add_required(
+        p,
+        {
+            "--data": "dataset folder of any layout (BraTS 2021/2023/2024 case folders, an MSD Task01 folder)",
+            "--out": "cache folder (new, empty, or a cache to finish); pass it to cga train --data",
+        },
+    )
     p.add_argument("--workers", type=int, default=default_workers(), help="parallel processes (one case each)")
-    p.add_argument("--rebuild", action="store_true", help="clear an existing cache of other settings, format or data and rebuild it")
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="clear an existing cache of other settings, format or data and rebuild it",
+    )
     _add_layout(p, "--data")
 
 
 def _add_train(sub) -> None:
     p = _command(sub, "train", summary="train a CGA U-Net (use torchrun --nproc_per_node=N for DDP)", run=_train)
-    _add_required(p, {"--data": "dataset folder of any layout, or a cache made by cga preprocess", "--out": "run folder (last.pt, best.pt, metrics.jsonl, curves.png)"})
+    _add_required(
+        p,
+        {
+            "--data": "dataset folder of any layout, or a cache made by cga preprocess",
+            "--out": "run folder (last.pt, best.pt, metrics.jsonl, curves.png)",
+        },
+    )
     p.add_argument("--epochs", type=int, default=500, help="training epochs (poly learning rate over them)")
-    p.add_argument("--crop", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="random crop size (multiples of 8)")
+    p.add_argument(
+        "--crop",
+        type=int,
+        nargs=3,
+        default=(128, 128, 128),
+        metavar=("X", "Y", "Z"),
+        help="random crop size (multiples of 8)",
+    )
     p.add_argument("--batch-size", type=int, default=8, help="crops per step (per process under DDP)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate at epoch 0")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of the cases held out for validation Dice")
-    p.add_argument("--val-every", type=int, default=5,
-                   help="validate every N epochs (and after the last): sliding windows at --crop over the held-out cases; best.pt on the mean Dice")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, the initial weights and every epoch's data order")
-    p.add_argument("--workers", type=int, default=None,
-                   help="loader worker processes (0: load in the main process; default: the CPU cores, at most 8, shared among DDP processes)")
-    p.add_argument("--foreground-share", type=float, default=DEFAULT_FOREGROUND_SHARE,
-                   help="share of each batch centred on a voxel of a foreground class present in the case (the rest uniform in the brain box)")
+    p.add_argument(
+        "--val-every",
+        type=int,
+        default=5,
+        help="validate every N epochs (and after the last): sliding windows at --crop over the held-out cases; best.pt on the mean Dice",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the split, the initial weights and every epoch's data order"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="loader worker processes (0: load in the main process; default: the CPU cores, at most 8, shared among DDP processes)",
+    )
+    p.add_argument(
+        "--foreground-share",
+        type=float,
+        default=DEFAULT_FOREGROUND_SHARE,
+        help="share of each batch centred on a voxel of a foreground class present in the case (the rest uniform in the brain box)",
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--overwrite", action="store_true", help="start afresh in an --out folder that holds an earlier run (replacing it)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an --out folder that holds an earlier run (replacing it)",
+    )
     _add_layout(p, "--data (the network's class count follows its label scheme: 5 with a resection cavity)")
     add_model_flags(p)
     _add_brain_mask(p)
     loss = p.add_argument_group("loss options (CGALoss)")
-    loss.add_argument("--loss", choices=SEGMENTATION_LOSSES, default="dice_ce",
-                      help="segmentation loss: dice_ce = the paper's Dice + cross-entropy (learns on full-size volumes); "
-                           "dice = the paper's softmax Dice over the tumour classes (collapses on full-size volumes)")
-    loss.add_argument("--attention-weight", type=float, default=1.0, help="weight of the attention MSE: 1 = paper, 20 = released code")
+    loss.add_argument(
+        "--loss",
+        choices=SEGMENTATION_LOSSES,
+        default="dice_ce",
+        help="segmentation loss: dice_ce = the paper's Dice + cross-entropy (learns on full-size volumes); "
+        "dice = the paper's softmax Dice over the tumour classes (collapses on full-size volumes)",
+    )
+    loss.add_argument(
+        "--attention-weight", type=float, default=1.0, help="weight of the attention MSE: 1 = paper, 20 = released code"
+    )
     loss.add_argument("--inter-weight", type=float, default=0.1, help="weight of the inter-class term")
-    loss.add_argument("--inter-form", choices=("paper", "official"), default="paper", help="inter-class loss: paper formula or released code's")
-    loss.add_argument("--inter-start-epoch", type=int, default=20, help="first epoch (0-based) with the inter-class term")
-    loss.add_argument("--reverse-inter", action="store_true", help="'Baseline - Inter': minimise the inter-class distance")
+    loss.add_argument(
+        "--inter-form",
+        choices=("paper", "official"),
+        default="paper",
+        help="inter-class loss: paper formula or released code's",
+    )
+    loss.add_argument(
+        "--inter-start-epoch", type=int, default=20, help="first epoch (0-based) with the inter-class term"
+    )
+    loss.add_argument(
+        "--reverse-inter", action="store_true", help="'Baseline - Inter': minimise the inter-class distance"
+    )
 
 
 def _add_predict(sub) -> None:
@@ -203,9 +337,19 @@ def _add_predict(sub) -> None:
     model = p.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", help="a best.pt or last.pt of cga train (this or --onnx is required)")
     model.add_argument("--onnx", help="a model.onnx of cga export, run by ONNX Runtime on the CPU instead of PyTorch")
-    _add_required(p, {"--input": "a case folder or a folder of case folders", "--out": "folder for <ID>.nii.gz and <ID>_overlay.png"})
-    p.add_argument("--roi", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="sliding-window size")
-    p.add_argument("--overlap", type=float, default=0.5, help="overlap of neighbouring windows, as a fraction of the window")
+    _add_required(
+        p,
+        {
+            "--input": "a case folder or a folder of case folders",
+            "--out": "folder for <ID>.nii.gz and <ID>_overlay.png",
+        },
+    )
+    p.add_argument(
+        "--roi", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="sliding-window size"
+    )
+    p.add_argument(
+        "--overlap", type=float, default=0.5, help="overlap of neighbouring windows, as a fraction of the window"
+    )
     p.add_argument("--tta", action="store_true", help="average over the 8 axis flips")
     p.add_argument("--probs", action="store_true", help="also write <ID>_prob.nii.gz")
     _add_brain_mask(p)
@@ -215,15 +359,26 @@ def _add_predict(sub) -> None:
 
 def _add_evaluate(sub) -> None:
     p = _command(sub, "evaluate", summary="BraTS metrics of predictions against ground truth", run=_evaluate)
-    _add_required(p, {"--pred": "folder of <ID>.nii.gz predictions (in the label values of the ground truth's layout)",
-                      "--gt": "dataset folder with the ground-truth segmentations, any layout",
-                      "--out": "CSV path ending in .csv (a PNG is written beside it)"})
-    p.add_argument("--allow-missing", action="store_true",
-                   help="score a ground-truth case without a prediction as an empty (all background) prediction instead of refusing")
+    _add_required(
+        p,
+        {
+            "--pred": "folder of <ID>.nii.gz predictions (in the label values of the ground truth's layout)",
+            "--gt": "dataset folder with the ground-truth segmentations, any layout",
+            "--out": "CSV path ending in .csv (a PNG is written beside it)",
+        },
+    )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="score a ground-truth case without a prediction as an empty (all background) prediction instead of refusing",
+    )
     _add_layout(p, "--gt")
-    p.add_argument("--metrics", default="legacy,lesionwise",
-                   help="comma-separated: legacy (Dice, HD95, HD100, sensitivity, specificity per region) and/or lesionwise "
-                        "(BraTS 2023+ lesion-wise Dice/HD95, panoptic quality and lesion counts, as brats-evaluation computes them)")
+    p.add_argument(
+        "--metrics",
+        default="legacy,lesionwise",
+        help="comma-separated: legacy (Dice, HD95, HD100, sensitivity, specificity per region) and/or lesionwise "
+        "(BraTS 2023+ lesion-wise Dice/HD95, panoptic quality and lesion counts, as brats-evaluation computes them)",
+    )
 
 
 def _export(args) -> None:
@@ -231,35 +386,73 @@ def _export(args) -> None:
 
     suffix = Path(args.out).suffix.lower()
     if suffix == ".pt2":
-        print(f"wrote {export_program(args.checkpoint, args.out, overwrite=args.overwrite)} (torch.export program with the cga:: ops)")
+        print(
+            f"wrote {export_program(args.checkpoint, args.out, overwrite=args.overwrite)} (torch.export program with the cga:: ops)"
+        )
         return
     if suffix != ".onnx":
         raise ValueError(f"--out {args.out}: its suffix picks the format, .onnx (ONNX) or .pt2 (torch.export program)")
     done = export_onnx(args.checkpoint, args.out, overwrite=args.overwrite)
-    print(f"wrote {done.path} (outputs: {', '.join(done.outputs)}); onnx.checker passed; ONNX Runtime logits within "
-          f"{done.max_abs_diff:.1e} of PyTorch on a random {tuple(done.checked_shape)} input")
+    print(
+        f"wrote {done.path} (outputs: {', '.join(done.outputs)}); onnx.checker passed; ONNX Runtime logits within "
+        f"{done.max_abs_diff:.1e} of PyTorch on a random {tuple(done.checked_shape)} input"
+    )
 
 
 def _add_export(sub) -> None:
-    p = _command(sub, "export", summary="export a checkpoint to ONNX (.onnx) or a torch.export program (.pt2)", run=_export)
-    _add_required(p, {"--checkpoint": "a best.pt or last.pt of cga train",
-                      "--out": "model.onnx (dynamic batch and sizes, multiples of 8, at least 16) or model.pt2"})
+    p = _command(
+        sub, "export", summary="export a checkpoint to ONNX (.onnx) or a torch.export program (.pt2)", run=_export
+    )
+    _add_required(
+        p,
+        {
+            "--checkpoint": "a best.pt or last.pt of cga train",
+            "--out": "model.onnx (dynamic batch and sizes, multiples of 8, at least 16) or model.pt2",
+        },
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def _explain(args) -> None:
     from .inference.explain import explain_folder
 
-    written = explain_folder(args.checkpoint, args.input, args.out, roi=tuple(args.roi), channels=args.channels, device=args.device,
-                             overwrite=args.overwrite)
-    print(f"wrote {len(written)} PNGs (attention per class, features before/after the intra-class update) to {args.out}")
+    written = explain_folder(
+        args.checkpoint,
+        args.input,
+        args.out,
+        roi=tuple(args.roi),
+        channels=args.channels,
+        device=args.device,
+        overwrite=args.overwrite,
+    )
+    print(
+        f"wrote {len(written)} PNGs (attention per class, features before/after the intra-class update) to {args.out}"
+    )
 
 
 def _add_explain(sub) -> None:
-    p = _command(sub, "explain", summary="attention maps per class and features before/after the intra-class update (paper Figs. 6-7)", run=_explain)
-    _add_required(p, {"--checkpoint": "a best.pt or last.pt of cga train (a CGA U-Net with its SAM)",
-                      "--input": "a case folder or a folder of case folders", "--out": "folder for <ID>_attention.png and <ID>_features.png"})
-    p.add_argument("--roi", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="window around the tumour (multiples of 8)")
+    p = _command(
+        sub,
+        "explain",
+        summary="attention maps per class and features before/after the intra-class update (paper Figs. 6-7)",
+        run=_explain,
+    )
+    _add_required(
+        p,
+        {
+            "--checkpoint": "a best.pt or last.pt of cga train (a CGA U-Net with its SAM)",
+            "--input": "a case folder or a folder of case folders",
+            "--out": "folder for <ID>_attention.png and <ID>_features.png",
+        },
+    )
+    p.add_argument(
+        "--roi",
+        type=int,
+        nargs=3,
+        default=(128, 128, 128),
+        metavar=("X", "Y", "Z"),
+        help="window around the tumour (multiples of 8)",
+    )
     p.add_argument("--channels", type=int, default=4, help="feature channels shown: those the update changes most")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--overwrite", action="store_true", help="replace existing PNGs")
@@ -268,31 +461,65 @@ def _add_explain(sub) -> None:
 def _confidence(args) -> None:
     from .inference.confidence import confidence_report, format_table, parse_models
 
-    csv_path, png, rows = confidence_report(parse_models(args.model), args.out, input_path=args.input, roi=tuple(args.roi),
-                                            overlap=args.overlap, device=args.device, overwrite=args.overwrite)
+    csv_path, png, rows = confidence_report(
+        parse_models(args.model),
+        args.out,
+        input_path=args.input,
+        roi=tuple(args.roi),
+        overlap=args.overlap,
+        device=args.device,
+        overwrite=args.overwrite,
+    )
     print(format_table(rows))
     print(f"shares: {csv_path}\nchart: {png}")
 
 
 def _add_confidence(sub) -> None:
-    p = _command(sub, "confidence", summary="share of voxel probabilities in [0,0.1], (0.1,0.5], (0.5,0.9], (0.9,1] per region (paper Fig. 8)",
-                 run=_confidence)
-    p.add_argument("--model", action="append", required=True, metavar="NAME=SOURCE",
-                   help="repeatable; SOURCE: a folder of <ID>_prob.nii.gz (cga predict --probs) or a checkpoint / .onnx run on --input")
+    p = _command(
+        sub,
+        "confidence",
+        summary="share of voxel probabilities in [0,0.1], (0.1,0.5], (0.5,0.9], (0.9,1] per region (paper Fig. 8)",
+        run=_confidence,
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="NAME=SOURCE",
+        help="repeatable; SOURCE: a folder of <ID>_prob.nii.gz (cga predict --probs) or a checkpoint / .onnx run on --input",
+    )
     _add_required(p, {"--out": "folder for confidence.csv and confidence.png"})
-    p.add_argument("--input", help="the cases: needed for a model file; restricts the count to the brain (default: every voxel)")
-    p.add_argument("--roi", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="sliding-window size")
-    p.add_argument("--overlap", type=float, default=0.5, help="overlap of neighbouring windows, as a fraction of the window")
+    p.add_argument(
+        "--input", help="the cases: needed for a model file; restricts the count to the brain (default: every voxel)"
+    )
+    p.add_argument(
+        "--roi", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="sliding-window size"
+    )
+    p.add_argument(
+        "--overlap", type=float, default=0.5, help="overlap of neighbouring windows, as a fraction of the window"
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--overwrite", action="store_true", help="replace an existing confidence.csv/.png")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cga", description="CGA U-Net: synthesise, train, predict, evaluate (BraTS layout)",
-                                     formatter_class=HelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="cga",
+        description="CGA U-Net: synthesise, train, predict, evaluate (BraTS layout)",
+        formatter_class=HelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for add in (_add_synth, _add_preprocess, _add_train, _add_predict, _add_evaluate, _add_export, _add_explain, _add_confidence):
+    for add in (
+        _add_synth,
+        _add_preprocess,
+        _add_train,
+        _add_predict,
+        _add_evaluate,
+        _add_export,
+        _add_explain,
+        _add_confidence,
+    ):
         add(sub)
     add_nnunet_commands(sub, HelpFormatter)
     return parser

@@ -20,7 +20,14 @@ import sys
 from pathlib import Path
 
 EXPECTED_ERRORS = (ValueError, OSError, RuntimeError)
-FOLDER_OUTPUTS = ("synth", "preprocess", "train", "predict", "explain", "confidence")  # commands whose --out is a folder
+FOLDER_OUTPUTS = (
+    "synth",
+    "preprocess",
+    "train",
+    "predict",
+    "explain",
+    "confidence",
+)  # commands whose --out is a folder
 DEBUG_VARIABLE = "CGA_DEBUG"
 
 
@@ -44,7 +51,9 @@ def _check_device(args) -> None:
         import torch
 
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: no CUDA GPU is available to this PyTorch ({torch.__version__}); use --device cpu")
+            raise ValueError(
+                f"--device {device}: no CUDA GPU is available to this PyTorch ({torch.__version__}); use --device cpu"
+            )
 
 
 def _check_out(args) -> None:
@@ -99,8 +108,10 @@ def run_command(args) -> int:
     except Exception as err:  # a bug in cga: say so in one line, keep the traceback behind CGA_DEBUG
         if os.environ.get(DEBUG_VARIABLE):
             raise
-        message = (f"internal error ({type(err).__name__}: {_one_line(err)}); please report it with the command line "
-                   f"(set {DEBUG_VARIABLE}=1 to see the traceback)")
+        message = (
+            f"internal error ({type(err).__name__}: {_one_line(err)}); please report it with the command line "
+            f"(set {DEBUG_VARIABLE}=1 to see the traceback)"
+        )
     _remove_if_empty(created)
     print(f"cga {args.command}: error: {message}", file=sys.stderr)
     return 2

@@ -22,7 +22,7 @@ from .training.loop import TrainConfig, train
 TRAIN_COHORT_SEED, TEST_COHORT_SEED, TRAINING_SEED = 1, 2, 0
 
 
-def main(argv=None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", default="demo_out", help="folder for the cohorts, the run, predictions and metrics")
     parser.add_argument("--train-cases", type=int, default=20, help="synthetic training cases")
@@ -30,8 +30,14 @@ def main(argv=None) -> None:
     parser.add_argument("--shape", type=int, nargs=3, default=(64, 64, 48), metavar=("X", "Y", "Z"), help="volume size")
     parser.add_argument("--epochs", type=int, default=24, help="training epochs")
     parser.add_argument("--base-channels", type=int, default=8, help="c of the CGA U-Net")
-    parser.add_argument("--no-cache", action="store_true", help="train from the raw NIfTI folders instead of a cga preprocess cache")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--no-cache", action="store_true", help="train from the raw NIfTI folders instead of a cga preprocess cache"
+    )
+    return parser
+
+
+def main(argv=None) -> None:
+    args = _parser().parse_args(argv)
     out, start = Path(args.out), time.time()
 
     print(f"[1/5] synthesising {args.train_cases} training and {args.test_cases} held-out cases")
@@ -46,8 +52,15 @@ def main(argv=None) -> None:
     print(f"[3/5] training a CGA U-Net (base {args.base_channels} channels) for {args.epochs} epochs on the CPU")
     train_start = time.time()
     config = TrainConfig(
-        data=str(data), out=str(out / "run"), epochs=args.epochs, crop=(48, 48, 48), batch_size=2,
-        val_fraction=0.2, model=ModelConfig(base_channels=args.base_channels), inter_start_epoch=args.epochs // 2, lr=3e-3,
+        data=str(data),
+        out=str(out / "run"),
+        epochs=args.epochs,
+        crop=(48, 48, 48),
+        batch_size=2,
+        val_fraction=0.2,
+        model=ModelConfig(base_channels=args.base_channels),
+        inter_start_epoch=args.epochs // 2,
+        lr=3e-3,
         seed=TRAINING_SEED,
     )
     train(config)
@@ -61,7 +74,9 @@ def main(argv=None) -> None:
     write_csv(rows, out / "metrics.csv")
     plot_distribution(rows, out / "metrics.png")
     print(format_table(rows))
-    print(f"\nmetrics: {out / 'metrics.csv'}\nplots:   {out / 'metrics.png'}, {out / 'run' / 'curves.png'}, {out / 'pred'}/*_overlay.png")
+    print(
+        f"\nmetrics: {out / 'metrics.csv'}\nplots:   {out / 'metrics.png'}, {out / 'run' / 'curves.png'}, {out / 'pred'}/*_overlay.png"
+    )
     print(f"demo finished in {time.time() - start:.0f} s")
 
 

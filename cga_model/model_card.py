@@ -48,7 +48,14 @@ def count(config: dict, *, size=(128, 128, 128), batch: int = 1, in_channels: in
     root = type(model).__name__
     sam_flops = sum(per_module.get(f"{root}.sam", {}).values())
     cga_flops = sum(v for op, v in per_module.get("Global", {}).items() if "cga" in str(op))
-    return {"params": params, "sam_params": sam_params, "flops": flops, "macs": flops / 2, "sam_flops": sam_flops, "cga_op_flops": cga_flops}
+    return {
+        "params": params,
+        "sam_params": sam_params,
+        "flops": flops,
+        "macs": flops / 2,
+        "sam_flops": sam_flops,
+        "cga_op_flops": cga_flops,
+    }
 
 
 def table(size=(128, 128, 128), batch: int = 1, variants=None) -> str:
@@ -64,7 +71,9 @@ def table(size=(128, 128, 128), batch: int = 1, variants=None) -> str:
             f"| {name} | {c['params']:,} | {c['sam_params']:,} | {c['flops'] / 1e9:.2f} | {c['macs'] / 1e9:.2f} | {c['sam_flops'] / 2e9:.3f} |"
         )
     if tuple(size) == (128, 128, 128) and batch == 1:
-        rows.append(f"| paper: CGA U-Net (sec. 4.3) | 4.77 M | 0.095 M (Table 3) | - | {PAPER['gmacs']} | {PAPER['sam'][8][0]} |")
+        rows.append(
+            f"| paper: CGA U-Net (sec. 4.3) | 4.77 M | 0.095 M (Table 3) | - | {PAPER['gmacs']} | {PAPER['sam'][8][0]} |"
+        )
         for rate in (4, 2):
             gmacs, p = PAPER["sam"][rate]
             rows.append(f"| paper: SAM at rate {rate} (Table 3) | - | {p / 1e6:g} M | - | - | {gmacs} |")
@@ -72,7 +81,9 @@ def table(size=(128, 128, 128), batch: int = 1, variants=None) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Parameters and FLOPs of the CGA U-Net variants (FlopCounterMode, meta device).")
+    parser = argparse.ArgumentParser(
+        description="Parameters and FLOPs of the CGA U-Net variants (FlopCounterMode, meta device)."
+    )
     parser.add_argument("--size", type=int, nargs=3, default=(128, 128, 128), metavar=("D", "H", "W"))
     parser.add_argument("--batch", type=int, default=1)
     args = parser.parse_args(argv)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cga_model.data.dataset import normalize
+from cga_model.data.cases import normalize
 from cga_model.data.synth import synthesize_case
 from cga_model.nn.cost import flops_of, params_of, saved_bytes_of
 
@@ -17,8 +17,10 @@ def cost(fn, x, model) -> dict:
 
 def compare(name, *, host, wrapped, x) -> str:
     a, b = cost(host, x, host), cost(wrapped, x, wrapped)
-    return (f"| {name} | {a['params']:,} -> {b['params']:,} | {a['flops'] / 1e9:.3f} -> {b['flops'] / 1e9:.3f} "
-            f"| {a['saved_bytes'] / 2**20:.1f} -> {b['saved_bytes'] / 2**20:.1f} MiB |")
+    return (
+        f"| {name} | {a['params']:,} -> {b['params']:,} | {a['flops'] / 1e9:.3f} -> {b['flops'] / 1e9:.3f} "
+        f"| {a['saved_bytes'] / 2**20:.1f} -> {b['saved_bytes'] / 2**20:.1f} MiB |"
+    )
 
 
 def train_steps(model, x, y, *, steps: int, seed: int = 0) -> list[float]:

@@ -18,7 +18,9 @@ def make_unet() -> UNet:
 
 
 def make_wrapped(mode: str = "hard") -> CategoryGuidedAttention:
-    return CategoryGuidedAttention(make_unet(), BOTTLENECK, num_classes=4, head="input", in_channels=4, rate=8, mode=mode)
+    return CategoryGuidedAttention(
+        make_unet(), BOTTLENECK, num_classes=4, head="input", in_channels=4, rate=8, mode=mode
+    )
 
 
 def train(steps: int = 8, mode: str = "hard", seed: int = 0) -> list[float]:

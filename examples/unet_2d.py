@@ -38,13 +38,17 @@ class UNet2D(nn.Module):
 
 def make_wrapped(mode: str = "hard", head: str = "input") -> CategoryGuidedAttention:
     kwargs = dict(in_channels=4, rate=4) if head == "input" else dict(feature_channels=64)
-    return CategoryGuidedAttention(UNet2D(), "bottleneck", num_classes=4, head=head, spatial_dims=2, mode=mode, **kwargs)
+    return CategoryGuidedAttention(
+        UNet2D(), "bottleneck", num_classes=4, head=head, spatial_dims=2, mode=mode, **kwargs
+    )
 
 
 def slices(batch: int = 4, size: int = 64):
     x, y = synthetic_batch(batch=batch // 2, size=size)
     mid = size // 2
-    return torch.cat([x[..., mid], x[..., mid - 4]]), torch.cat([y[..., mid], y[..., mid - 4]])  # (B, 4, H, W), (B, H, W)
+    return torch.cat([x[..., mid], x[..., mid - 4]]), torch.cat(
+        [y[..., mid], y[..., mid - 4]]
+    )  # (B, 4, H, W), (B, H, W)
 
 
 def train(*, steps: int = 10, mode: str = "hard", head: str = "input", seed: int = 0) -> list[float]:

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 
 from . import distances, intra_update, pool, scatter
 
-PUBLIC = (pool.prototype_pool, scatter.prototype_scatter, intra_update.intra_class_update, distances.prototype_distances, distances.inter_class_loss)
+PUBLIC = (
+    pool.prototype_pool,
+    scatter.prototype_scatter,
+    intra_update.intra_class_update,
+    distances.prototype_distances,
+    distances.inter_class_loss,
+)
 
 
 @dataclass(frozen=True)

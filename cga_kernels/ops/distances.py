@@ -98,4 +98,6 @@ def inter_class_loss(kernels, proto, counts, form="paper"):
         -2.3979
     """
     check_proto_counts(proto, counts)
-    return inter_class_loss_with(lambda p, present: kernels.ops.pair_distances(p.contiguous(), present), proto, counts, form)
+    return inter_class_loss_with(
+        lambda p, present: kernels.ops.pair_distances(p.contiguous(), present), proto, counts, form
+    )

@@ -29,7 +29,9 @@ def _fake_hard_backward(grad_y, grad_proto, labels, active, counts, residual):
 
 
 def _fake_soft_backward(grad_y, grad_proto, grad_counts, x, weights, active, proto, counts, residual):
-    return torch.empty_like(x, memory_format=torch.contiguous_format), torch.empty_like(weights, memory_format=torch.contiguous_format)
+    return torch.empty_like(x, memory_format=torch.contiguous_format), torch.empty_like(
+        weights, memory_format=torch.contiguous_format
+    )
 
 
 def _setup_hard(ctx, inputs, output):
@@ -73,8 +75,15 @@ def _setup_soft(ctx, inputs, output):
 def _backward_soft(ctx, grad_y, grad_proto, grad_counts):
     x, weights, active, proto, counts = ctx.saved_tensors
     grad_x, grad_w = ctx.ops.intra_update_soft_backward(
-        grad_or_zeros(grad_y, x), grad_or_zeros(grad_proto, proto), grad_or_zeros(grad_counts, counts),
-        x, weights, active, proto, counts, ctx.residual,
+        grad_or_zeros(grad_y, x),
+        grad_or_zeros(grad_proto, proto),
+        grad_or_zeros(grad_counts, counts),
+        x,
+        weights,
+        active,
+        proto,
+        counts,
+        ctx.residual,
     )
     return grad_x, grad_w, None, None
 
@@ -143,11 +152,12 @@ def intra_class_update(kernels, x, mask, num_classes=None, residual=True, classe
         >>> y.shape, proto.shape, counts.shape
         (torch.Size([2, 8, 4, 4, 4]), torch.Size([2, 4, 8]), torch.Size([2, 4]))
     """
-    spec = parse_mask(
-        x, mask, num_classes=num_classes, ignore_index=ignore_index, classes=classes, host_checks_on_cpu=kernels.host_checks_on_cpu
-    )
+    checks = dict(num_classes=num_classes, ignore_index=ignore_index, classes=classes)
+    spec = parse_mask(x, mask, **checks, host_checks_on_cpu=kernels.host_checks_on_cpu)
     if spec.hard:
         y, proto, counts = kernels.ops.intra_update_hard(flatten_features(x), spec.labels, spec.active, bool(residual))
     else:
-        y, proto, counts = kernels.ops.intra_update_soft(flatten_features(x), spec.weights_as(x.dtype), spec.active, bool(residual))
+        y, proto, counts = kernels.ops.intra_update_soft(
+            flatten_features(x), spec.weights_as(x.dtype), spec.active, bool(residual)
+        )
     return y.reshape(x.shape), proto, counts

@@ -44,7 +44,15 @@ def _backward_soft(ctx, grad_proto, grad_counts):
     x, weights, proto, counts = ctx.saved_tensors
     none_active = torch.zeros(weights.shape[1], dtype=torch.bool, device=x.device)
     return ctx.ops.intra_update_soft_backward(
-        torch.zeros_like(x), grad_or_zeros(grad_proto, proto), grad_or_zeros(grad_counts, counts), x, weights, none_active, proto, counts, False
+        torch.zeros_like(x),
+        grad_or_zeros(grad_proto, proto),
+        grad_or_zeros(grad_counts, counts),
+        x,
+        weights,
+        none_active,
+        proto,
+        counts,
+        False,
     )
 
 
@@ -92,7 +100,9 @@ def prototype_pool(kernels, x, mask, num_classes=None, ignore_index=None):
         >>> proto.shape, counts.shape
         (torch.Size([2, 3, 8]), torch.Size([2, 3]))
     """
-    spec = parse_mask(x, mask, num_classes=num_classes, ignore_index=ignore_index, host_checks_on_cpu=kernels.host_checks_on_cpu)
+    spec = parse_mask(
+        x, mask, num_classes=num_classes, ignore_index=ignore_index, host_checks_on_cpu=kernels.host_checks_on_cpu
+    )
     if spec.hard:
         return kernels.ops.pool_hard(flatten_features(x), spec.labels, spec.num_classes)
     return kernels.ops.pool_soft(flatten_features(x), spec.weights_as(x.dtype))

@@ -70,22 +70,40 @@ def tile_sizes(channels: int, n: int) -> tuple[int, int]:
 def _class_mask(lab, w_ptr, b, offs_n, mask_n, ks, K, N, SOFT: tl.constexpr, ACC: tl.constexpr):
     """The class-mask tile ``(len(ks), BLOCK_N)``: loaded weights, or the one-hot of ``lab``."""
     if SOFT:
-        m = tl.load(w_ptr + b * K * N + ks[:, None] * N + offs_n[None, :], mask=(ks[:, None] < K) & mask_n[None, :], other=0.0)
+        m = tl.load(
+            w_ptr + b * K * N + ks[:, None] * N + offs_n[None, :], mask=(ks[:, None] < K) & mask_n[None, :], other=0.0
+        )
         return m.to(ACC)
     return (lab[None, :] == ks[:, None]).to(ACC)
 
 
 @triton.jit
-def _masked_sums_kernel(x_ptr, lab_ptr, w_ptr, sums_ptr, counts_ptr, C, N, K, NB,
-                        SOFT: tl.constexpr, ATOMIC: tl.constexpr, ACC: tl.constexpr,
-                        K_PAD: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr):
+def _masked_sums_kernel(
+    x_ptr,
+    lab_ptr,
+    w_ptr,
+    sums_ptr,
+    counts_ptr,
+    C,
+    N,
+    K,
+    NB,
+    SOFT: tl.constexpr,
+    ATOMIC: tl.constexpr,
+    ACC: tl.constexpr,
+    K_PAD: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
     b = tl.program_id(0).to(tl.int64)
     cb = tl.program_id(1)
     nb = tl.program_id(2).to(tl.int64)
     offs_c = cb.to(tl.int64) * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)
     offs_n = nb * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
     mask_c, mask_n = offs_c < C, offs_n < N
-    x = tl.load(x_ptr + b * C * N + offs_c[:, None] * N + offs_n[None, :], mask=mask_c[:, None] & mask_n[None, :], other=0.0).to(ACC)
+    x = tl.load(
+        x_ptr + b * C * N + offs_c[:, None] * N + offs_n[None, :], mask=mask_c[:, None] & mask_n[None, :], other=0.0
+    ).to(ACC)
     if SOFT:
         lab = offs_n  # unused: the mask tile comes from the weights
     else:
@@ -110,9 +128,22 @@ def _masked_sums_kernel(x_ptr, lab_ptr, w_ptr, sums_ptr, counts_ptr, C, N, K, NB
 
 
 @triton.jit
-def _masked_broadcast_kernel(table_ptr, lab_ptr, w_ptr, res_ptr, out_ptr, C, N, K,
-                             SOFT: tl.constexpr, RESIDUAL: tl.constexpr, ACC: tl.constexpr,
-                             K_PAD: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr):
+def _masked_broadcast_kernel(
+    table_ptr,
+    lab_ptr,
+    w_ptr,
+    res_ptr,
+    out_ptr,
+    C,
+    N,
+    K,
+    SOFT: tl.constexpr,
+    RESIDUAL: tl.constexpr,
+    ACC: tl.constexpr,
+    K_PAD: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
     """Soft masks: ``T^T W`` in class chunks; hard masks: a gather of table rows by label."""
     b = tl.program_id(0).to(tl.int64)
     offs_c = tl.program_id(1).to(tl.int64) * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)
@@ -123,13 +154,19 @@ def _masked_broadcast_kernel(table_ptr, lab_ptr, w_ptr, res_ptr, out_ptr, C, N, 
         y = tl.zeros((BLOCK_C, BLOCK_N), dtype=ACC)
         for k0 in tl.static_range(0, K_PAD, CLASS_CHUNK):
             ks = k0 + tl.arange(0, CLASS_CHUNK).to(tl.int64)
-            table = tl.load(table_ptr + b * K * C + ks[None, :] * C + offs_c[:, None], mask=mask_c[:, None] & (ks[None, :] < K), other=0.0).to(ACC)
+            table = tl.load(
+                table_ptr + b * K * C + ks[None, :] * C + offs_c[:, None],
+                mask=mask_c[:, None] & (ks[None, :] < K),
+                other=0.0,
+            ).to(ACC)
             m = _class_mask(offs_n, w_ptr, b, offs_n, mask_n, ks, K, N, SOFT, ACC)
             y += tl.dot(table, m, input_precision="ieee")  # (BLOCK_C, BLOCK_N)
     else:
         lab = tl.load(lab_ptr + b * N + offs_n, mask=mask_n, other=-1)
         valid = (lab >= 0) & (lab < K)
-        y = tl.load(table_ptr + b * K * C + lab[None, :] * C + offs_c[:, None], mask=io_mask & valid[None, :], other=0.0).to(ACC)
+        y = tl.load(
+            table_ptr + b * K * C + lab[None, :] * C + offs_c[:, None], mask=io_mask & valid[None, :], other=0.0
+        ).to(ACC)
     tile = b * C * N + offs_c[:, None] * N + offs_n[None, :]
     if RESIDUAL:
         y += tl.load(res_ptr + tile, mask=io_mask, other=0.0).to(ACC)
@@ -154,9 +191,24 @@ def masked_sums(x: torch.Tensor, num_classes: int, labels=None, weights=None):
     sums = torch.zeros(slots, num_classes, channels, dtype=acc, device=x.device)
     counts = torch.zeros(slots, num_classes, dtype=acc, device=x.device)
     soft, lab, w = _mask_args(labels, weights)
-    _masked_sums_kernel[grid](x, lab, w, sums, counts, channels, n, num_classes, nb, SOFT=soft, ATOMIC=atomic,
-                              ACC=acc_tl(x.dtype), K_PAD=class_pad(num_classes), BLOCK_C=block_c, BLOCK_N=block_n,
-                              num_warps=GPU_WARPS)
+    _masked_sums_kernel[grid](
+        x,
+        lab,
+        w,
+        sums,
+        counts,
+        channels,
+        n,
+        num_classes,
+        nb,
+        SOFT=soft,
+        ATOMIC=atomic,
+        ACC=acc_tl(x.dtype),
+        K_PAD=class_pad(num_classes),
+        BLOCK_C=block_c,
+        BLOCK_N=block_n,
+        num_warps=GPU_WARPS,
+    )
     if not atomic:  # second stage: a fixed-order sum over the voxel blocks
         sums = sums.view(batch, nb, num_classes, channels).sum(1)
         counts = counts.view(batch, nb, num_classes).sum(1)
@@ -170,7 +222,21 @@ def masked_broadcast(table: torch.Tensor, n: int, out_dtype, labels=None, weight
     out = torch.empty(batch, channels, n, dtype=out_dtype, device=table.device)
     grid = (batch, triton.cdiv(channels, block_c), triton.cdiv(n, block_n))
     soft, lab, w = _mask_args(labels, weights)
-    _masked_broadcast_kernel[grid](table, lab, w, residual if residual is not None else out, out, channels, n, num_classes,
-                                   SOFT=soft, RESIDUAL=residual is not None, ACC=acc_tl(table.dtype),
-                                   K_PAD=class_pad(num_classes), BLOCK_C=block_c, BLOCK_N=block_n, num_warps=GPU_WARPS)
+    _masked_broadcast_kernel[grid](
+        table,
+        lab,
+        w,
+        residual if residual is not None else out,
+        out,
+        channels,
+        n,
+        num_classes,
+        SOFT=soft,
+        RESIDUAL=residual is not None,
+        ACC=acc_tl(table.dtype),
+        K_PAD=class_pad(num_classes),
+        BLOCK_C=block_c,
+        BLOCK_N=block_n,
+        num_warps=GPU_WARPS,
+    )
     return out

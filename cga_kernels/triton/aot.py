@@ -41,8 +41,17 @@ TARGETS = {"sm_80": (80, 166912), "sm_90": (90, 232448)}
 """name -> (compute capability, shared memory limit per block in bytes: 163 KB on A100, 227 KB on H100)."""
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-_PTR = {torch.float16: "*fp16", torch.bfloat16: "*bf16", torch.float32: "*fp32", torch.float64: "*fp64",
-        torch.int64: "*i64", torch.int32: "*i32", torch.int8: "*i8", torch.uint8: "*u8", torch.bool: "*i1"}
+_PTR = {
+    torch.float16: "*fp16",
+    torch.bfloat16: "*bf16",
+    torch.float32: "*fp32",
+    torch.float64: "*fp64",
+    torch.int64: "*i64",
+    torch.int32: "*i32",
+    torch.int8: "*i8",
+    torch.uint8: "*u8",
+    torch.bool: "*i1",
+}
 CACHE_DIR = os.path.join("build", "aot")
 REPORT_FORMAT = 2  # part of every cache key: bump when the fields of a result change
 
@@ -64,7 +73,16 @@ class Spec:
 
     def key(self, target: str) -> str:
         fn = _kernel_fn(self)
-        text = repr((REPORT_FORMAT, fn.cache_key, self.signature, [(k, _const_str(v)) for k, v in self.constants], self.num_warps, target))
+        text = repr(
+            (
+                REPORT_FORMAT,
+                fn.cache_key,
+                self.signature,
+                [(k, _const_str(v)) for k, v in self.constants],
+                self.num_warps,
+                target,
+            )
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -224,14 +242,22 @@ def compile_one(spec: Spec, target: str) -> dict:
     from triton.compiler import ASTSource
 
     capability, shared_limit = TARGETS[target]
-    result = {"kernel": spec.kernel, "label": spec.label(), "target": target, "shared_limit": shared_limit,
-              "signature": dict(spec.signature), "constants": {k: _const_str(v) for k, v in spec.constants}}
+    result = {
+        "kernel": spec.kernel,
+        "label": spec.label(),
+        "target": target,
+        "shared_limit": shared_limit,
+        "signature": dict(spec.signature),
+        "constants": {k: _const_str(v) for k, v in spec.constants},
+    }
     triton.knobs.nvidia.dump_ptxas_log = True  # Triton prints the log of its own `ptxas -v` run
     log = io.StringIO()
     try:
         source = ASTSource(_kernel_fn(spec), dict(spec.signature), dict(spec.constants))
         with contextlib.redirect_stdout(log), _fresh_triton_cache():
-            compiled = triton.compile(source, target=GPUTarget("cuda", capability, 32), options={"num_warps": spec.num_warps})
+            compiled = triton.compile(
+                source, target=GPUTarget("cuda", capability, 32), options={"num_warps": spec.num_warps}
+            )
         result["shared"] = int(compiled.metadata.shared)
         result["registers"], result["spills"] = _ptxas_usage(log.getvalue())
     except Exception as err:  # a compile error is a finding to report, not a crash of the check
@@ -285,8 +311,10 @@ def run_check(targets: list[str], jobs: int, kernels=None, progress: bool = True
 
 def summary(results: list[dict]) -> str:
     """One line per kernel and target: specialisations, max registers, max spills, max shared memory."""
-    rows = ["| kernel | target | specialisations | max registers | max spill bytes | max shared B (limit) | failures |",
-            "|---|---|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| kernel | target | specialisations | max registers | max spill bytes | max shared B (limit) | failures |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     key = lambda r: (r["kernel"], r["target"])  # noqa: E731
     for (kernel, target), group in itertools.groupby(sorted(results, key=key), key=key):
         group = list(group)
@@ -295,17 +323,24 @@ def summary(results: list[dict]) -> str:
         regs = max((r["registers"] for r in ok), default=0)
         spills = max((r["spills"] for r in ok), default=0)
         shared = max((r["shared"] for r in ok), default=0)
-        rows.append(f"| {kernel} | {target} | {len(group)} | {regs} | {spills} | {shared} ({group[0]['shared_limit']}) | {failures} |")
+        rows.append(
+            f"| {kernel} | {target} | {len(group)} | {regs} | {spills} | {shared} ({group[0]['shared_limit']}) | {failures} |"
+        )
     return "\n".join(rows)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cga_kernels.triton.aot", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m cga_kernels.triton.aot",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--targets", default="sm_80,sm_90", help="comma-separated GPU targets: " + ", ".join(TARGETS))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compiler processes")
     parser.add_argument("--kernels", default="", help="comma-separated kernel names to check (default: every kernel)")
-    parser.add_argument("--report", default=os.path.join(CACHE_DIR, "report.json"), help="where to write every result as JSON")
+    parser.add_argument(
+        "--report", default=os.path.join(CACHE_DIR, "report.json"), help="where to write every result as JSON"
+    )
     args = parser.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         parser.error("unset TRITON_INTERPRET: the interpreter replaces the compiler this check exercises")

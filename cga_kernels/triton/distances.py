@@ -56,8 +56,15 @@ def _block(channels: int) -> int:
 def pair_distances(proto, present):
     batch, num_classes, channels = proto.shape
     out = torch.empty(batch, num_classes, num_classes, dtype=proto.dtype, device=proto.device)
-    _distances_kernel[(batch * num_classes * num_classes,)](proto, present.to(torch.int8).contiguous(), out, num_classes, channels,
-                                                            ACC=acc_tl(proto.dtype), BLOCK_C=_block(channels))
+    _distances_kernel[(batch * num_classes * num_classes,)](
+        proto,
+        present.to(torch.int8).contiguous(),
+        out,
+        num_classes,
+        channels,
+        ACC=acc_tl(proto.dtype),
+        BLOCK_C=_block(channels),
+    )
     return out
 
 
@@ -66,6 +73,14 @@ def pair_distances_backward(grad, proto, dist):
     out = torch.empty_like(proto, memory_format=torch.contiguous_format)
     block = _block(channels)
     grid = (batch * num_classes, triton.cdiv(channels, block))
-    _distances_backward_kernel[grid](grad.to(acc_dtype(proto.dtype)).contiguous(), proto, dist.contiguous(), out, num_classes, channels,
-                                     ACC=acc_tl(proto.dtype), BLOCK_C=block)
+    _distances_backward_kernel[grid](
+        grad.to(acc_dtype(proto.dtype)).contiguous(),
+        proto,
+        dist.contiguous(),
+        out,
+        num_classes,
+        channels,
+        ACC=acc_tl(proto.dtype),
+        BLOCK_C=block,
+    )
     return out

@@ -53,8 +53,21 @@ def intra_update_hard_backward(grad_y, grad_proto, labels, active, counts, resid
 
 
 @triton.jit
-def _weight_grad_kernel(a_ptr, g_ptr, h_ptr, x_ptr, bias_ptr, out_ptr, C, N, K,
-                        ACC: tl.constexpr, K_PAD: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr):
+def _weight_grad_kernel(
+    a_ptr,
+    g_ptr,
+    h_ptr,
+    x_ptr,
+    bias_ptr,
+    out_ptr,
+    C,
+    N,
+    K,
+    ACC: tl.constexpr,
+    K_PAD: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
     """out[b, k, n] = sum_c A[b,k,c] g[b,c,n] + H[b,k,c] x[b,c,n] + bias[b,k]."""
     b = tl.program_id(0).to(tl.int64)
     offs_n = tl.program_id(1).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
@@ -74,7 +87,11 @@ def _weight_grad_kernel(a_ptr, g_ptr, h_ptr, x_ptr, bias_ptr, out_ptr, C, N, K,
         x = tl.load(x_ptr + cn, mask=cn_mask, other=0.0).to(ACC)
         acc += tl.dot(a, g, input_precision="ieee") + tl.dot(h, x, input_precision="ieee")
     acc += tl.load(bias_ptr + b * K + ks, mask=mask_k, other=0.0).to(ACC)[:, None]
-    tl.store(out_ptr + b * K * N + ks[:, None] * N + offs_n[None, :], acc.to(out_ptr.dtype.element_ty), mask=mask_k[:, None] & mask_n[None, :])
+    tl.store(
+        out_ptr + b * K * N + ks[:, None] * N + offs_n[None, :],
+        acc.to(out_ptr.dtype.element_ty),
+        mask=mask_k[:, None] & mask_n[None, :],
+    )
 
 
 def intra_update_soft_backward(grad_y, grad_proto, grad_counts, x, weights, active, proto, counts, residual):
@@ -91,7 +108,20 @@ def intra_update_soft_backward(grad_y, grad_proto, grad_counts, x, weights, acti
     if not interpreting():  # the (K_PAD, BLOCK_N) accumulator must leave registers for the operand tiles
         block_c, block_n = 16, max(16, GPU_TILE // (2 * class_pad(num_classes)))
     grid = (batch, triton.cdiv(n, block_n))
-    _weight_grad_kernel[grid](a, grad_y, h, x, bias, grad_w, channels, n, num_classes, ACC=acc_tl(x.dtype),
-                              K_PAD=class_pad(num_classes), BLOCK_C=block_c, BLOCK_N=block_n,
-                              num_warps=8 if class_pad(num_classes) >= 64 else 4)  # 64 classes spill with 4 warps
+    _weight_grad_kernel[grid](
+        a,
+        grad_y,
+        h,
+        x,
+        bias,
+        grad_w,
+        channels,
+        n,
+        num_classes,
+        ACC=acc_tl(x.dtype),
+        K_PAD=class_pad(num_classes),
+        BLOCK_C=block_c,
+        BLOCK_N=block_n,
+        num_warps=8 if class_pad(num_classes) >= 64 else 4,
+    )  # 64 classes spill with 4 warps
     return grad_x, grad_w

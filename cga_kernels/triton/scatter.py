@@ -15,4 +15,6 @@ def scatter_hard(proto, labels):
 
 
 def scatter_soft(proto, weights):
-    return masked_broadcast(proto.to(acc_dtype(proto.dtype)).contiguous(), weights.shape[2], proto.dtype, weights=weights)
+    return masked_broadcast(
+        proto.to(acc_dtype(proto.dtype)).contiguous(), weights.shape[2], proto.dtype, weights=weights
+    )

@@ -32,14 +32,15 @@ import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import nibabel as nib
 import numpy as np
 
-from .dataset import Case, load_case, normalize
+from .brain import brain_box
+from .cases import Case, load_case, normalize
+from .errors import DataError
+from .file_safety import atomic_write
 from .layouts import LAYOUTS, MODALITIES, CaseFiles
-from .nifti_io import DataError, atomic_write
 
 FORMAT = "cga-case-cache"
 FORMAT_VERSION = 2  # 2: images stored as float16 (1: float32)
@@ -57,7 +58,9 @@ class CacheError(DataError):
 def cache_settings() -> dict:
     """The settings a cache is made with; a cache made with others is refused."""
     return {
-        "dtype": "float16", "normalization": "zscore-per-modality-inside-brain", "crop": "brain-bounding-box",
+        "dtype": "float16",
+        "normalization": "zscore-per-modality-inside-brain",
+        "crop": "brain-bounding-box",
         "modalities": list(MODALITIES),
         "locations_per_class": LOCATIONS_PER_CLASS,
     }
@@ -73,7 +76,7 @@ class CaseArrays:
 
     case_id: str
     image: np.ndarray
-    classes: Optional[np.ndarray]
+    classes: np.ndarray | None
     locations: np.ndarray
     box: tuple
     original_shape: tuple
@@ -84,20 +87,7 @@ def read_source_case(source: CaseFiles) -> Case:
     return load_case(source, with_labels=True)
 
 
-def brain_box(image: np.ndarray) -> tuple:
-    """``((x0, x1), (y0, y1), (z0, z1))``: the bounding box of the voxels non-zero in any channel of
-    ``image (C, X, Y, Z)`` (the whole volume when nothing is non-zero)."""
-    brain = np.any(image != 0, axis=0)
-    if not brain.any():
-        return tuple((0, s) for s in brain.shape)
-    box = []
-    for axis in range(3):
-        present = np.flatnonzero(np.any(brain, axis=tuple(a for a in range(3) if a != axis)))
-        box.append((int(present[0]), int(present[-1]) + 1))
-    return tuple(box)
-
-
-def class_locations(classes: Optional[np.ndarray], seed: int) -> np.ndarray:
+def class_locations(classes: np.ndarray | None, seed: int) -> np.ndarray:
     """``(N, 4)`` int32 rows ``(class, x, y, z)``: up to ``LOCATIONS_PER_CLASS`` voxels (at least 1 %)
     of each foreground class of ``classes (x, y, z)``, drawn with ``seed``."""
     if classes is None:
@@ -117,7 +107,7 @@ def class_locations(classes: Optional[np.ndarray], seed: int) -> np.ndarray:
 def case_arrays(case: Case) -> CaseArrays:
     """Cut ``case`` to its brain box, z-score it inside the brain and sample its class locations
     (what the cache stores, and what training computes on the fly from raw folders)."""
-    box = brain_box(case.image)
+    box = brain_box(np.any(case.image != 0, axis=0))
     window = tuple(slice(a, b) for a, b in box)
     image = normalize(np.ascontiguousarray(case.image[(slice(None),) + window]))
     classes = None if case.classes is None else np.ascontiguousarray(case.classes[window])
@@ -128,11 +118,19 @@ def case_arrays(case: Case) -> CaseArrays:
 def _properties(case: Case, arrays: CaseArrays, source: CaseFiles) -> dict:
     header = case.reference.header
     return {
-        "case_id": case.case_id, "original_shape": list(arrays.original_shape), "box": [list(b) for b in arrays.box],
-        "affine": np.asarray(case.reference.affine).tolist(), "spacing": [float(z) for z in header.get_zooms()[:3]],
+        "case_id": case.case_id,
+        "original_shape": list(arrays.original_shape),
+        "box": [list(b) for b in arrays.box],
+        "affine": np.asarray(case.reference.affine).tolist(),
+        "spacing": [float(z) for z in header.get_zooms()[:3]],
         "nifti_header": base64.b64encode(header.binaryblock).decode("ascii"),
-        "sources": [{"path": str(p.resolve()), "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in source.sources],
-        "has_labels": arrays.classes is not None, "layout": case.layout, "modalities": list(MODALITIES),
+        "sources": [
+            {"path": str(p.resolve()), "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
+            for p in source.sources
+        ],
+        "has_labels": arrays.classes is not None,
+        "layout": case.layout,
+        "modalities": list(MODALITIES),
         "labels": list(LAYOUTS[case.layout].scheme.values),
     }
 
@@ -148,7 +146,9 @@ def stale_sources(properties: dict) -> list[str]:
         if path.exists():
             stat = path.stat()
             if (stat.st_size, stat.st_mtime_ns) != (source["size"], source["mtime_ns"]):
-                changed.append(f"{path} (size {source['size']} -> {stat.st_size}, mtime_ns {source['mtime_ns']} -> {stat.st_mtime_ns})")
+                changed.append(
+                    f"{path} (size {source['size']} -> {stat.st_size}, mtime_ns {source['mtime_ns']} -> {stat.st_mtime_ns})"
+                )
     return changed
 
 
@@ -156,8 +156,10 @@ def as_float16(image: np.ndarray, case_id: str) -> np.ndarray:
     """``image`` (normalised) as float16; ``CacheError`` if a value is not finite or beyond float16's range."""
     largest = float(np.abs(image).max(initial=0.0))
     if not np.isfinite(largest) or largest > float(np.finfo(np.float16).max):
-        raise CacheError(f"case {case_id}: a normalised intensity of {largest} does not fit the cache's float16 "
-                         "(a modality that is constant but for a few voxels?): check the case's images")
+        raise CacheError(
+            f"case {case_id}: a normalised intensity of {largest} does not fit the cache's float16 "
+            "(a modality that is constant but for a few voxels?): check the case's images"
+        )
     return image.astype(np.float16)
 
 
@@ -185,8 +187,10 @@ def write_case(source: CaseFiles, cache) -> str:
         os.rename(partial, cache / case.case_id)
     except OSError as err:
         shutil.rmtree(partial, ignore_errors=True)
-        raise CacheError(f"writing case {case.case_id} into {cache} failed: {err}; the cases finished before are intact: "
-                         "fix the cause (e.g. free disk space) and run cga preprocess again, it skips them") from err
+        raise CacheError(
+            f"writing case {case.case_id} into {cache} failed: {err}; the cases finished before are intact: "
+            "fix the cause (e.g. free disk space) and run cga preprocess again, it skips them"
+        ) from err
     return case.case_id
 
 
@@ -196,26 +200,40 @@ def read_index(root) -> dict:
     root = Path(root)
     path = root / INDEX_FILE
     if not path.is_file():
-        raise CacheError(f"{root} is not a cga cache (no {INDEX_FILE}); make one with: cga preprocess --data DIR --out {root}")
+        raise CacheError(
+            f"{root} is not a cga cache (no {INDEX_FILE}); make one with: cga preprocess --data DIR --out {root}"
+        )
     try:
         index = json.loads(path.read_text())
         fmt, version, _ = index["format"], index["version"], index["layout"]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise CacheError(f"{path} is not a readable cga cache index ({err}); rebuild it with cga preprocess --rebuild") from err
+        raise CacheError(
+            f"{path} is not a readable cga cache index ({err}); rebuild it with cga preprocess --rebuild"
+        ) from err
     rebuild = f"cga preprocess --data {index.get('source', 'DIR')} --out {root} --rebuild"
     if fmt != FORMAT or version != FORMAT_VERSION:
-        raise CacheError(f"{root} holds cache format {fmt!r} version {version}; this cga reads {FORMAT!r} version "
-                         f"{FORMAT_VERSION}: rebuild it with {rebuild}")
+        raise CacheError(
+            f"{root} holds cache format {fmt!r} version {version}; this cga reads {FORMAT!r} version "
+            f"{FORMAT_VERSION}: rebuild it with {rebuild}"
+        )
     if index.get("settings") != cache_settings():
-        raise CacheError(f"{root} was made with other settings ({index.get('settings')}) than this cga uses "
-                         f"({cache_settings()}): rebuild it with {rebuild}")
+        raise CacheError(
+            f"{root} was made with other settings ({index.get('settings')}) than this cga uses "
+            f"({cache_settings()}): rebuild it with {rebuild}"
+        )
     return index
 
 
 def write_index(root, source, case_ids, layout: str) -> None:
     """Write ``cache.json`` atomically: this format and version, the settings, the source folder, its layout and case IDs."""
-    index = {"format": FORMAT, "version": FORMAT_VERSION, "settings": cache_settings(),
-             "source": str(Path(source).resolve()), "layout": layout, "cases": list(case_ids)}
+    index = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "settings": cache_settings(),
+        "source": str(Path(source).resolve()),
+        "layout": layout,
+        "cases": list(case_ids),
+    }
     atomic_write(Path(root) / INDEX_FILE, lambda tmp: Path(tmp).write_text(json.dumps(index, indent=1)))
 
 
@@ -242,19 +260,27 @@ class Cache:
     def properties(self, case_id: str) -> dict:
         return json.loads((self.root / case_id / PROPERTIES_FILE).read_text())
 
-    def arrays(self, case_id: str, properties: Optional[dict] = None) -> CaseArrays:
+    def arrays(self, case_id: str, properties: dict | None = None) -> CaseArrays:
         """The case's arrays as read-only memory maps: a crop of them reads only its own pages."""
         props = properties or self.properties(case_id)
         folder = self.root / case_id
         classes = np.load(folder / "classes.npy", mmap_mode="r") if props["has_labels"] else None
-        return CaseArrays(case_id, np.load(folder / "image.npy", mmap_mode="r"), classes, np.load(folder / "locations.npy"),
-                          tuple(tuple(b) for b in props["box"]), tuple(props["original_shape"]))
+        return CaseArrays(
+            case_id,
+            np.load(folder / "image.npy", mmap_mode="r"),
+            classes,
+            np.load(folder / "locations.npy"),
+            tuple(tuple(b) for b in props["box"]),
+            tuple(props["original_shape"]),
+        )
 
     def reference(self, case_id: str) -> nib.Nifti1Image:
         """An empty NIfTI image with the case's original shape, affine and header (for predictions)."""
         props = self.properties(case_id)
         header = nib.Nifti1Header(base64.b64decode(props["nifti_header"]))
-        return nib.Nifti1Image(np.zeros(props["original_shape"], dtype=np.uint8), np.asarray(props["affine"]), header=header)
+        return nib.Nifti1Image(
+            np.zeros(props["original_shape"], dtype=np.uint8), np.asarray(props["affine"]), header=header
+        )
 
 
 def uncrop(array: np.ndarray, box, original_shape) -> np.ndarray:
@@ -271,13 +297,17 @@ def open_cache(root, check_sources: bool = True) -> Cache:
     index = read_index(root)
     missing = [c for c in index["cases"] if not (root / c / PROPERTIES_FILE).is_file()]
     if missing:
-        raise CacheError(f"cache {root} is incomplete: {len(missing)} of {len(index['cases'])} cases missing "
-                         f"(e.g. {missing[0]}); finish it with cga preprocess --data {index['source']} --out {root}")
+        raise CacheError(
+            f"cache {root} is incomplete: {len(missing)} of {len(index['cases'])} cases missing "
+            f"(e.g. {missing[0]}); finish it with cga preprocess --data {index['source']} --out {root}"
+        )
     cache = Cache(root, index)
     if check_sources:
         for case_id in cache.case_ids:
             changed = stale_sources(cache.properties(case_id))
             if changed:
-                raise CacheError(f"cache {root}: case {case_id} changed since it was cached: {changed[0]}; rebuild it with "
-                                 f"cga preprocess --data {index['source']} --out {root} --rebuild")
+                raise CacheError(
+                    f"cache {root}: case {case_id} changed since it was cached: {changed[0]}; rebuild it with "
+                    f"cga preprocess --data {index['source']} --out {root} --rebuild"
+                )
     return cache

@@ -29,7 +29,9 @@ class LabelScheme:
 
     def __post_init__(self):
         if len(self.values) != len(self.names) or not 2 <= len(self.values) <= len(CLASS_NAMES) or self.values[0] != 0:
-            raise ValueError(f"label scheme {self.name}: needs background 0 and one name per value, got {self.values}, {self.names}")
+            raise ValueError(
+                f"label scheme {self.name}: needs background 0 and one name per value, got {self.values}, {self.names}"
+            )
 
     @property
     def num_classes(self) -> int:
@@ -56,7 +58,9 @@ class LabelScheme:
         found = np.unique(seg)
         unknown = [v for v in found.tolist() if v not in self.values]
         if unknown:
-            raise ValueError(f"label {_format(unknown)} is not in the {self.name} scheme ({self.describe()}); values found: {_format(found.tolist())}")
+            raise ValueError(
+                f"label {_format(unknown)} is not in the {self.name} scheme ({self.describe()}); values found: {_format(found.tolist())}"
+            )
         lookup = np.zeros(max(self.values) + 1, dtype=np.uint8)
         lookup[list(self.values)] = np.arange(self.num_classes, dtype=np.uint8)
         return lookup[seg.astype(np.int64)]
@@ -65,7 +69,9 @@ class LabelScheme:
         """Class indices -> this scheme's label values ``uint8``. A class the scheme lacks raises ``ValueError``."""
         classes = np.asarray(classes)
         if classes.size and (classes.min() < 0 or classes.max() >= self.num_classes):
-            raise ValueError(f"class indices must be in [0, {self.num_classes}) for the {self.name} scheme, found [{classes.min()}, {classes.max()}]")
+            raise ValueError(
+                f"class indices must be in [0, {self.num_classes}) for the {self.name} scheme, found [{classes.min()}, {classes.max()}]"
+            )
         return np.asarray(self.values, dtype=np.uint8)[classes.astype(np.int64)]
 
     def to_dict(self) -> dict:
@@ -75,4 +81,3 @@ class LabelScheme:
 
 def _format(values: list) -> str:
     return ", ".join(str(int(v)) if float(v).is_integer() else str(v) for v in values)
-

@@ -24,12 +24,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
-from .labels import CLASS_NAMES, LabelScheme
-from .nifti_io import DataError
+from .errors import DataError
+from .labels import LabelScheme
 
 MODALITIES = ("flair", "t1ce", "t1", "t2")  # the one channel order inside the network
 NIFTI = ".nii.gz"
@@ -45,9 +44,9 @@ class Layout:
     title: str
     scheme: LabelScheme
     expects: str
-    files: Optional[dict] = None
+    files: dict | None = None
     separator: str = ""
-    channels: Optional[dict] = None
+    channels: dict | None = None
 
     @property
     def is_folder_per_case(self) -> bool:
@@ -57,22 +56,36 @@ class Layout:
 BRATS2023_FILES = {"flair": "t2f", "t1ce": "t1c", "t1": "t1n", "t2": "t2w"}
 LAYOUTS = {
     "brats2021": Layout(
-        "brats2021", "BraTS 2018-2021", LabelScheme("brats2021", (0, 1, 2, 4), ("background", "NCR/NET", "ED", "ET")),
+        "brats2021",
+        "BraTS 2018-2021",
+        LabelScheme("brats2021", (0, 1, 2, 4), ("background", "NCR/NET", "ED", "ET")),
         "<ID>/<ID>_{flair,t1,t1ce,t2}.nii.gz and <ID>_seg.nii.gz",
-        files={m: m for m in MODALITIES}, separator="_"),
+        files={m: m for m in MODALITIES},
+        separator="_",
+    ),
     "brats2023": Layout(
-        "brats2023", "BraTS 2023+ pre-treatment (GLI and later)", LabelScheme("brats2023", (0, 1, 2, 3), ("background", "NETC", "SNFH", "ET")),
+        "brats2023",
+        "BraTS 2023+ pre-treatment (GLI and later)",
+        LabelScheme("brats2023", (0, 1, 2, 3), ("background", "NETC", "SNFH", "ET")),
         "<ID>/<ID>-{t2f,t1n,t1c,t2w}.nii.gz and <ID>-seg.nii.gz (ID like BraTS-GLI-00000-000)",
-        files=BRATS2023_FILES, separator="-"),
+        files=BRATS2023_FILES,
+        separator="-",
+    ),
     "brats2024": Layout(
-        "brats2024", "BraTS 2024 post-treatment glioma", LabelScheme("brats2024", (0, 1, 2, 3, 4), ("background", "NETC", "SNFH", "ET", "RC")),
+        "brats2024",
+        "BraTS 2024 post-treatment glioma",
+        LabelScheme("brats2024", (0, 1, 2, 3, 4), ("background", "NETC", "SNFH", "ET", "RC")),
         "as brats2023 (forced with --layout brats2024: the file names are the same)",
-        files=BRATS2023_FILES, separator="-"),
+        files=BRATS2023_FILES,
+        separator="-",
+    ),
     "msd": Layout(
-        "msd", "Medical Segmentation Decathlon Task01_BrainTumour",
+        "msd",
+        "Medical Segmentation Decathlon Task01_BrainTumour",
         LabelScheme("msd", (0, 2, 1, 3), ("background", "non-enhancing tumour", "edema", "enhancing tumour")),
         "dataset.json, imagesTr/<case>.nii.gz 4-D (X, Y, Z, 4: FLAIR, T1w, T1gd, T2w), labelsTr/<case>.nii.gz",
-        channels={"flair": 0, "t1": 1, "t1ce": 2, "t2": 3}),
+        channels={"flair": 0, "t1": 1, "t1ce": 2, "t2": 3},
+    ),
 }
 SHARED_FILE_NAMES = {"brats2023": ("brats2023", "brats2024")}  # detected kind -> layouts with those file names
 
@@ -86,7 +99,7 @@ class CaseFiles:
     layout: str
     images: tuple
     channels: tuple
-    seg: Optional[Path]
+    seg: Path | None
 
     @property
     def name(self) -> str:
@@ -121,7 +134,7 @@ def folder_case(folder: Path, layout: Layout) -> CaseFiles:
     return CaseFiles(folder.name, layout.name, images, (None,) * len(MODALITIES), seg if seg.is_file() else None)
 
 
-def folder_kind(folder: Path) -> Optional[str]:
+def folder_kind(folder: Path) -> str | None:
     """Which folder-per-case layout names the files of ``folder`` (``brats2021``, ``brats2023``), or None."""
     for name in ("brats2021", "brats2023"):
         layout = LAYOUTS[name]
@@ -135,7 +148,7 @@ def _visible_niftis(folder: Path) -> list:
     return sorted(p for p in folder.glob(f"*{NIFTI}") if not p.name.startswith("."))  # skips macOS "._" files
 
 
-def _msd_images(root: Path) -> Optional[Path]:
+def _msd_images(root: Path) -> Path | None:
     """The images folder (imagesTr, or the imagesTs given) when ``root`` is an MSD task folder or its imagesTr/imagesTs."""
     if (root / "dataset.json").is_file() and (root / "imagesTr").is_dir():
         return root / "imagesTr"
@@ -152,8 +165,10 @@ def _check_msd_modalities(task: Path) -> None:
         raise DataError(f"cannot read {path} as the MSD dataset description: {err}") from err
     found = tuple(modality.get(str(i)) for i in range(len(modality))) if isinstance(modality, dict) else modality
     if found is not None and tuple(str(m).lower() for m in found) != tuple(m.lower() for m in MSD_MODALITY_NAMES):
-        raise DataError(f"{path}: modality order {found}, expected {MSD_MODALITY_NAMES} (Task01_BrainTumour); "
-                        "reorder the channels or the file is not Task01")
+        raise DataError(
+            f"{path}: modality order {found}, expected {MSD_MODALITY_NAMES} (Task01_BrainTumour); "
+            "reorder the channels or the file is not Task01"
+        )
 
 
 def msd_cases(images: Path) -> list:
@@ -165,8 +180,15 @@ def msd_cases(images: Path) -> list:
     for path in _visible_niftis(images):
         case_id = path.name[: -len(NIFTI)]
         seg = task / "labelsTr" / path.name if images.name == "imagesTr" else None
-        cases.append(CaseFiles(case_id, "msd", (path,) * len(MODALITIES), tuple(layout.channels[m] for m in MODALITIES),
-                               seg if seg is not None and seg.is_file() else None))
+        cases.append(
+            CaseFiles(
+                case_id,
+                "msd",
+                (path,) * len(MODALITIES),
+                tuple(layout.channels[m] for m in MODALITIES),
+                seg if seg is not None and seg.is_file() else None,
+            )
+        )
     return cases
 
 
@@ -199,26 +221,33 @@ def _uncompressed_hint(folders) -> str:
 
 def _describe(found: dict, root: Path) -> str:
     shown = {k: (20 if k is None else 3) for k in found}  # every unrecognised folder is named (up to 20)
-    parts = [f"{len(v)} {k or 'unrecognised'} {'images folder' if k == 'msd' else 'case folder'}{'s' if len(v) > 1 else ''} "
-             f"({', '.join(p.name for p in v[:shown[k]])}{', ...' if len(v) > shown[k] else ''})" for k, v in found.items()]
+    parts = [
+        f"{len(v)} {k or 'unrecognised'} {'images folder' if k == 'msd' else 'case folder'}{'s' if len(v) > 1 else ''} "
+        f"({', '.join(p.name for p in v[: shown[k]])}{', ...' if len(v) > shown[k] else ''})"
+        for k, v in found.items()
+    ]
     loose = _visible_niftis(root)
     if loose:
-        parts.append(f"{len(loose)} NIfTI file{'s' if len(loose) > 1 else ''} directly in the folder ({', '.join(p.name for p in loose[:3])}{', ...' if len(loose) > 3 else ''})")
+        parts.append(
+            f"{len(loose)} NIfTI file{'s' if len(loose) > 1 else ''} directly in the folder ({', '.join(p.name for p in loose[:3])}{', ...' if len(loose) > 3 else ''})"
+        )
     return (", ".join(parts) or "no NIfTI files or case folders") + _uncompressed_hint([root, *found.get(None, [])])
 
 
-def _resolve(kind: str, forced: Optional[str], prefer: Optional[str], root: Path) -> Layout:
+def _resolve(kind: str, forced: str | None, prefer: str | None, root: Path) -> Layout:
     candidates = SHARED_FILE_NAMES.get(kind, (kind,))
     if forced is not None:
         get_layout(forced)
         if forced not in candidates:
-            raise DataError(f"--layout {forced} expects {LAYOUTS[forced].expects}, but {root} holds {kind} files "
-                            f"({LAYOUTS[kind].expects}); pass --layout {' or '.join(candidates)}, or none to detect it")
+            raise DataError(
+                f"--layout {forced} expects {LAYOUTS[forced].expects}, but {root} holds {kind} files "
+                f"({LAYOUTS[kind].expects}); pass --layout {' or '.join(candidates)}, or none to detect it"
+            )
         return LAYOUTS[forced]
     return LAYOUTS[prefer if prefer in candidates else candidates[0]]
 
 
-def find_cases(root, *, layout: Optional[str] = None, prefer: Optional[str] = None) -> list:
+def find_cases(root, *, layout: str | None = None, prefer: str | None = None) -> list:
     """The cases under ``root`` (a case folder, a folder of case folders, an MSD task or its imagesTr/imagesTs).
 
     The layout is detected from the file names; ``layout`` forces one; ``prefer`` chooses among
@@ -250,8 +279,10 @@ def likely_layouts(values, current: str) -> str:
     if same_names:
         return f"likely layout: {same_names[0]}, which has the same file names (pass --layout {same_names[0]})"
     if fits:
-        return (f"the values fit {' or '.join(fits)}: segmentations of another release under {current} file names? "
-                f"convert the labels to {LAYOUTS[current].scheme.describe()}")
+        return (
+            f"the values fit {' or '.join(fits)}: segmentations of another release under {current} file names? "
+            f"convert the labels to {LAYOUTS[current].scheme.describe()}"
+        )
     return "no known layout uses these values: is this a segmentation file?"
 
 
@@ -264,35 +295,3 @@ def segmentation_classes(seg, path, layout: str):
         return LAYOUTS[layout].scheme.to_classes(seg)
     except ValueError as err:
         raise DataError(f"{path}: {err}; {likely_layouts(np.unique(seg).tolist(), layout)}") from err
-
-
-def data_record(layout: str) -> dict:
-    """What a training run records about its data (in ``TrainConfig`` and so in every checkpoint):
-    ``{"layout", "label_scheme", "channels"}``."""
-    return {"layout": layout, "label_scheme": get_layout(layout).scheme.to_dict(), "channels": list(MODALITIES)}
-
-
-def trained_layout(config: dict) -> str:
-    """The layout a checkpoint's training config names (checkpoints from before layouts: ``brats2021``)."""
-    return config.get("layout") or "brats2021"
-
-
-def model_channel_order(config: dict, checkpoint) -> list:
-    """Indices into ``MODALITIES`` giving the channel order a checkpoint's network was trained with
-    (its ``channels``; before layouts: ``MODALITIES``). Raises if it needs a modality we do not read."""
-    channels = list(config.get("channels") or MODALITIES)
-    missing = [c for c in channels if c not in MODALITIES]
-    if missing:
-        raise DataError(f"checkpoint {checkpoint} was trained on modalities {channels}; {missing} are not in any layout this cga reads {MODALITIES}")
-    return [MODALITIES.index(c) for c in channels]
-
-
-def check_model_fits(num_classes: int, config: dict, layout: str, checkpoint) -> None:
-    """Refuse to write predictions of a ``num_classes``-class model in ``layout``'s scheme when the scheme
-    cannot express every class (e.g. a brats2024 model's resection cavity in brats2023 files)."""
-    scheme = get_layout(layout).scheme
-    if num_classes > scheme.num_classes:
-        lacking = ", ".join(CLASS_NAMES[k] for k in range(scheme.num_classes, num_classes))
-        raise DataError(f"checkpoint {checkpoint} (trained on {trained_layout(config)}) predicts {num_classes} classes, but the input's "
-                        f"{layout} scheme ({scheme.describe()}) has no label for: {lacking}; pass --layout with a layout that has "
-                        f"(e.g. brats2024 for post-treatment data in BraTS 2023 file names), or use a model trained without it")

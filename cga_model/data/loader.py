@@ -13,16 +13,16 @@ normalises its whole case (seconds at 240x240x155); from a cache it reads only i
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from .augmentation import draw_augmentation, jitter_intensity, no_augmentation
 from .cache import CaseArrays, case_arrays, is_cache, open_cache, uncrop
-from .dataset import draw_augmentation, find_cases, jitter_intensity, load_case, no_augmentation, normalize
-from .layouts import MODALITIES
-from .nifti_io import DataError
+from .cases import load_case, normalize
+from .errors import DataError
+from .layouts import MODALITIES, find_cases
 from .sampling import CropBatchSampler, crop_start, foreground_voxel, read_window
 
 MAX_DEFAULT_WORKERS = 8
@@ -58,7 +58,9 @@ class CachedCases:
         self.cache = open_cache(root)
         self.layout = self.cache.layout
         if layout is not None and layout != self.layout:
-            raise DataError(f"cache {root} was made from a {self.layout} dataset, not {layout}: drop --layout or rebuild the cache")
+            raise DataError(
+                f"cache {root} was made from a {self.layout} dataset, not {layout}: drop --layout or rebuild the cache"
+            )
 
     @property
     def case_ids(self) -> list[str]:
@@ -69,7 +71,9 @@ class CachedCases:
 
     def validation_case(self, case_id: str):
         arrays = self.arrays(case_id)
-        classes = None if arrays.classes is None else uncrop(np.asarray(arrays.classes), arrays.box, arrays.original_shape)
+        classes = (
+            None if arrays.classes is None else uncrop(np.asarray(arrays.classes), arrays.box, arrays.original_shape)
+        )
         return uncrop(np.asarray(arrays.image, dtype=np.float32), arrays.box, arrays.original_shape), classes
 
 
@@ -156,7 +160,9 @@ def default_workers(processes: int = 1) -> int:
     return max(1, min(len(os.sched_getaffinity(0)) // max(processes, 1), MAX_DEFAULT_WORKERS))
 
 
-def make_loader(dataset: TrainingCrops, sampler: CropBatchSampler, workers: int, pin_memory: bool = False) -> DataLoader:
+def make_loader(
+    dataset: TrainingCrops, sampler: CropBatchSampler, workers: int, pin_memory: bool = False
+) -> DataLoader:
     """A DataLoader of ``dataset`` batched by ``sampler``; with ``workers`` > 0 they persist across epochs
     (call ``sampler.set_epoch`` before each epoch). Samples carry their own seeds: worker RNGs are unused.
 
@@ -164,5 +170,13 @@ def make_loader(dataset: TrainingCrops, sampler: CropBatchSampler, workers: int,
     where an uninterrupted run reuses its persistent workers); it draws it from a generator of its
     own, so torch's global RNG (dropout) is never touched and a resumed run ends as an uninterrupted one.
     """
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0, collate_fn=_as_batch,
-                      pin_memory=pin_memory, prefetch_factor=PREFETCH_FACTOR if workers > 0 else None, generator=torch.Generator().manual_seed(0))
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        collate_fn=_as_batch,
+        pin_memory=pin_memory,
+        prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
+        generator=torch.Generator().manual_seed(0),
+    )

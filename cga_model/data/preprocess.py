@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-import shutil
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .cache import INDEX_FILE, PARTIAL_PREFIX, PROPERTIES_FILE, CacheError, is_cache, read_index, stale_sources, write_case, write_index
-from .dataset import find_cases
+from .cache import (
+    INDEX_FILE,
+    PARTIAL_PREFIX,
+    PROPERTIES_FILE,
+    CacheError,
+    is_cache,
+    read_index,
+    stale_sources,
+    write_case,
+    write_index,
+)
+from .layouts import find_cases
 
 
 def _remove_partials(out: Path) -> None:
@@ -37,8 +47,10 @@ def _clear_cache(out: Path) -> None:
 def _check_same_dataset(out: Path, data: Path, case_ids: list[str], layout: str) -> None:
     index = read_index(out)
     if (index["source"], index["cases"], index["layout"]) != (str(data.resolve()), case_ids, layout):
-        raise CacheError(f"cache {out} was made from {index['source']} ({len(index['cases'])} {index['layout']} cases), not from "
-                         f"{data.resolve()} ({len(case_ids)} {layout} cases): choose another --out, or pass --rebuild to replace it")
+        raise CacheError(
+            f"cache {out} was made from {index['source']} ({len(index['cases'])} {index['layout']} cases), not from "
+            f"{data.resolve()} ({len(case_ids)} {layout} cases): choose another --out, or pass --rebuild to replace it"
+        )
 
 
 def prepare_cache_folder(out, data, case_ids: list[str], *, layout: str, rebuild: bool = False) -> None:
@@ -54,8 +66,10 @@ def prepare_cache_folder(out, data, case_ids: list[str], *, layout: str, rebuild
         else:
             _check_same_dataset(out, data, case_ids, layout)
     elif out.is_dir() and any(out.iterdir()):
-        raise CacheError(f"refusing to write into {out}: it is not empty and not a cga cache (no {INDEX_FILE}); "
-                         "choose a new or empty folder")
+        raise CacheError(
+            f"refusing to write into {out}: it is not empty and not a cga cache (no {INDEX_FILE}); "
+            "choose a new or empty folder"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
         _remove_partials(out)
@@ -74,7 +88,9 @@ def _unfinished(out: Path, folders: list[Path]) -> list[Path]:
             continue
         changed = stale_sources(json.loads(properties.read_text()))
         if changed:
-            raise CacheError(f"case {folder.name} changed since it was cached in {out}: {changed[0]}; pass --rebuild to rebuild the cache")
+            raise CacheError(
+                f"case {folder.name} changed since it was cached in {out}: {changed[0]}; pass --rebuild to rebuild the cache"
+            )
     return todo
 
 
@@ -88,7 +104,9 @@ def _run_parallel(jobs: list, workers: int, bar) -> None:
                 future.result()
                 bar.update()
         except BrokenProcessPool as err:
-            raise CacheError(f"a cga preprocess worker process died ({err}); finished cases are intact, run it again") from err
+            raise CacheError(
+                f"a cga preprocess worker process died ({err}); finished cases are intact, run it again"
+            ) from err
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

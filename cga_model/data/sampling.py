@@ -11,7 +11,7 @@ not depend on the worker that makes it, on the number of workers or on a resume.
 from __future__ import annotations
 
 import math
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -20,7 +20,7 @@ DEFAULT_FOREGROUND_SHARE = 1 / 3
 SEED_BITS = 63
 
 
-def foreground_voxel(locations: np.ndarray, rng: np.random.Generator) -> Optional[np.ndarray]:
+def foreground_voxel(locations: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
     """``(x, y, z)`` of a random row of ``locations (N, 4)`` whose class is drawn uniformly among the
     classes present (so a small class is as likely as a large one); None when there is none."""
     if len(locations) == 0:
@@ -87,12 +87,21 @@ class CropBatchSampler(Sampler):
     every ``world``-th sample, as ``DistributedSampler`` does.
     """
 
-    def __init__(self, cases: int, batch_size: int, foreground_share: float = DEFAULT_FOREGROUND_SHARE,
-                 seed: int = 0, rank: int = 0, world: int = 1):
+    def __init__(
+        self,
+        cases: int,
+        batch_size: int,
+        foreground_share: float = DEFAULT_FOREGROUND_SHARE,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+    ):
         if not 0 <= foreground_share <= 1:
             raise ValueError(f"foreground share (--foreground-share) must be in [0, 1], got {foreground_share}")
         if cases < 1 or batch_size < 1:
-            raise ValueError(f"need at least one case and a batch size >= 1, got {cases} cases and batch size {batch_size}")
+            raise ValueError(
+                f"need at least one case and a batch size >= 1, got {cases} cases and batch size {batch_size}"
+            )
         self.cases, self.batch_size, self.share = cases, batch_size, foreground_share
         self.seed, self.rank, self.world, self.epoch = seed, rank, world, 0
 
@@ -104,7 +113,7 @@ class CropBatchSampler(Sampler):
         total = math.ceil(self.cases / self.world) * self.world
         order = np.resize(rng.permutation(self.cases), total)
         seeds = rng.integers(0, 2**SEED_BITS, size=total)
-        return order[self.rank::self.world], seeds[self.rank::self.world]
+        return order[self.rank :: self.world], seeds[self.rank :: self.world]
 
     def __iter__(self) -> Iterator[list]:
         order, seeds = self._samples()

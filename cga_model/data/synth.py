@@ -20,8 +20,9 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
+from .file_safety import atomic_write
 from .layouts import LAYOUTS, MODALITIES, MSD_MODALITY_NAMES, Layout, case_paths, get_layout
-from .nifti_io import atomic_write, save_nifti
+from .nifti import save_nifti
 from .synth_full_size import CONTRAST_COLUMNS, synthesize_full_size_case
 
 # tissue -> intensity per modality, in the order of CONTRAST_COLUMNS
@@ -114,7 +115,9 @@ def synthesize_case(shape=(64, 64, 48), seed=0, *, enhancing=True, cavity=False)
 
 
 def _case_id(layout: str, seed: int, index: int) -> str:
-    return {"brats2021": f"SYN_{seed:04d}_{index:03d}", "msd": f"BRATS_{seed:04d}_{index:03d}"}.get(layout, f"BraTS-GLI-{seed:05d}-{index:03d}")
+    return {"brats2021": f"SYN_{seed:04d}_{index:03d}", "msd": f"BRATS_{seed:04d}_{index:03d}"}.get(
+        layout, f"BraTS-GLI-{seed:05d}-{index:03d}"
+    )
 
 
 def write_case(root: Path, layout: Layout, case_id: str, images: np.ndarray, classes: np.ndarray, affine) -> None:
@@ -135,17 +138,31 @@ def write_case(root: Path, layout: Layout, case_id: str, images: np.ndarray, cla
 def _write_msd_description(root: Path, ids: list) -> None:
     scheme = LAYOUTS["msd"].scheme
     description = {
-        "name": "BRATS", "description": "synthetic cohort in the layout of the Decathlon's Task01_BrainTumour",
-        "tensorImageSize": "4D", "modality": {str(i): m for i, m in enumerate(MSD_MODALITY_NAMES)},
+        "name": "BRATS",
+        "description": "synthetic cohort in the layout of the Decathlon's Task01_BrainTumour",
+        "tensorImageSize": "4D",
+        "modality": {str(i): m for i, m in enumerate(MSD_MODALITY_NAMES)},
         "labels": {str(v): n for v, n in sorted(zip(scheme.values, scheme.names))},
-        "numTraining": len(ids), "numTest": 0, "test": [],
+        "numTraining": len(ids),
+        "numTest": 0,
+        "test": [],
         "training": [{"image": f"./imagesTr/{i}.nii.gz", "label": f"./labelsTr/{i}.nii.gz"} for i in ids],
     }
     atomic_write(root / "dataset.json", lambda tmp: Path(tmp).write_text(json.dumps(description, indent=1)))
 
 
-def synthesize_cohort(out, cases: int = 10, *, seed: int = 0, shape=(64, 64, 48), no_enhancing_fraction: float = 0.2,
-                      layout: str = "brats2021", cavity_fraction: float = 0.75, realistic: bool = False, progress: bool = True):
+def synthesize_cohort(
+    out,
+    cases: int = 10,
+    *,
+    seed: int = 0,
+    shape=(64, 64, 48),
+    no_enhancing_fraction: float = 0.2,
+    layout: str = "brats2021",
+    cavity_fraction: float = 0.75,
+    realistic: bool = False,
+    progress: bool = True,
+):
     """Write ``cases`` synthetic cases under ``out`` in ``layout`` (``layouts.LAYOUTS``); returns their IDs.
 
     Deterministic by ``seed`` (the same anatomy and tumours in every layout). Layouts with a
@@ -157,7 +174,9 @@ def synthesize_cohort(out, cases: int = 10, *, seed: int = 0, shape=(64, 64, 48)
     chosen = get_layout(layout)
     with_cavity = "RC" in chosen.scheme.regions
     if realistic and with_cavity:
-        raise ValueError(f"realistic (--full-size) synthetic cases have no resection cavity, which layout {layout} expects: choose another --layout")
+        raise ValueError(
+            f"realistic (--full-size) synthetic cases have no resection cavity, which layout {layout} expects: choose another --layout"
+        )
     shape = tuple(shape)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,9 @@ TUMOUR_CLASSES = {"edema": 2, "enhancing": 3, "necrosis": 1}  # tumour tissue ->
 def smooth_field(rng: np.random.Generator, shape, cell: float) -> np.ndarray:
     """Unit-variance random field ``shape`` float32 varying over about ``cell`` voxels (coarse grid, linear zoom)."""
     coarse = [max(2, int(np.ceil(s / cell)) + 1) for s in shape]
-    field = ndimage.zoom(rng.standard_normal(coarse).astype(np.float32), [s / c for s, c in zip(shape, coarse)], order=1)
+    field = ndimage.zoom(
+        rng.standard_normal(coarse).astype(np.float32), [s / c for s, c in zip(shape, coarse)], order=1
+    )
     field = field[tuple(slice(0, s) for s in shape)]
     return (field - field.mean()) / (field.std() + 1e-6)
 
@@ -94,8 +96,11 @@ def brain_tissues(rng: np.random.Generator, box_shape, center, radii):
     fissure = (np.abs(grids[0] - center[0]) < 1.6) & (grids[2] > center[2] - 0.05 * radii[2]) & (dist > 0.35)
     tissue[fissure] = TISSUE_CODE["csf"]
     for side in (-1, 1):
-        ventricle = _ellipsoid(grids, center + np.array([side * 0.12 * radii[0], -0.05 * radii[1], 0.08 * radii[2]]),
-                               radii * np.array([0.07, 0.32, 0.12]) * rng.uniform(0.8, 1.2))
+        ventricle = _ellipsoid(
+            grids,
+            center + np.array([side * 0.12 * radii[0], -0.05 * radii[1], 0.08 * radii[2]]),
+            radii * np.array([0.07, 0.32, 0.12]) * rng.uniform(0.8, 1.2),
+        )
         tissue[ventricle + 0.1 * smooth_field(rng, box_shape, 8) < 1.0] = TISSUE_CODE["csf"]
     tissue[(smooth_field(rng, box_shape, 3) > 2.6) & (dist < 0.95)] = TISSUE_CODE["vessel"]
     return brain, tissue, dist
@@ -144,7 +149,9 @@ def place_tumour(rng: np.random.Generator, tissue, brain, brain_dist, center, ra
     wt = inside & (edema_d < _threshold_for(np.where(inside, edema_d, big).ravel(), wt_voxels))
     tc_voxels = int(wt.sum() * rng.uniform(0.25, 0.6))
     tc = wt & (core_d < _threshold_for(np.where(wt, core_d, big).ravel(), tc_voxels))
-    ncr = tc & (necrosis_d < _threshold_for(np.where(tc, necrosis_d, big).ravel(), int(tc.sum() * rng.uniform(0.2, 0.6))))
+    ncr = tc & (
+        necrosis_d < _threshold_for(np.where(tc, necrosis_d, big).ravel(), int(tc.sum() * rng.uniform(0.2, 0.6)))
+    )
     classes = np.zeros(brain.shape, dtype=np.uint8)
     for mask, name in ((wt, "edema"), (tc, "enhancing"), (ncr, "necrosis")):
         classes[box][mask] = TUMOUR_CLASSES[name]
@@ -181,6 +188,8 @@ def synthesize_full_size_case(seed: int = 0, shape=FULL_SHAPE):
     box_classes = place_tumour(rng, tissue, brain, brain_dist, center, radii)
     images = np.zeros((4,) + tuple(shape), dtype=np.float32)
     classes = np.zeros(tuple(shape), dtype=np.uint8)
-    images[(slice(None),) + box] = render_intensities(rng, tissue, brain)[[CONTRAST_COLUMNS.index(m) for m in MODALITIES]]
+    images[(slice(None),) + box] = render_intensities(rng, tissue, brain)[
+        [CONTRAST_COLUMNS.index(m) for m in MODALITIES]
+    ]
     classes[box] = box_classes
     return images, classes

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from ..data.errors import DataError
 from ..data.labels import REGIONS
 from ..data.layouts import LAYOUTS, find_cases, segmentation_classes
-from ..data.nifti_io import DataError, atomic_write, load_nifti, read_array
+from ..data.nifti import load_nifti, read_array
+from . import tables
 from .lesionwise import LESION_METRICS, lesionwise_metrics
 from .metrics import METRICS, case_metrics, summarize
 from .plots import pyplot, save_png
@@ -35,14 +36,22 @@ def _check_geometry(case_id: str, pred, truth) -> None:
     if pred.shape != truth.shape:
         raise DataError(f"case {case_id}: prediction shape {pred.shape} differs from ground truth shape {truth.shape}")
     if not np.allclose(pred.affine, truth.affine, rtol=0, atol=AFFINE_TOLERANCE_MM):
-        raise DataError(f"case {case_id}: the prediction's affine differs from the ground truth's (flipped, shifted or "
-                        f"rescaled?): {np.round(pred.affine, 3).tolist()} vs {np.round(truth.affine, 3).tolist()}; "
-                        "write predictions with the input's affine (cga predict does)")
+        raise DataError(
+            f"case {case_id}: the prediction's affine differs from the ground truth's (flipped, shifted or "
+            f"rescaled?): {np.round(pred.affine, 3).tolist()} vs {np.round(truth.affine, 3).tolist()}; "
+            "write predictions with the input's affine (cga predict does)"
+        )
 
 
 def _predictions(pred_dir: Path) -> dict:
     """``{case_id: path}`` of the ``<ID>.nii.gz`` predictions in ``pred_dir`` (probability maps left out)."""
-    preds = sorted(p for p in pred_dir.glob("*.nii.gz") if not p.name.endswith("_prob.nii.gz") and not p.name.startswith(".")) if pred_dir.is_dir() else []
+    preds = (
+        sorted(
+            p for p in pred_dir.glob("*.nii.gz") if not p.name.endswith("_prob.nii.gz") and not p.name.startswith(".")
+        )
+        if pred_dir.is_dir()
+        else []
+    )
     if not preds:
         raise DataError(f"no predictions (<ID>.nii.gz) found in {pred_dir}")
     return {p.name[: -len(".nii.gz")]: p for p in preds}
@@ -55,17 +64,23 @@ def _pairs(pred_dir: Path, gt_dir, layout, allow_missing: bool) -> list:
     labelled = {case_id: case for case_id, case in truths.items() if case.seg is not None}
     unmatched = sorted(set(preds) - set(labelled))
     if unmatched:
-        raise DataError(f"no ground-truth segmentation for prediction {', '.join(unmatched[:5])}{', ...' if len(unmatched) > 5 else ''} "
-                        f"in {gt_dir} ({len(truths)} cases there)")
+        raise DataError(
+            f"no ground-truth segmentation for prediction {', '.join(unmatched[:5])}{', ...' if len(unmatched) > 5 else ''} "
+            f"in {gt_dir} ({len(truths)} cases there)"
+        )
     missing = sorted(set(labelled) - set(preds))
     if missing and not allow_missing:
-        raise DataError(f"{len(missing)} ground-truth case{'s' if len(missing) > 1 else ''} without a prediction in {pred_dir}: "
-                        f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}; predict them, or pass --allow-missing "
-                        "to score each as an empty (all background) prediction")
+        raise DataError(
+            f"{len(missing)} ground-truth case{'s' if len(missing) > 1 else ''} without a prediction in {pred_dir}: "
+            f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}; predict them, or pass --allow-missing "
+            "to score each as an empty (all background) prediction"
+        )
     return [(case_id, preds.get(case_id), labelled[case_id]) for case_id in sorted(labelled)]
 
 
-def evaluate_folder(pred_dir, gt_dir, *, layout=None, metric_sets=METRIC_SETS, allow_missing: bool = False, progress: bool = True) -> list[dict]:
+def evaluate_folder(
+    pred_dir, gt_dir, *, layout=None, metric_sets=METRIC_SETS, allow_missing: bool = False, progress: bool = True
+) -> list[dict]:
     """Per-case metric rows for every labelled case of ``gt_dir`` against its ``<ID>.nii.gz`` in ``pred_dir``.
 
     ``gt_dir`` is a dataset folder of any layout (detected from its file names, or ``layout``); the
@@ -78,9 +93,13 @@ def evaluate_folder(pred_dir, gt_dir, *, layout=None, metric_sets=METRIC_SETS, a
     """
     unknown = sorted(set(metric_sets) - set(METRIC_SETS))
     if unknown or not metric_sets:
-        raise ValueError(f"--metrics must be a comma-separated subset of {','.join(METRIC_SETS)}, got {','.join(metric_sets)}")
+        raise ValueError(
+            f"--metrics must be a comma-separated subset of {','.join(METRIC_SETS)}, got {','.join(metric_sets)}"
+        )
     rows = []
-    for case_id, path, truth_case in tqdm(_pairs(Path(pred_dir), gt_dir, layout, allow_missing), desc="evaluate", disable=not progress):
+    for case_id, path, truth_case in tqdm(
+        _pairs(Path(pred_dir), gt_dir, layout, allow_missing), desc="evaluate", disable=not progress
+    ):
         truth, truth_image = _read_classes(truth_case.seg, truth_case.layout)
         if path is None:
             pred = np.zeros_like(truth)
@@ -99,19 +118,9 @@ def evaluate_folder(pred_dir, gt_dir, *, layout=None, metric_sets=METRIC_SETS, a
 
 
 def write_csv(rows: list[dict], path) -> None:
-    """Per-case rows, then mean / std / median rows, written atomically."""
-    summary = summarize(rows)
-    fields = list(rows[0])
-
-    def write(tmp):
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
-            for stat, values in summary.items():
-                writer.writerow({"case_id": stat, **values})
-
-    atomic_write(path, write)
+    """Per-case rows, then mean / std / median rows (``tables.write_csv``)."""
+    summary = [{"case_id": stat, **values} for stat, values in summarize(rows).items()]
+    tables.write_csv(rows + summary, path)
 
 
 def _regions(rows: list[dict]) -> list:
@@ -130,10 +139,14 @@ def format_table(rows: list[dict]) -> str:
         names = [m for m in names if f"{regions[0]}_{m}" in rows[0]]
         if names:
             lines.append(f"{'region':<7}" + "".join(f"{m:>26}" for m in names))
-            lines += [f"{region:<7}" + "".join(f"{_cell(summary, f'{region}_{m}'):>26}" for m in names) for region in regions]
+            lines += [
+                f"{region:<7}" + "".join(f"{_cell(summary, f'{region}_{m}'):>26}" for m in names) for region in regions
+            ]
     layouts = ", ".join(sorted({r["layout"] for r in rows}))
-    lines.append(f"{len(rows)} cases, layout {layouts}; cells: mean±std (median) over cases, NaN left out; HD in mm; "
-                 "lesion_*: BraTS 2023+ lesion-wise (brats-evaluation: mean over paired lesions, pq = panoptic quality)")
+    lines.append(
+        f"{len(rows)} cases, layout {layouts}; cells: mean±std (median) over cases, NaN left out; HD in mm; "
+        "lesion_*: BraTS 2023+ lesion-wise (brats-evaluation: mean over paired lesions, pq = panoptic quality)"
+    )
     return "\n".join(lines)
 
 

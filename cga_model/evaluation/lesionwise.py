@@ -53,14 +53,18 @@ def lesions(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 def pooled_hd95(pred: np.ndarray, truth: np.ndarray, spacing) -> float:
     """95th percentile of the surface distances of both directions pooled (mm); both masks non-empty."""
-    distances = np.concatenate([directed_surface_distances(pred, truth, spacing), directed_surface_distances(truth, pred, spacing)])
+    distances = np.concatenate(
+        [directed_surface_distances(pred, truth, spacing), directed_surface_distances(truth, pred, spacing)]
+    )
     return float(np.percentile(distances, 95))
 
 
 def pair_lesions(truth_labels: np.ndarray, n_truth: int, pred_labels: np.ndarray, n_pred: int):
     """One-to-one pairs ``(truth lesion, predicted lesion, Dice)`` maximising the total Dice (lesion numbers from 1)."""
     both = (truth_labels > 0) & (pred_labels > 0)
-    codes, overlap = np.unique(truth_labels[both].astype(np.int64) * (n_pred + 1) + pred_labels[both], return_counts=True)
+    codes, overlap = np.unique(
+        truth_labels[both].astype(np.int64) * (n_pred + 1) + pred_labels[both], return_counts=True
+    )
     truth_ids, pred_ids = np.divmod(codes, n_pred + 1)
     truth_size = np.bincount(truth_labels.ravel(), minlength=n_truth + 1).astype(np.float64)
     pred_size = np.bincount(pred_labels.ravel(), minlength=n_pred + 1).astype(np.float64)
@@ -79,7 +83,10 @@ def _pairs_hd95(truth_labels: np.ndarray, pred_labels: np.ndarray, pairs, spacin
     truth_boxes, pred_boxes = ndimage.find_objects(truth_labels), ndimage.find_objects(pred_labels)
     values = []
     for truth_id, pred_id, _ in pairs:
-        box = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(truth_boxes[truth_id - 1], pred_boxes[pred_id - 1]))
+        box = tuple(
+            slice(min(a.start, b.start), max(a.stop, b.stop))
+            for a, b in zip(truth_boxes[truth_id - 1], pred_boxes[pred_id - 1])
+        )
         values.append(pooled_hd95(pred_labels[box] == pred_id, truth_labels[box] == truth_id, spacing))
     return values
 
@@ -93,8 +100,12 @@ def region_lesion_metrics(pred: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0
     counts = {"lesion_tp": tp, "lesion_fp": n_pred - tp, "lesion_fn": n_truth - tp}
     if tp == 0:
         none = n_truth + n_pred == 0
-        return {"lesion_dice": np.nan if none else 0.0, "lesion_hd95": np.nan if none else np.inf,
-                "lesion_pq": np.nan if none else 0.0, **counts}
+        return {
+            "lesion_dice": np.nan if none else 0.0,
+            "lesion_hd95": np.nan if none else np.inf,
+            "lesion_pq": np.nan if none else 0.0,
+            **counts,
+        }
     mean_dice = float(np.mean([d for _, _, d in pairs]))
     hd95 = _pairs_hd95(truth_labels, pred_labels, pairs, spacing)
     rq = tp / (tp + 0.5 * counts["lesion_fp"] + 0.5 * counts["lesion_fn"])

@@ -68,13 +68,17 @@ def region_metrics(pred: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0))
     }
 
 
-def case_metrics(pred_classes: np.ndarray, truth_classes: np.ndarray, spacing=(1.0, 1.0, 1.0), *, regions=("ET", "TC", "WT")) -> dict:
+def case_metrics(
+    pred_classes: np.ndarray, truth_classes: np.ndarray, spacing=(1.0, 1.0, 1.0), *, regions=("ET", "TC", "WT")
+) -> dict:
     """``{"ET_dice": ..., "ET_hd95": ..., ..., "WT_specificity": ...}`` for two class-index volumes (X, Y, Z)."""
     if pred_classes.shape != truth_classes.shape:
         raise ValueError(f"prediction shape {pred_classes.shape} differs from ground truth shape {truth_classes.shape}")
     row = {}
     for region in regions:
-        for name, value in region_metrics(region_mask(pred_classes, region), region_mask(truth_classes, region), spacing).items():
+        for name, value in region_metrics(
+            region_mask(pred_classes, region), region_mask(truth_classes, region), spacing
+        ).items():
             row[f"{region}_{name}"] = value
     return row
 
@@ -89,4 +93,7 @@ def summarize(rows: list[dict]) -> dict:
     values = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in keys}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        return {stat: {k: float(fn(v)) for k, v in values.items()} for stat, fn in (("mean", np.nanmean), ("std", np.nanstd), ("median", np.nanmedian))}
+        return {
+            stat: {k: float(fn(v)) for k, v in values.items()}
+            for stat, fn in (("mean", np.nanmean), ("std", np.nanstd), ("median", np.nanmedian))
+        }

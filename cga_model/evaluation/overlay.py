@@ -20,7 +20,9 @@ def _blend(flair_slice: np.ndarray, labels_slice: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def save_overlay(path, flair: np.ndarray, pred: np.ndarray, *, truth: np.ndarray | None = None, title: str = "") -> None:
+def save_overlay(
+    path, flair: np.ndarray, pred: np.ndarray, *, truth: np.ndarray | None = None, title: str = ""
+) -> None:
     """``flair``, ``pred``, ``truth``: ``(X, Y, Z)`` volumes; class indices (``labels.CLASS_NAMES``)."""
     plt = pyplot()
     reference = truth if truth is not None and truth.any() else pred

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..data.nifti_io import atomic_write
+from ..data.file_safety import atomic_write
 
 
 def pyplot():

@@ -13,27 +13,28 @@ result). ``cga confidence`` writes ``confidence.csv`` and ``confidence.png`` (mo
 
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import numpy as np
 import torch
 
-from ..data.dataset import load_case, normalize, pad_to_multiple
+from ..data.cases import load_case, normalize, pad_to_multiple
+from ..data.errors import DataError
 from ..data.labels import REGIONS
-from ..data.layouts import find_cases, model_channel_order, trained_layout
-from ..data.nifti_io import DataError, atomic_write, load_nifti, read_array
-from ..nn.config import SIZE_MULTIPLE
+from ..data.layouts import find_cases
+from ..data.nifti import load_nifti, read_array
 from ..evaluation.plots import pyplot, save_png
+from ..evaluation.tables import write_csv
+from ..nn.checkpoint import model_channel_order, trained_layout
+from ..nn.config import SIZE_MULTIPLE
 
 EDGES = (0.0, 0.1, 0.5, 0.9, 1.0)
 BINS = tuple(f"[{a}, {b}]" if a == 0 else f"({a}, {b}]" for a, b in zip(EDGES[:-1], EDGES[1:]))
 PROB_SUFFIX = "_prob.nii.gz"
 
 
-def region_bin_counts(probs: np.ndarray, brain: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
+def region_bin_counts(probs: np.ndarray, brain: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """``probs (K, *S)`` class probabilities -> ``{region: voxel counts per bin (4,)}`` for the
     regions the K classes can express; ``brain (*S)`` bool restricts the voxels."""
     counts = {}
@@ -89,7 +90,7 @@ def case_probabilities(model, config: dict, source, input_path, roi, overlap: fl
 
 def counts_from_model(source, input_path, *, roi=(128, 128, 128), overlap=0.5, device="cpu") -> tuple[dict, int]:
     """Pooled ``region_bin_counts`` of a checkpoint's (or ``.onnx`` model's) predictions on ``input_path``."""
-    from .onnx_runtime import load_predictor
+    from .predictor import load_predictor
 
     model, config = load_predictor(source, device)
     total, cases = {}, 0
@@ -105,19 +106,15 @@ def rows_of(name: str, counts: dict, cases: int) -> list[dict]:
         total = int(c.sum())
         for label, n in zip(BINS, c):
             share = n / total if total else float("nan")  # no voxel at all (an empty brain mask): undefined, not 0
-            rows.append({"model": name, "region": region, "bin": label, "share": share, "voxels": int(n), "cases": cases})
+            rows.append(
+                {"model": name, "region": region, "bin": label, "share": share, "voxels": int(n), "cases": cases}
+            )
     return rows
 
 
-def write_csv(rows: list[dict], path) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(buffer.getvalue()))
-
-
-def plot_confidence(rows: list[dict], path, title: str = "Confidence distribution of predictions (paper Fig. 8)") -> None:
+def plot_confidence(
+    rows: list[dict], path, title: str = "Confidence distribution of predictions (paper Fig. 8)"
+) -> None:
     """Grouped bars: one panel per region, the four bins on x, one bar per model."""
     plt = pyplot()
     models = list(dict.fromkeys(r["model"] for r in rows))
@@ -139,8 +136,9 @@ def plot_confidence(rows: list[dict], path, title: str = "Confidence distributio
     save_png(fig, path, dpi=100)
 
 
-def confidence_report(models: dict, out_dir, *, input_path=None, roi=(128, 128, 128), overlap=0.5, device="cpu",
-                      overwrite: bool = False) -> tuple[Path, Path, list[dict]]:
+def confidence_report(
+    models: dict, out_dir, *, input_path=None, roi=(128, 128, 128), overlap=0.5, device="cpu", overwrite: bool = False
+) -> tuple[Path, Path, list[dict]]:
     """``models``: ``{name: source}``, a source being a folder of ``<ID>_prob.nii.gz`` or a checkpoint /
     ``.onnx`` file (predicted here on ``input_path``). Writes ``out_dir/confidence.csv`` and ``.png``."""
     if not models:

@@ -17,19 +17,20 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 import cga_kernels as ck
 
-from ..data.dataset import load_case, normalize, pad_to_multiple
+from ..data.cases import load_case, normalize, pad_to_multiple
+from ..data.file_safety import safe_case_path
 from ..data.labels import CLASS_NAMES
-from ..data.layouts import MODALITIES, find_cases, model_channel_order, trained_layout
-from ..data.nifti_io import safe_case_path
-from ..nn.config import SIZE_MULTIPLE
+from ..data.layouts import MODALITIES, find_cases
 from ..evaluation.plots import pyplot, save_png
+from ..nn.checkpoint import model_channel_order, trained_layout
+from ..nn.config import SIZE_MULTIPLE
 
 ATTENTION_PNG, FEATURES_PNG = "_attention.png", "_features.png"
 DPI = 100
@@ -48,7 +49,9 @@ def capture_update(model: torch.nn.Module, image: torch.Tensor) -> Capture:
     """Run ``model`` on ``image (1, C_in, *S)`` and return what its (first) intra-class update saw."""
     updates = [m for m in model.modules() if isinstance(m, ck.IntraClassUpdate)]
     if not updates:
-        raise ValueError("the model has no intra-class update (a baseline U-Net, or intra off): it has no attention maps to explain")
+        raise ValueError(
+            "the model has no intra-class update (a baseline U-Net, or intra off): it has no attention maps to explain"
+        )
     seen = {}
 
     def hook(module, args, output):
@@ -97,7 +100,9 @@ def _grey(plane: np.ndarray) -> np.ndarray:
     return (plane - low) / (high - low + 1e-8)
 
 
-def attention_figure(flair: np.ndarray, attention: np.ndarray, reference: np.ndarray, path, *, title: str, outline: str) -> None:
+def attention_figure(
+    flair: np.ndarray, attention: np.ndarray, reference: np.ndarray, path, *, title: str, outline: str
+) -> None:
     """Fig. 7: per class ``k`` of ``attention (K, X, Y)``, the map over ``flair (X, Y)`` with the outline
     of ``reference == k`` (``reference (X, Y)`` class indices, from ``outline``)."""
     from matplotlib.lines import Line2D
@@ -112,7 +117,11 @@ def attention_figure(flair: np.ndarray, attention: np.ndarray, reference: np.nda
             ax.contour(np.rot90(reference == k).astype(float), levels=[0.5], colors="black", linewidths=0.8)
         ax.set_title(f"class {k}: {CLASS_NAMES[k] if k < len(CLASS_NAMES) else k}", fontsize=8)
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="attention: softmax over classes")
-    fig.legend(handles=[Line2D([0], [0], color="black", label=f"outline of the class: {outline}")], loc="lower center", fontsize=8)
+    fig.legend(
+        handles=[Line2D([0], [0], color="black", label=f"outline of the class: {outline}")],
+        loc="lower center",
+        fontsize=8,
+    )
     fig.suptitle(title, fontsize=10)
     save_png(fig, path, dpi=DPI)
 
@@ -122,25 +131,31 @@ def changed_channels(before: np.ndarray, after: np.ndarray, count: int) -> list[
     return [int(c) for c in np.argsort(-(after - before).reshape(len(before), -1).var(axis=1), kind="stable")[:count]]
 
 
-def features_figure(before: np.ndarray, after: np.ndarray, reference: np.ndarray, path, *, channels: list[int], title: str) -> None:
+def features_figure(
+    before: np.ndarray, after: np.ndarray, reference: np.ndarray, path, *, channels: list[int], title: str
+) -> None:
     """Fig. 6: rows of (before, after, reference) for ``channels`` of ``before``/``after (C, X, Y)``;
     before and after share one colour scale per channel (red large, blue small)."""
     plt = pyplot()
-    fig, axes = plt.subplots(len(channels), 3, figsize=(3 * PANEL_INCHES + 0.8, PANEL_INCHES * len(channels)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(channels), 3, figsize=(3 * PANEL_INCHES + 0.8, PANEL_INCHES * len(channels)), squeeze=False
+    )
     for row, c in zip(axes, channels):
         low, high = float(min(before[c].min(), after[c].min())), float(max(before[c].max(), after[c].max()))
         for ax, plane, name in zip(row[:2], (before[c], after[c]), ("before", "after")):
             image = _show(ax, plane, cmap="jet", vmin=low, vmax=high, interpolation="nearest")
             ax.set_title(f"channel {c}, {name} the update", fontsize=8)
         fig.colorbar(image, ax=row[:2].tolist(), shrink=0.8, label="feature value")
-        classes = _show(row[2], reference, cmap="viridis", vmin=0, vmax=max(1, int(reference.max())), interpolation="nearest")
+        classes = _show(
+            row[2], reference, cmap="viridis", vmin=0, vmax=max(1, int(reference.max())), interpolation="nearest"
+        )
         row[2].set_title("classes (reference, same grid)", fontsize=8)
         fig.colorbar(classes, ax=row[2], shrink=0.8, ticks=range(int(reference.max()) + 1), label="class index")
     fig.suptitle(title, fontsize=10)
     save_png(fig, path, dpi=DPI)
 
 
-def _reference(model, image: torch.Tensor, truth: Optional[np.ndarray], roi) -> tuple[np.ndarray, str]:
+def _reference(model, image: torch.Tensor, truth: np.ndarray | None, roi) -> tuple[np.ndarray, str]:
     """``(classes (X, Y, Z) of the padded image, what they are)``: the ground truth when it has a
     tumour, else the model's own sliding-window prediction."""
     if truth is not None and truth.any():
@@ -151,8 +166,16 @@ def _reference(model, image: torch.Tensor, truth: Optional[np.ndarray], roi) -> 
     return predict_probs(segmenter, image, roi).argmax(0).cpu().numpy(), "prediction"
 
 
-def explain_volume(model, image: torch.Tensor, flair: np.ndarray, truth: Optional[np.ndarray], out_prefix: Path, *,
-                   roi=(128, 128, 128), channels: int = 4) -> tuple[Path, Path]:
+def explain_volume(
+    model,
+    image: torch.Tensor,
+    flair: np.ndarray,
+    truth: np.ndarray | None,
+    out_prefix: Path,
+    *,
+    roi=(128, 128, 128),
+    channels: int = 4,
+) -> tuple[Path, Path]:
     """Write ``<out_prefix>_attention.png`` and ``<out_prefix>_features.png`` for one normalised
     ``image (C_in, X, Y, Z)`` (sizes multiples of 8), its raw ``flair (X, Y, Z)`` and ``truth`` (or None)."""
     reference, outline = _reference(model, image, truth, roi)
@@ -161,22 +184,37 @@ def explain_volume(model, image: torch.Tensor, flair: np.ndarray, truth: Optiona
     window = tumour_window(reference, z, [max(SIZE_MULTIPLE, r - r % SIZE_MULTIPLE) for r in roi])
     seen = capture_update(model, image[(slice(None),) + window][None])
     size = tuple(w.stop - w.start for w in window)
-    attention = torch.nn.functional.interpolate(seen.attention[None], size=size, mode="trilinear", align_corners=False)[0]
+    attention = torch.nn.functional.interpolate(seen.attention[None], size=size, mode="trilinear", align_corners=False)[
+        0
+    ]
     local_z = z - window[2].start
     name = out_prefix.name
     paths = Path(f"{out_prefix}{ATTENTION_PNG}"), Path(f"{out_prefix}{FEATURES_PNG}")
-    attention_figure(flair[window][:, :, local_z], attention[:, :, :, local_z].cpu().numpy(), reference[window][:, :, local_z], paths[0],
-                     title=f"{name}: attention per class at axial slice z={z} (paper Fig. 7)", outline=outline)
+    attention_figure(
+        flair[window][:, :, local_z],
+        attention[:, :, :, local_z].cpu().numpy(),
+        reference[window][:, :, local_z],
+        paths[0],
+        title=f"{name}: attention per class at axial slice z={z} (paper Fig. 7)",
+        outline=outline,
+    )
     step = size[2] // seen.before.shape[-1]  # image voxels per feature voxel
     before, after = (t[..., local_z // step].cpu().numpy() for t in (seen.before, seen.after))
     ref_small = reference[window][::step, ::step, local_z]
-    features_figure(before, after, ref_small, paths[1], channels=changed_channels(before, after, channels),
-                    title=f"{name}: features before and after the intra-class update, z={z} (paper Fig. 6)")
+    features_figure(
+        before,
+        after,
+        ref_small,
+        paths[1],
+        channels=changed_channels(before, after, channels),
+        title=f"{name}: features before and after the intra-class update, z={z} (paper Fig. 6)",
+    )
     return paths
 
 
-def explain_folder(checkpoint, input_path, out_dir, *, roi=(128, 128, 128), channels: int = 4, device="cpu",
-                   overwrite: bool = False) -> list[Path]:
+def explain_folder(
+    checkpoint, input_path, out_dir, *, roi=(128, 128, 128), channels: int = 4, device="cpu", overwrite: bool = False
+) -> list[Path]:
     """``explain_volume`` for every case under ``input_path`` with the CGA U-Net of a ``cga train`` checkpoint."""
     from ..nn.checkpoint import load_model
 
@@ -195,5 +233,7 @@ def explain_folder(checkpoint, input_path, out_dir, *, roi=(128, 128, 128), chan
             raise ValueError(f"{existing[0]} exists; pass --overwrite to replace it")
         case = load_case(source, with_labels=True)
         image = torch.from_numpy(pad_to_multiple(normalize(case.image[order]), SIZE_MULTIPLE)).to(device)
-        written += explain_volume(model, image, case.image[MODALITIES.index("flair")], case.classes, prefix, roi=roi, channels=channels)
+        written += explain_volume(
+            model, image, case.image[MODALITIES.index("flair")], case.classes, prefix, roi=roi, channels=channels
+        )
     return written

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data.nifti_io import atomic_write
+from ..data.file_safety import atomic_write
 from ..nn.checkpoint import load_model
 from ..nn.config import SIZE_MULTIPLE
 from ..nn.network import CGAOutput
@@ -63,7 +63,10 @@ def dynamic_shapes() -> dict:
     """Batch and spatial sizes of the ``image`` input free: spatial sizes multiples of ``SIZE_MULTIPLE``,
     at least 16 (the traced graph assumes the bottleneck is more than 1 voxel wide)."""
     dim = torch.export.Dim
-    spatial = {axis: SIZE_MULTIPLE * dim(f"{name}_blocks", min=2) for axis, name in zip((2, 3, 4), ("depth", "height", "width"))}
+    spatial = {
+        axis: SIZE_MULTIPLE * dim(f"{name}_blocks", min=2)
+        for axis, name in zip((2, 3, 4), ("depth", "height", "width"))
+    }
     return {INPUT: {0: dim("batch", min=1), **spatial}}
 
 
@@ -153,7 +156,11 @@ def load_program(path) -> torch.export.ExportedProgram:
 
 def program_ops(program: torch.export.ExportedProgram, namespace: str = "cga") -> list[str]:
     """Names of the ``<namespace>::`` ops called in ``program``'s graph, in graph order."""
-    return [str(n.target) for n in program.graph.nodes if n.op == "call_function" and str(n.target).startswith(f"{namespace}.")]
+    return [
+        str(n.target)
+        for n in program.graph.nodes
+        if n.op == "call_function" and str(n.target).startswith(f"{namespace}.")
+    ]
 
 
 @contextlib.contextmanager
@@ -189,7 +196,9 @@ def _checked_onnx_writer(onnx_program, program, tolerance: float, measured: dict
             raise RuntimeError(f"onnx.checker refused the exported model: {err}") from err
         measured["shape"], measured["diff"] = _ort_difference(program, tmp)
         if not measured["diff"] <= tolerance:
-            raise RuntimeError(f"ONNX Runtime logits differ from PyTorch by {measured['diff']:.3g} (> tolerance {tolerance}); nothing written")
+            raise RuntimeError(
+                f"ONNX Runtime logits differ from PyTorch by {measured['diff']:.3g} (> tolerance {tolerance}); nothing written"
+            )
 
     return write
 
@@ -211,8 +220,14 @@ def export_onnx(model_checkpoint_or_program, out, *, overwrite: bool = False, to
     program, config = _as_program(model_checkpoint_or_program)
     names = tuple(program.call_spec.out_spec.context)  # the keys of the NamedOutputs dict, in order
     with _quiet_registry():
-        onnx_program = torch.onnx.export(program, dynamo=True, input_names=[INPUT], output_names=list(names),
-                                         custom_translation_table=translation_table(), verbose=False)
+        onnx_program = torch.onnx.export(
+            program,
+            dynamo=True,
+            input_names=[INPUT],
+            output_names=list(names),
+            custom_translation_table=translation_table(),
+            verbose=False,
+        )
     onnx_program.model.metadata_props[CONFIG_KEY] = json.dumps(config, default=str)
     measured: dict = {}
     atomic_write(out, _checked_onnx_writer(onnx_program, program, tolerance, measured))

@@ -1,8 +1,8 @@
 """Run an exported CGA U-Net (``cga export``) in ONNX Runtime behind the PyTorch model's interface.
 
 ``OnnxSegmenter(path)(image)`` returns a ``CGAOutput`` like ``CGAUNet(image)`` does, so the
-sliding-window code of ``cga_model.inference.predict`` serves both without a copy;
-``load_predictor`` picks one of the two for a file.
+sliding-window code of ``cga_model.inference.predict`` serves both without a copy
+(``predictor.load_predictor`` picks one of the two for a file).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..nn.checkpoint import load_model
 from ..nn.network import CGAOutput
 
 LOGITS, ATTENTION = "logits", "attention"  # output names written by cga_model.inference.export
@@ -36,7 +35,9 @@ class OnnxSegmenter:
             raise FileNotFoundError(f"ONNX model not found: {path}")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads sleep: no CPU taken from other work
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "0"
+        )  # idle threads sleep: no CPU taken from other work
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for unreadable models
@@ -44,7 +45,9 @@ class OnnxSegmenter:
         self.input_name = self.session.get_inputs()[0].name
         outputs = {o.name: o for o in self.session.get_outputs()}
         if LOGITS not in outputs:
-            raise ValueError(f"{path} has no '{LOGITS}' output (outputs: {sorted(outputs)}); export it with `cga export`")
+            raise ValueError(
+                f"{path} has no '{LOGITS}' output (outputs: {sorted(outputs)}); export it with `cga export`"
+            )
         self.output_names = list(outputs)
         self.num_classes = outputs[LOGITS].shape[1]
         self.config = json.loads(self.session.get_modelmeta().custom_metadata_map.get(CONFIG_KEY, "{}"))
@@ -53,15 +56,6 @@ class OnnxSegmenter:
         feed = {self.input_name: np.ascontiguousarray(image.detach().cpu().numpy(), dtype=np.float32)}
         outputs = dict(zip(self.output_names, self.session.run(None, feed)))
         attention = outputs.get(ATTENTION)
-        return CGAOutput(torch.from_numpy(outputs[LOGITS]), None if attention is None else torch.from_numpy(attention), None, None)
-
-
-def load_predictor(source, device="cpu"):
-    """``(model, training config)`` for prediction: an ``OnnxSegmenter`` for a ``.onnx`` file (CPU
-    only), else the network of a ``cga train`` checkpoint (``load_model``)."""
-    if Path(source).suffix.lower() != ".onnx":
-        return load_model(source, device)
-    if str(device) != "cpu":
-        raise ValueError(f"ONNX models run on the CPU here (ONNX Runtime's CPU provider), got device {device!r}; use --device cpu")
-    segmenter = OnnxSegmenter(source)
-    return segmenter, segmenter.config
+        return CGAOutput(
+            torch.from_numpy(outputs[LOGITS]), None if attention is None else torch.from_numpy(attention), None, None
+        )

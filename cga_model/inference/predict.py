@@ -8,13 +8,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.dataset import load_case, normalize
-from ..data.layouts import LAYOUTS, MODALITIES, check_model_fits, find_cases, model_channel_order, trained_layout
-from ..data.nifti_io import DataError, safe_case_path, save_nifti
+from ..data.cases import load_case, normalize
+from ..data.errors import DataError
+from ..data.file_safety import safe_case_path
+from ..data.layouts import LAYOUTS, MODALITIES, find_cases
+from ..data.nifti import save_nifti
 from ..evaluation.overlay import save_overlay
+from ..nn.checkpoint import check_model_fits, model_channel_order, trained_layout
 from ..nn.config import SIZE_MULTIPLE
 from ..nn.sliding_window import segment_volume
-from .onnx_runtime import load_predictor
+from .predictor import load_predictor
 
 
 def _writable(out_dir: Path) -> None:
@@ -27,8 +30,20 @@ def _writable(out_dir: Path) -> None:
         raise DataError(f"output folder is not writable: {out_dir} ({err})") from err
 
 
-def predict_folder(checkpoint, input_path, out_dir, *, layout=None, roi=(128, 128, 128), overlap=0.5, tta=False, save_probs=False,
-                   brain_mask=True, device="cpu", progress=True) -> list[Path]:
+def predict_folder(
+    checkpoint,
+    input_path,
+    out_dir,
+    *,
+    layout=None,
+    roi=(128, 128, 128),
+    overlap=0.5,
+    tta=False,
+    save_probs=False,
+    brain_mask=True,
+    device="cpu",
+    progress=True,
+) -> list[Path]:
     """Predict every case under ``input_path`` (any layout: detected, or ``layout``) in the input's own convention.
 
     Writes ``<ID>.nii.gz``: uint8 labels of the input layout's scheme with the input's affine and
@@ -53,11 +68,25 @@ def predict_folder(checkpoint, input_path, out_dir, *, layout=None, roi=(128, 12
         target = safe_case_path(out_dir, case.case_id, ".nii.gz")
         image = torch.from_numpy(normalize(case.image[channels])).to(device)
         probs = segment_volume(model, image, roi, overlap=overlap, tta=tta, brain_only=brain_mask)
-        classes = probs.argmax(0).cpu().numpy()
-        save_nifti(target, scheme.to_labels(classes), case.reference.affine, case.reference.header.copy())
-        if save_probs:
-            save_nifti(safe_case_path(out_dir, case.case_id, "_prob.nii.gz"), np.moveaxis(probs.cpu().numpy(), 0, -1).astype(np.float32), case.reference.affine)
-        save_overlay(safe_case_path(out_dir, case.case_id, "_overlay.png"), case.image[MODALITIES.index("flair")], classes,
-                     truth=case.classes, title=f"{case.case_id} ({case.layout})")
+        _write_case(out_dir, case, probs, scheme, save_probs)
         written.append(target)
     return written
+
+
+def _write_case(out_dir: Path, case, probs: torch.Tensor, scheme, save_probs: bool) -> None:
+    """``<ID>.nii.gz`` (labels of ``scheme``), ``<ID>_overlay.png`` and with ``save_probs`` ``<ID>_prob.nii.gz``
+    of one case from its class probabilities ``probs (K, X, Y, Z)``."""
+    classes = probs.argmax(0).cpu().numpy()
+    affine = case.reference.affine
+    save_nifti(
+        safe_case_path(out_dir, case.case_id, ".nii.gz"),
+        scheme.to_labels(classes),
+        affine,
+        case.reference.header.copy(),
+    )
+    if save_probs:
+        probabilities = np.moveaxis(probs.cpu().numpy(), 0, -1).astype(np.float32)
+        save_nifti(safe_case_path(out_dir, case.case_id, "_prob.nii.gz"), probabilities, affine)
+    flair = case.image[MODALITIES.index("flair")]
+    title = f"{case.case_id} ({case.layout})"
+    save_overlay(safe_case_path(out_dir, case.case_id, "_overlay.png"), flair, classes, truth=case.classes, title=title)

@@ -24,7 +24,8 @@ so we keep the depth and change the strides.)
 from __future__ import annotations
 
 import operator
-from typing import NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -41,6 +42,8 @@ def conv_class(spatial_dims: int):
     if spatial_dims not in _CONVS:
         raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims!r}")
     return _CONVS[spatial_dims]
+
+
 MASK_MODES = ("hard", "soft")
 
 
@@ -69,8 +72,8 @@ class AttentionPath(nn.Module):
 class SAMOutput(NamedTuple):
     features: torch.Tensor  # updated features (B, C, *S) (the input features when intra is off)
     attention: torch.Tensor  # attention logits (B, K, *S)
-    prototypes: Optional[torch.Tensor]  # (B, K, C), None when inter is off
-    counts: Optional[torch.Tensor]  # (B, K), None when inter is off
+    prototypes: torch.Tensor | None  # (B, K, C), None when inter is off
+    counts: torch.Tensor | None  # (B, K), None when inter is off
 
 
 class SAM(nn.Module):
@@ -100,7 +103,7 @@ class SAM(nn.Module):
         rate: int = 8,
         mask_mode: str = "hard",
         intra: bool = True,
-        intra_classes: Optional[Sequence[int]] = None,
+        intra_classes: Sequence[int] | None = None,
         inter: bool = True,
         width: int = 16,
     ):
@@ -116,14 +119,18 @@ class SAM(nn.Module):
             except TypeError:
                 valid = False
             if not valid:
-                raise ValueError(f"intra_classes must be a non-empty list of class indices in [0, {num_classes}), got {given!r}")
+                raise ValueError(
+                    f"intra_classes must be a non-empty list of class indices in [0, {num_classes}), got {given!r}"
+                )
             if not intra:
                 raise ValueError("intra_classes needs intra=True")
         self.num_classes = num_classes
         self.mask_mode = mask_mode
         self.intra, self.inter = bool(intra), bool(inter)
         self.attention_path = AttentionPath(in_channels, num_classes, rate=rate, width=width)
-        self.update = ck.IntraClassUpdate(num_classes, mode=mask_mode, residual=True, classes=intra_classes) if intra else None
+        self.update = (
+            ck.IntraClassUpdate(num_classes, mode=mask_mode, residual=True, classes=intra_classes) if intra else None
+        )
 
     def forward(self, features: torch.Tensor, image: torch.Tensor) -> SAMOutput:
         attention = self.attention_path(image)

@@ -1,4 +1,5 @@
-"""Checkpoints: written atomically, loaded with ``weights_only=True`` (never executing code)."""
+"""Checkpoints: written atomically, loaded with ``weights_only=True`` (never executing code), and what they
+record of the data a network was trained on (layout, label scheme, channel order)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from pathlib import Path
 
 import torch
 
-from ..data.nifti_io import atomic_write
+from ..data.errors import DataError
+from ..data.file_safety import atomic_write
+from ..data.labels import CLASS_NAMES
+from ..data.layouts import MODALITIES, get_layout
 from .config import ModelConfig
 from .network import CGAUNet
 
@@ -25,8 +29,10 @@ def load_checkpoint(path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch's own text advises weights_only=False, which we never do: it is left out
-        raise ValueError(f"{path} is not a cga checkpoint (a best.pt or last.pt of cga train): it is damaged, of another "
-                         f"format, or holds objects other than tensors and plain data, which are never loaded ({type(err).__name__})") from err
+        raise ValueError(
+            f"{path} is not a cga checkpoint (a best.pt or last.pt of cga train): it is damaged, of another "
+            f"format, or holds objects other than tensors and plain data, which are never loaded ({type(err).__name__})"
+        ) from err
 
 
 def saved_model_config(state: dict, path) -> ModelConfig:
@@ -66,3 +72,39 @@ def load_model(checkpoint, device="cpu"):
     except RuntimeError as err:
         raise ValueError(f"checkpoint {checkpoint} does not match its own configuration: {err}") from err
     return model.to(device).eval(), state["config"]
+
+
+def data_record(layout: str) -> dict:
+    """What a training run records about its data (in ``TrainConfig`` and so in every checkpoint):
+    ``{"layout", "label_scheme", "channels"}``."""
+    return {"layout": layout, "label_scheme": get_layout(layout).scheme.to_dict(), "channels": list(MODALITIES)}
+
+
+def trained_layout(config: dict) -> str:
+    """The layout a checkpoint's training config names (checkpoints from before layouts: ``brats2021``)."""
+    return config.get("layout") or "brats2021"
+
+
+def model_channel_order(config: dict, checkpoint) -> list:
+    """Indices into ``MODALITIES`` giving the channel order a checkpoint's network was trained with
+    (its ``channels``; before layouts: ``MODALITIES``). Raises if it needs a modality we do not read."""
+    channels = list(config.get("channels") or MODALITIES)
+    missing = [c for c in channels if c not in MODALITIES]
+    if missing:
+        raise DataError(
+            f"checkpoint {checkpoint} was trained on modalities {channels}; {missing} are not in any layout this cga reads {MODALITIES}"
+        )
+    return [MODALITIES.index(c) for c in channels]
+
+
+def check_model_fits(num_classes: int, config: dict, layout: str, checkpoint) -> None:
+    """Refuse to write predictions of a ``num_classes``-class model in ``layout``'s scheme when the scheme
+    cannot express every class (e.g. a brats2024 model's resection cavity in brats2023 files)."""
+    scheme = get_layout(layout).scheme
+    if num_classes > scheme.num_classes:
+        lacking = ", ".join(CLASS_NAMES[k] for k in range(scheme.num_classes, num_classes))
+        raise DataError(
+            f"checkpoint {checkpoint} (trained on {trained_layout(config)}) predicts {num_classes} classes, but the input's "
+            f"{layout} scheme ({scheme.describe()}) has no label for: {lacking}; pass --layout with a layout that has "
+            f"(e.g. brats2024 for post-treatment data in BraTS 2023 file names), or use a model trained without it"
+        )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Optional
 
 from .attention import ATTENTION_STRIDES, MASK_MODES
 from .blocks import NORMS
@@ -33,10 +32,16 @@ class ModelConfig:
     norm: str = _option("gn", "normalisation of the residual blocks (gn = released code, bn = Table 1)", choices=NORMS)
     sam: bool = _option(True, "the supervised attention module (SAM; without it: the baseline U-Net)")
     intra: bool = _option(True, "the intra-class update")
-    intra_classes: Optional[tuple] = _option(None, "class indices the update writes back (default: all classes)", nargs="+", type=int)
+    intra_classes: tuple | None = _option(
+        None, "class indices the update writes back (default: all classes)", nargs="+", type=int
+    )
     inter: bool = _option(True, "prototypes for the inter-class loss")
-    attention_rate: int = _option(8, "attention down-sampling rate (paper Table 3)", choices=tuple(ATTENTION_STRIDES), type=int)
-    mask_mode: str = _option("hard", "hard = argmax of the attention (released code), soft = softmax weights", choices=MASK_MODES)
+    attention_rate: int = _option(
+        8, "attention down-sampling rate (paper Table 3)", choices=tuple(ATTENTION_STRIDES), type=int
+    )
+    mask_mode: str = _option(
+        "hard", "hard = argmax of the attention (released code), soft = softmax weights", choices=MASK_MODES
+    )
     dropout: float = _option(0.2, "channel dropout after InitConv (training only)")
     attention_channels: int = _option(16, "width of the attention conv path", cli=False)
 
@@ -63,7 +68,7 @@ class ModelConfig:
         return saved
 
     @classmethod
-    def from_dict(cls, saved: dict, source: str = "config") -> "ModelConfig":
+    def from_dict(cls, saved: dict, source: str = "config") -> ModelConfig:
         """Rebuild from ``to_dict()``; unknown keys are refused, naming them and ``source``."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(saved) - known)

@@ -13,7 +13,7 @@ the training loop (``total = host_loss + attention_weight * mse + inter_weight *
 from __future__ import annotations
 
 import difflib
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -55,9 +55,20 @@ class CategoryGuidedAttention(nn.Module):
     ``detach()`` removes the hook (``hook_handle``) and gives the host network back unchanged.
     """
 
-    def __init__(self, network: nn.Module, module_name: str, num_classes: int, *, head: str = "input",
-                 in_channels: Optional[int] = None, rate: Optional[int] = None, feature_channels: Optional[int] = None,
-                 spatial_dims: int = 3, mode: str = "hard", classes=None):
+    def __init__(
+        self,
+        network: nn.Module,
+        module_name: str,
+        num_classes: int,
+        *,
+        head: str = "input",
+        in_channels: int | None = None,
+        rate: int | None = None,
+        feature_channels: int | None = None,
+        spatial_dims: int = 3,
+        mode: str = "hard",
+        classes=None,
+    ):
         super().__init__()
         modules = dict(network.named_modules())
         if module_name not in modules:
@@ -76,7 +87,7 @@ class CategoryGuidedAttention(nn.Module):
         self.network = network
         self.module_name, self.head_kind = module_name, head
         self.update = ck.IntraClassUpdate(num_classes, mode=mode, classes=classes)
-        self._image: Optional[torch.Tensor] = None
+        self._image: torch.Tensor | None = None
         self._extras = None
         self.hook_handle = modules[module_name].register_forward_hook(self._hook)
 
@@ -89,12 +100,16 @@ class CategoryGuidedAttention(nn.Module):
         if self._image is None:  # the host called on its own, outside this wrapper: leave it untouched
             return output
         if not isinstance(output, torch.Tensor) or output.dim() != self._image.dim():
-            raise ValueError(f"module {self.module_name!r} must output one feature tensor (B, C, *S) like the input, got {type(output).__name__}")
+            raise ValueError(
+                f"module {self.module_name!r} must output one feature tensor (B, C, *S) like the input, got {type(output).__name__}"
+            )
         attention = self.head(self._image if self.head_kind == "input" else output)
         for a, f in zip(attention.shape[2:], output.shape[2:]):
             if max(a, f) % min(a, f):
-                raise ValueError(f"attention map {tuple(attention.shape[2:])} cannot be matched to the feature map "
-                                 f"{tuple(output.shape[2:])} of {self.module_name!r}: sizes must be equal or integer multiples; fix rate")
+                raise ValueError(
+                    f"attention map {tuple(attention.shape[2:])} cannot be matched to the feature map "
+                    f"{tuple(output.shape[2:])} of {self.module_name!r}: sizes must be equal or integer multiples; fix rate"
+                )
         features, prototypes, counts = self.update(output, attention)
         self._extras = (attention, prototypes, counts)
         return features
@@ -112,4 +127,6 @@ class CategoryGuidedAttention(nn.Module):
 
 def guided_attention_losses(result: GuidedOutput, labels: torch.Tensor, form: str = "paper") -> GuidedLosses:
     """Attention MSE against the nearest-down-sampled one-hot ``labels (B, *S)`` and the inter-class loss."""
-    return GuidedLosses(attention_mse_loss(result.attention, labels), inter_class_term(result.prototypes, result.counts, form))
+    return GuidedLosses(
+        attention_mse_loss(result.attention, labels), inter_class_term(result.prototypes, result.counts, form)
+    )

@@ -40,7 +40,8 @@ Conventions (all terms are float32 scalars, whatever the model's dtype):
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -54,14 +55,25 @@ SEGMENTATION_LOSSES = ("dice_ce", "dice")  # the default (Dice + cross-entropy),
 
 def _check_labels(labels: torch.Tensor, reference: torch.Tensor, what: str) -> None:
     """``labels`` must be integer class indices of shape ``(B, *S)`` for a ``reference (B, K, *S)``, in ``[0, K)``."""
-    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be an integer tensor of class indices, got {getattr(labels, 'dtype', type(labels))}")
+    if (
+        not isinstance(labels, torch.Tensor)
+        or labels.is_floating_point()
+        or labels.is_complex()
+        or labels.dtype == torch.bool
+    ):
+        raise TypeError(
+            f"labels must be an integer tensor of class indices, got {getattr(labels, 'dtype', type(labels))}"
+        )
     expected = (reference.shape[0],) + tuple(reference.shape[2:])
     if tuple(labels.shape) != expected:
-        raise ValueError(f"labels must have shape {expected} (B, *S) to match the {what} {tuple(reference.shape)}, got {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must have shape {expected} (B, *S) to match the {what} {tuple(reference.shape)}, got {tuple(labels.shape)}"
+        )
     num_classes = reference.shape[1]
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(f"labels must be class indices in [0, {num_classes}), found values in [{int(labels.min())}, {int(labels.max())}]")
+        raise ValueError(
+            f"labels must be class indices in [0, {num_classes}), found values in [{int(labels.min())}, {int(labels.max())}]"
+        )
 
 
 def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -81,7 +93,9 @@ def batch_dice(logits: torch.Tensor, labels: torch.Tensor, smooth: float) -> tor
     return (2 * inter + smooth) / (denom + smooth)
 
 
-def softmax_dice_loss(logits: torch.Tensor, labels: torch.Tensor, *, classes: Sequence[int] = (1, 2, 3), smooth: float = 1e-5) -> torch.Tensor:
+def softmax_dice_loss(
+    logits: torch.Tensor, labels: torch.Tensor, *, classes: Sequence[int] = (1, 2, 3), smooth: float = 1e-5
+) -> torch.Tensor:
     """The paper's ``L_M``: ``sum_{k in classes} 1 - dice_k`` (``batch_dice``), ``P = softmax(logits, 1)``.
 
     ``logits (B, K, *S)``, ``labels (B, *S)`` class indices; sums run over the whole batch.
@@ -116,13 +130,17 @@ def attention_mse_loss(attention: torch.Tensor, labels: torch.Tensor) -> torch.T
     """MSE between attention logits ``(B, K, *S_att)`` and the one-hot of ``labels (B, *S)`` down-sampled
     (nearest, see ``downsample_labels``) to ``S_att``: the paper's category guided map G. Mean over all elements."""
     if not isinstance(labels, torch.Tensor) or labels.dim() != attention.dim() - 1:
-        raise ValueError(f"labels must be (B, *S) with the spatial rank of the attention {tuple(attention.shape)}, got {tuple(getattr(labels, 'shape', ()))}")
+        raise ValueError(
+            f"labels must be (B, *S) with the spatial rank of the attention {tuple(attention.shape)}, got {tuple(getattr(labels, 'shape', ()))}"
+        )
     small = downsample_labels(labels, attention.shape[2:])
     _check_labels(small, attention, "attention")
     return F.mse_loss(attention.float(), one_hot(small, attention.shape[1]))
 
 
-def inter_class_term(prototypes: torch.Tensor, counts: torch.Tensor, form: str = "paper", *, sign: float = 1.0) -> torch.Tensor:
+def inter_class_term(
+    prototypes: torch.Tensor, counts: torch.Tensor, form: str = "paper", *, sign: float = 1.0
+) -> torch.Tensor:
     """``sign * cga_kernels.inter_class_loss(prototypes, counts, form)`` as float32; ``sign=-1`` is the
     "Baseline - Inter" experiment (the loss then pulls the prototypes together)."""
     if form not in INTER_FORMS:
@@ -185,7 +203,11 @@ class CGALoss(nn.Module):
         if segmentation not in SEGMENTATION_LOSSES:
             raise ValueError(f"segmentation loss (--loss) must be one of {SEGMENTATION_LOSSES}, got {segmentation!r}")
         self.segmentation = segmentation
-        self.dice_weight, self.attention_weight, self.inter_weight = float(dice_weight), float(attention_weight), float(inter_weight)
+        self.dice_weight, self.attention_weight, self.inter_weight = (
+            float(dice_weight),
+            float(attention_weight),
+            float(inter_weight),
+        )
         self.inter_form, self.inter_start_epoch, self.inter_sign = inter_form, int(inter_start_epoch), float(inter_sign)
         self.dice_smooth = dice_smooth
 
@@ -202,7 +224,9 @@ class CGALoss(nn.Module):
             attention = self.attention_weight * attention_mse_loss(output.attention, labels)
         inter = zero
         if output.prototypes is not None and self.inter_active(epoch):
-            inter = self.inter_weight * inter_class_term(output.prototypes, output.counts, self.inter_form, sign=self.inter_sign)
+            inter = self.inter_weight * inter_class_term(
+                output.prototypes, output.counts, self.inter_form, sign=self.inter_sign
+            )
         return LossTerms(dice + attention + inter, dice, attention, inter)
 
     def extra_repr(self) -> str:

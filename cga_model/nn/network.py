@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -27,9 +27,9 @@ class CGAOutput(NamedTuple):
     """
 
     logits: torch.Tensor
-    attention: Optional[torch.Tensor]
-    prototypes: Optional[torch.Tensor]
-    counts: Optional[torch.Tensor]
+    attention: torch.Tensor | None
+    prototypes: torch.Tensor | None
+    counts: torch.Tensor | None
 
 
 class CGAUNet(nn.Module):
@@ -70,7 +70,7 @@ class CGAUNet(nn.Module):
     has 4,768,617: one extra scalar parameter that its forward never uses.
     """
 
-    def __init__(self, config: Optional[ModelConfig] = None, **options):
+    def __init__(self, config: ModelConfig | None = None, **options):
         super().__init__()
         config = dataclasses.replace(config or ModelConfig(), **options)
         self.config = config
@@ -92,15 +92,21 @@ class CGAUNet(nn.Module):
         self.de_up1 = UpBlock(2 * c, c)
         self.de_block1 = ResBlock(c, norm)
         self.end_conv = nn.Conv3d(c, config.num_classes, kernel_size=1)
-        self.sam: Optional[SAM] = None
+        self.sam: SAM | None = None
         if config.sam:
             self.sam = SAM(
-                config.in_channels, config.num_classes, rate=config.attention_rate, mask_mode=config.mask_mode,
-                intra=config.intra, intra_classes=config.intra_classes, inter=config.inter, width=config.attention_channels,
+                config.in_channels,
+                config.num_classes,
+                rate=config.attention_rate,
+                mask_mode=config.mask_mode,
+                intra=config.intra,
+                intra_classes=config.intra_classes,
+                inter=config.inter,
+                width=config.attention_channels,
             )
 
     @classmethod
-    def from_config(cls, config) -> "CGAUNet":
+    def from_config(cls, config) -> CGAUNet:
         """Build from a ``ModelConfig`` or its ``to_dict()`` form (as stored in checkpoints)."""
         return cls(config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config))
 
@@ -138,4 +144,6 @@ class CGAUNet(nn.Module):
         return CGAOutput(self.end_conv(y), attention, proto, counts)
 
     def extra_repr(self) -> str:
-        return f"base_channels={self.base_channels}, num_classes={self.num_classes}, attention_rate={self.attention_rate}"
+        return (
+            f"base_channels={self.base_channels}, num_classes={self.num_classes}, attention_rate={self.attention_rate}"
+        )

@@ -18,12 +18,15 @@ import itertools
 import torch
 import torch.nn.functional as F
 
+from ..data.brain import brain_box
 from .config import SIZE_MULTIPLE
 
 
 def gaussian_weight(roi, sigma_scale: float = 0.125) -> torch.Tensor:
     """Importance map ``(*roi)``: a Gaussian centred in the window, sigma = roi * sigma_scale."""
-    axes = [torch.exp(-0.5 * ((torch.arange(s, dtype=torch.float32) - (s - 1) / 2) / (s * sigma_scale)) ** 2) for s in roi]
+    axes = [
+        torch.exp(-0.5 * ((torch.arange(s, dtype=torch.float32) - (s - 1) / 2) / (s * sigma_scale)) ** 2) for s in roi
+    ]
     weight = axes[0][:, None, None] * axes[1][None, :, None] * axes[2][None, None, :]
     return (weight / weight.max()).clamp_min(1e-3)
 
@@ -71,17 +74,6 @@ def predict_probs(model, image: torch.Tensor, roi, *, overlap: float = 0.5, tta:
     return total / len(flips)
 
 
-def brain_box(brain: torch.Tensor) -> tuple:
-    """Slices of the bounding box of ``brain (X, Y, Z)`` bool (the whole volume when it is empty)."""
-    if not bool(brain.any()):
-        return tuple(slice(0, s) for s in brain.shape)
-    box = []
-    for axis in range(3):
-        present = torch.nonzero(brain.any(dim=tuple(a for a in range(3) if a != axis))).flatten()
-        box.append(slice(int(present[0]), int(present[-1]) + 1))
-    return tuple(box)
-
-
 def _padded_probs(model, image: torch.Tensor, roi, *, overlap: float, tta: bool) -> torch.Tensor:
     """``predict_probs`` of ``image (C, *S)`` zero-padded at the end to multiples of ``SIZE_MULTIPLE``, cut back to ``S``."""
     spatial = image.shape[1:]
@@ -92,7 +84,9 @@ def _padded_probs(model, image: torch.Tensor, roi, *, overlap: float, tta: bool)
 
 
 @torch.no_grad()
-def segment_volume(model, image: torch.Tensor, roi, *, overlap: float = 0.5, tta: bool = False, brain_only: bool = True) -> torch.Tensor:
+def segment_volume(
+    model, image: torch.Tensor, roi, *, overlap: float = 0.5, tta: bool = False, brain_only: bool = True
+) -> torch.Tensor:
     """Class probabilities ``(K, X, Y, Z)`` of a normalised ``image (C, X, Y, Z)`` (any size: padded as needed).
 
     ``brain_only``: only the bounding box of the brain (voxels non-zero in any channel) is run through
@@ -103,7 +97,7 @@ def segment_volume(model, image: torch.Tensor, roi, *, overlap: float = 0.5, tta
     if not brain_only:
         return _padded_probs(model, image, roi, overlap=overlap, tta=tta)
     brain = (image != 0).any(dim=0)
-    box = brain_box(brain)
+    box = tuple(slice(a, b) for a, b in brain_box(brain.cpu().numpy()))
     inside = _padded_probs(model, image[(slice(None),) + box], roi, overlap=overlap, tta=tta)
     probs = torch.zeros((inside.shape[0],) + tuple(image.shape[1:]), device=image.device)
     probs[0] = 1.0

@@ -68,18 +68,35 @@ def _train(args) -> None:
 
 def add_nnunet_commands(sub, formatter_class) -> None:
     """Add ``nnunet-convert`` and ``nnunet-train`` to the ``cga`` subparsers ``sub``."""
-    p = sub.add_parser("nnunet-convert", help="write a dataset folder in nnU-Net v2's raw format", formatter_class=formatter_class)
-    p.add_argument("--data", required=True, help="dataset folder in any layout cga reads (BraTS 2021/2023/2024 case folders, MSD task)")
+    p = sub.add_parser(
+        "nnunet-convert", help="write a dataset folder in nnU-Net v2's raw format", formatter_class=formatter_class
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        help="dataset folder in any layout cga reads (BraTS 2021/2023/2024 case folders, MSD task)",
+    )
     p.add_argument("--out", required=True, help="nnU-Net raw dataset folder to create, $nnUNet_raw/DatasetXXX_Name")
-    p.add_argument("--target", choices=("regions", "labels"), default="regions",
-                   help="regions: WT/TC/ET with sigmoids (nnU-Net's BraTS recipe); labels: one softmax class per label")
-    p.add_argument("--layout", default=None, choices=tuple(LAYOUTS), help="dataset layout (default: detected from the file names)")
+    p.add_argument(
+        "--target",
+        choices=("regions", "labels"),
+        default="regions",
+        help="regions: WT/TC/ET with sigmoids (nnU-Net's BraTS recipe); labels: one softmax class per label",
+    )
+    p.add_argument(
+        "--layout", default=None, choices=tuple(LAYOUTS), help="dataset layout (default: detected from the file names)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.set_defaults(func=_convert)
-    p = sub.add_parser("nnunet-train", help="nnUNetv2_train with nnUNetTrainerCGA (sets nnUNet_extTrainer)",
-                       formatter_class=formatter_class)
+    p = sub.add_parser(
+        "nnunet-train",
+        help="nnUNetv2_train with nnUNetTrainerCGA (sets nnUNet_extTrainer)",
+        formatter_class=formatter_class,
+    )
     p.add_argument("dataset", help="nnU-Net dataset name or ID (e.g. 501 or Dataset501_BraTS)")
     p.add_argument("configuration", help="nnU-Net configuration, e.g. 3d_fullres")
     p.add_argument("fold", help="fold 0-4 or 'all'")
-    p.add_argument("options", nargs=argparse.REMAINDER, help="further nnUNetv2_train options, e.g. -device cpu --c (default: none)")
+    p.add_argument(
+        "options", nargs=argparse.REMAINDER, help="further nnUNetv2_train options, e.g. -device cpu --c (default: none)"
+    )
     p.set_defaults(func=_train)

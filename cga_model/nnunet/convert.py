@@ -35,10 +35,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from ..data.dataset import load_case
+from ..data.cases import load_case
+from ..data.errors import DataError
+from ..data.file_safety import safe_case_path
 from ..data.labels import CLASS_NAMES
 from ..data.layouts import MODALITIES, find_cases, get_layout
-from ..data.nifti_io import DataError, safe_case_path
 
 DATASET_NAME = re.compile(r"^Dataset\d{3}_[A-Za-z0-9_.-]+$")
 TARGETS = ("regions", "labels")
@@ -54,10 +55,15 @@ def label_values(num_classes: int, target: str) -> np.ndarray:
 
 def dataset_json(scheme, *, target: str, num_training: int, name: str, description: str) -> dict:
     """nnU-Net v2's ``dataset.json`` for the label ``scheme`` of a layout (4 classes, or 5 with resection cavity)."""
-    info = {"name": name, "description": description,
-            "channel_names": {str(i): CHANNEL_NAMES[m] for i, m in enumerate(MODALITIES)}}
+    info = {
+        "name": name,
+        "description": description,
+        "channel_names": {str(i): CHANNEL_NAMES[m] for i, m in enumerate(MODALITIES)},
+    }
     if target == "regions":
-        regions = {r: sorted(int(REGION_VALUES[k]) for k in scheme.regions[r]) for r in NESTED_ORDER if r in scheme.regions}
+        regions = {
+            r: sorted(int(REGION_VALUES[k]) for k in scheme.regions[r]) for r in NESTED_ORDER if r in scheme.regions
+        }
         info["labels"] = {"background": 0, **regions}
         info["regions_class_order"] = [values[0] for values in regions.values()]
     else:
@@ -85,8 +91,10 @@ def _write_case(case, folder: Path, values: np.ndarray) -> bool:
 
 def _check_out(out: Path, overwrite: bool) -> None:
     if not DATASET_NAME.match(out.name):
-        raise ValueError(f"--out {out}: the folder must be named DatasetXXX_Name (three digits, e.g. Dataset501_BraTS) "
-                         "inside $nnUNet_raw: nnU-Net finds datasets by that name")
+        raise ValueError(
+            f"--out {out}: the folder must be named DatasetXXX_Name (three digits, e.g. Dataset501_BraTS) "
+            "inside $nnUNet_raw: nnU-Net finds datasets by that name"
+        )
     if out.exists() and not overwrite:
         raise ValueError(f"--out {out} exists; pass --overwrite to replace it")
     if not out.parent.is_dir():
@@ -119,8 +127,13 @@ def convert_dataset(data, out, *, target: str = "regions", layout=None, overwrit
         num_training = sum(_write_case(load_case(case), work, values) for case in cases)
         if num_training == 0:
             raise DataError(f"--data {data}: no case has a segmentation; nnU-Net needs labelled training cases")
-        info = dataset_json(scheme, target=target, num_training=num_training, name=out.name.split("_", 1)[1],
-                            description=f"converted by cga nnunet-convert from {cases[0].layout} data in {Path(data).absolute()}")
+        info = dataset_json(
+            scheme,
+            target=target,
+            num_training=num_training,
+            name=out.name.split("_", 1)[1],
+            description=f"converted by cga nnunet-convert from {cases[0].layout} data in {Path(data).absolute()}",
+        )
         (work / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
         if not any((work / "imagesTs").iterdir()):
             (work / "imagesTs").rmdir()

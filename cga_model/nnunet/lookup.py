@@ -18,19 +18,20 @@ from __future__ import annotations
 import contextlib
 import os
 
+import nnunetv2.inference.predict_from_raw_data as _predict_module
+import nnunetv2.run.run_training as _training_module
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
 from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
-
-import nnunetv2.inference.predict_from_raw_data as _predict_module
-import nnunetv2.run.run_training as _training_module
 
 
 def find_in_external_folders(name: str):
     """The class ``name`` from the first ``nnUNet_extTrainer`` folder holding it, or None (nnU-Net's external search)."""
     for folder in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep):
         if folder.strip() and os.path.isdir(folder):
-            found = recursive_find_python_class(folder, name, None, base_folder=folder, cleanup_imports_from_base_folder=True)
+            found = recursive_find_python_class(
+                folder, name, None, base_folder=folder, cleanup_imports_from_base_folder=True
+            )
             if found is not None:
                 return found
     return None
@@ -44,8 +45,10 @@ def find_trainer_class(name: str):
     except ModuleNotFoundError as missing:
         found = find_in_external_folders(name)
         if found is None:
-            raise RuntimeError(f"trainer {name!r} not found in nnUNet_extTrainer={os.environ.get('nnUNet_extTrainer', '')!r}, "
-                               f"and nnU-Net's search of its own trainers failed: {missing}") from missing
+            raise RuntimeError(
+                f"trainer {name!r} not found in nnUNet_extTrainer={os.environ.get('nnUNet_extTrainer', '')!r}, "
+                f"and nnU-Net's search of its own trainers failed: {missing}"
+            ) from missing
     if not issubclass(found, nnUNetTrainer):
         raise RuntimeError(f"{name} in nnUNet_extTrainer is not an nnUNetTrainer subclass")
     return found
@@ -54,10 +57,15 @@ def find_trainer_class(name: str):
 @contextlib.contextmanager
 def nnunet_trainer_lookup():
     """Within the block, nnU-Net's training entry point and predictor find trainers with ``find_trainer_class``."""
-    saved = (_training_module.recursive_find_trainer_class_by_name, _predict_module.recursive_find_trainer_class_by_name)
+    saved = (
+        _training_module.recursive_find_trainer_class_by_name,
+        _predict_module.recursive_find_trainer_class_by_name,
+    )
     _training_module.recursive_find_trainer_class_by_name = find_trainer_class
     _predict_module.recursive_find_trainer_class_by_name = find_trainer_class
     try:
         yield
     finally:
-        _training_module.recursive_find_trainer_class_by_name, _predict_module.recursive_find_trainer_class_by_name = saved
+        _training_module.recursive_find_trainer_class_by_name, _predict_module.recursive_find_trainer_class_by_name = (
+            saved
+        )

@@ -49,13 +49,25 @@ def target_categories(target: torch.Tensor, *, regions: bool) -> torch.Tensor:
 class GuidedLoss(nn.Module):
     """See the module docstring. ``network``: the ``GuidedNetwork`` itself (not a DDP/compile wrapper)."""
 
-    def __init__(self, host_loss: nn.Module, network: nn.Module, *, regions: bool, attention_weight: float,
-                 inter_weight: float, inter_form: str):
+    def __init__(
+        self,
+        host_loss: nn.Module,
+        network: nn.Module,
+        *,
+        regions: bool,
+        attention_weight: float,
+        inter_weight: float,
+        inter_form: str,
+    ):
         super().__init__()
         self.host_loss = host_loss
         self.network = [network]  # a list: the network's parameters belong to the trainer, not to the loss
         self.regions = regions
-        self.attention_weight, self.inter_weight, self.inter_form = float(attention_weight), float(inter_weight), inter_form
+        self.attention_weight, self.inter_weight, self.inter_form = (
+            float(attention_weight),
+            float(inter_weight),
+            inter_form,
+        )
         self.inter_active = False
         self.last_terms = None
 

@@ -18,7 +18,7 @@ stage's feature map on every axis, and ``IntraClassUpdate`` resamples it (neares
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -36,8 +36,10 @@ def attention_rate(pool_op_kernel_sizes: Sequence[Sequence[int]]) -> int:
     totals = [math.prod(int(s[axis]) for s in pool_op_kernel_sizes) for axis in range(len(pool_op_kernel_sizes[0]))]
     rate = min(MAX_ATTENTION_RATE, min(totals))
     if rate not in PATH_STRIDES:
-        raise ValueError(f"the plans' total strides per axis {totals} give attention rate {rate}; "
-                         f"the attention path supports {sorted(PATH_STRIDES)} (use pooling by 2 on every axis)")
+        raise ValueError(
+            f"the plans' total strides per axis {totals} give attention rate {rate}; "
+            f"the attention path supports {sorted(PATH_STRIDES)} (use pooling by 2 on every axis)"
+        )
     return rate
 
 
@@ -50,7 +52,7 @@ class GuidedNetwork(CategoryGuidedAttention):
     ``decoder`` is the host's, so nnU-Net's ``set_deep_supervision_enabled`` works as for its own U-Net.
     """
 
-    last_result: Optional[GuidedOutput] = None
+    last_result: GuidedOutput | None = None
 
     @property
     def decoder(self) -> nn.Module:
@@ -61,17 +63,33 @@ class GuidedNetwork(CategoryGuidedAttention):
         return self.last_result.output
 
 
-def guided_network(host: nn.Module, *, pool_op_kernel_sizes: Sequence[Sequence[int]], num_input_channels: int,
-                   num_categories: int, stage: int = -1, mode: str = "hard") -> GuidedNetwork:
+def guided_network(
+    host: nn.Module,
+    *,
+    pool_op_kernel_sizes: Sequence[Sequence[int]],
+    num_input_channels: int,
+    num_categories: int,
+    stage: int = -1,
+    mode: str = "hard",
+) -> GuidedNetwork:
     """Wrap an nnU-Net ``host`` (with ``encoder.stages``) at encoder stage ``stage`` (-1: the bottleneck);
     see the module docstring."""
     stages = getattr(getattr(host, "encoder", None), "stages", None)
     if stages is None or not hasattr(host, "decoder"):
-        raise ValueError(f"{type(host).__name__} has no encoder.stages and decoder: nnUNetTrainerCGA supports nnU-Net's "
-                         "U-Nets (PlainConvUNet, ResidualEncoderUNet)")
+        raise ValueError(
+            f"{type(host).__name__} has no encoder.stages and decoder: nnUNetTrainerCGA supports nnU-Net's "
+            "U-Nets (PlainConvUNet, ResidualEncoderUNet)"
+        )
     if not -len(stages) <= stage < len(stages):
         raise ValueError(f"update stage {stage} does not exist: the network has {len(stages)} encoder stages")
     index = stage % len(stages)
-    return GuidedNetwork(host, f"encoder.stages.{index}", num_categories, head="input",
-                         in_channels=num_input_channels, rate=attention_rate(pool_op_kernel_sizes[: index + 1]),
-                         spatial_dims=len(pool_op_kernel_sizes[0]), mode=mode)
+    return GuidedNetwork(
+        host,
+        f"encoder.stages.{index}",
+        num_categories,
+        head="input",
+        in_channels=num_input_channels,
+        rate=attention_rate(pool_op_kernel_sizes[: index + 1]),
+        spatial_dims=len(pool_op_kernel_sizes[0]),
+        mode=mode,
+    )

@@ -20,11 +20,10 @@ from __future__ import annotations
 import os
 
 import torch
-from torch import nn
-from torch._dynamo import OptimizedModule
-
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+from torch import nn
+from torch._dynamo import OptimizedModule
 
 from .loss import GuidedLoss
 from .network import GuidedNetwork, guided_network
@@ -39,25 +38,40 @@ class nnUNetTrainerCGA(nnUNetTrainer):
     update_stage = -1  # encoder stage whose output the update replaces: -1 = the bottleneck (3: total stride 8 in typical 3d_fullres plans)
 
     @classmethod
-    def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
-                                   num_input_channels: int, num_output_channels: int,
-                                   enable_deep_supervision: bool = True) -> nn.Module:
-        host = nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, num_input_channels,
-                                                        num_output_channels, enable_deep_supervision)
-        return guided_network(host, pool_op_kernel_sizes=configuration_manager.pool_op_kernel_sizes,
-                              num_input_channels=num_input_channels, num_categories=num_output_channels + 1,
-                              stage=cls.update_stage, mode=cls.mask_mode)
+    def build_network_architecture(
+        cls,
+        plans_manager: PlansManager,
+        configuration_manager: ConfigurationManager,
+        num_input_channels: int,
+        num_output_channels: int,
+        enable_deep_supervision: bool = True,
+    ) -> nn.Module:
+        host = nnUNetTrainer.build_network_architecture(
+            plans_manager, configuration_manager, num_input_channels, num_output_channels, enable_deep_supervision
+        )
+        return guided_network(
+            host,
+            pool_op_kernel_sizes=configuration_manager.pool_op_kernel_sizes,
+            num_input_channels=num_input_channels,
+            num_categories=num_output_channels + 1,
+            stage=cls.update_stage,
+            mode=cls.mask_mode,
+        )
 
     def initialize(self):
         if self.label_manager.ignore_label is not None:
-            raise RuntimeError(f"{type(self).__name__}: datasets with an ignore label (here {self.label_manager.ignore_label}) "
-                               "are not supported: the attention target is undefined on ignored voxels")
+            raise RuntimeError(
+                f"{type(self).__name__}: datasets with an ignore label (here {self.label_manager.ignore_label}) "
+                "are not supported: the attention target is undefined on ignored voxels"
+            )
         super().initialize()
-        self.print_to_log_file(f"category-guided attention: {self.guided_network().head_kind} head, rate "
-                               f"{self.guided_network().head.rate}, update at {self.guided_network().module_name}, "
-                               f"{self.guided_network().update.num_classes} categories, {self.mask_mode} masks; "
-                               f"attention_weight {self.attention_weight}, inter_weight {self.inter_weight} "
-                               f"({self.inter_form}) from epoch {self.inter_start_epoch}")
+        self.print_to_log_file(
+            f"category-guided attention: {self.guided_network().head_kind} head, rate "
+            f"{self.guided_network().head.rate}, update at {self.guided_network().module_name}, "
+            f"{self.guided_network().update.num_classes} categories, {self.mask_mode} masks; "
+            f"attention_weight {self.attention_weight}, inter_weight {self.inter_weight} "
+            f"({self.inter_form}) from epoch {self.inter_start_epoch}"
+        )
 
     def guided_network(self) -> GuidedNetwork:
         """The ``GuidedNetwork`` inside any DDP / ``torch.compile`` wrapper."""
@@ -68,8 +82,14 @@ class nnUNetTrainerCGA(nnUNetTrainer):
         return os.environ.get("nnUNet_compile", "").lower() in ("true", "1", "t") and super()._do_i_compile()
 
     def _build_loss(self):
-        return GuidedLoss(super()._build_loss(), self.guided_network(), regions=self.label_manager.has_regions,
-                          attention_weight=self.attention_weight, inter_weight=self.inter_weight, inter_form=self.inter_form)
+        return GuidedLoss(
+            super()._build_loss(),
+            self.guided_network(),
+            regions=self.label_manager.has_regions,
+            attention_weight=self.attention_weight,
+            inter_weight=self.inter_weight,
+            inter_form=self.inter_form,
+        )
 
     def on_train_epoch_start(self):
         super().on_train_epoch_start()
@@ -84,5 +104,7 @@ class nnUNetTrainerCGA(nnUNetTrainer):
     def on_train_epoch_end(self, train_outputs):
         super().on_train_epoch_end(train_outputs)
         host, attention, inter = torch.stack(self._epoch_terms).mean(0).tolist()
-        self.print_to_log_file(f"train loss terms (unweighted means): nnU-Net {host:.4f}, attention MSE {attention:.4f}, "
-                               f"inter-class {inter:.4f}" + ("" if self.loss.inter_active else " (not active yet)"))
+        self.print_to_log_file(
+            f"train loss terms (unweighted means): nnU-Net {host:.4f}, attention MSE {attention:.4f}, "
+            f"inter-class {inter:.4f}" + ("" if self.loss.inter_active else " (not active yet)")
+        )

@@ -22,18 +22,16 @@ import random
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..data.layouts import data_record
 from ..data.loader import TrainingCrops, default_workers, make_loader, open_cases, training_batch
 from ..data.sampling import DEFAULT_FOREGROUND_SHARE, CropBatchSampler
 from ..evaluation.metrics import dice, region_mask
-from ..nn.checkpoint import check_compatible, load_checkpoint, save_checkpoint, saved_model_config
+from ..nn.checkpoint import check_compatible, data_record, load_checkpoint, save_checkpoint, saved_model_config
 from ..nn.config import ModelConfig
 from ..nn.losses import CGALoss
 from ..nn.network import CGAUNet
@@ -66,7 +64,7 @@ class TrainConfig:
     weight_decay: float = 1e-5
     val_fraction: float = 0.2
     seed: int = 0
-    workers: Optional[int] = None  # loader processes; None: default_workers() (the cores, capped, shared among ranks)
+    workers: int | None = None  # loader processes; None: default_workers() (the cores, capped, shared among ranks)
     foreground_share: float = DEFAULT_FOREGROUND_SHARE  # share of each batch centred on a foreground voxel
     device: str = "cpu"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -86,7 +84,7 @@ class TrainConfig:
     brain_mask: bool = True
     # the data (layouts.data_record): the layout (None: detect it from the file names), its label scheme and
     # the channel order; set_up fills them and sets model.num_classes to the scheme's class count
-    layout: Optional[str] = None
+    layout: str | None = None
     label_scheme: dict = field(default_factory=dict)
     channels: list = field(default_factory=list)
 
@@ -96,8 +94,13 @@ class TrainConfig:
 
     def make_loss(self) -> CGALoss:
         return CGALoss(
-            segmentation=self.loss, dice_weight=self.dice_weight, attention_weight=self.attention_weight, inter_weight=self.inter_weight,
-            inter_form=self.inter_form, inter_start_epoch=self.inter_start_epoch, inter_sign=self.inter_sign,
+            segmentation=self.loss,
+            dice_weight=self.dice_weight,
+            attention_weight=self.attention_weight,
+            inter_weight=self.inter_weight,
+            inter_form=self.inter_form,
+            inter_start_epoch=self.inter_start_epoch,
+            inter_sign=self.inter_sign,
         )
 
 
@@ -207,15 +210,32 @@ def set_up(config: TrainConfig, resume: bool = False, overwrite: bool = False) -
     torch.manual_seed(config.seed)
     model = CGAUNet(config.model).to(ddp.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, amsgrad=True)
-    sampler = CropBatchSampler(len(train_ids), config.batch_size, config.foreground_share, seed=config.seed * LOADER_SEED_STRIDE,
-                               rank=ddp.rank, world=ddp.world)
+    sampler = CropBatchSampler(
+        len(train_ids),
+        config.batch_size,
+        config.foreground_share,
+        seed=config.seed * LOADER_SEED_STRIDE,
+        rank=ddp.rank,
+        world=ddp.world,
+    )
     workers = default_workers(ddp.world) if config.workers is None else config.workers
-    loader = make_loader(TrainingCrops(cases, train_ids, config.crop), sampler, workers, pin_memory=ddp.device.type == "cuda")
+    loader = make_loader(
+        TrainingCrops(cases, train_ids, config.crop), sampler, workers, pin_memory=ddp.device.type == "cuda"
+    )
     run = Run(
-        config=config, ddp=ddp, out=out, model=model, net=DistributedDataParallel(model) if ddp.enabled else model,
-        optimizer=optimizer, scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: poly_lr(e, config.epochs)),
-        criterion=config.make_loss(), scaler=torch.amp.GradScaler("cuda", enabled=ddp.device.type == "cuda"),
-        cases=cases, sampler=sampler, loader=loader, val_ids=val_ids,
+        config=config,
+        ddp=ddp,
+        out=out,
+        model=model,
+        net=DistributedDataParallel(model) if ddp.enabled else model,
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: poly_lr(e, config.epochs)),
+        criterion=config.make_loss(),
+        scaler=torch.amp.GradScaler("cuda", enabled=ddp.device.type == "cuda"),
+        cases=cases,
+        sampler=sampler,
+        loader=loader,
+        val_ids=val_ids,
     )
     if resume:
         _resume(run)
@@ -225,7 +245,11 @@ def set_up(config: TrainConfig, resume: bool = False, overwrite: bool = False) -
 def _last_good(run: Run) -> str:
     """Names the checkpoint to fall back on; an epoch without a good step never writes one."""
     last = run.out / "last.pt"
-    return f"last good checkpoint: {last}" if last.is_file() else "last good checkpoint: none (no epoch finished with finite losses)"
+    return (
+        f"last good checkpoint: {last}"
+        if last.is_file()
+        else "last good checkpoint: none (no epoch finished with finite losses)"
+    )
 
 
 def _train_step(run: Run, batch: dict, epoch: int):
@@ -253,7 +277,9 @@ def train_one_epoch(run: Run, epoch: int, progress: bool = True) -> dict:
     seed_epoch(config.seed, epoch, run.ddp.rank)
     run.sampler.set_epoch(epoch)
     sums, steps = dict.fromkeys(LOSS_TERMS, 0.0), 0
-    bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (progress and run.ddp.main), leave=False)
+    bar = tqdm(
+        run.loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (progress and run.ddp.main), leave=False
+    )
     for batch in bar:
         terms = _train_step(run, batch, epoch)
         if terms is None:
@@ -263,9 +289,15 @@ def train_one_epoch(run: Run, epoch: int, progress: bool = True) -> dict:
         steps += 1
         bar.set_postfix({k: f"{v / steps:.3f}" for k, v in sums.items()})
     if steps == 0:
-        raise RuntimeError(f"epoch {epoch + 1}: every step had a non-finite loss, nothing was learnt; {_last_good(run)}")
+        raise RuntimeError(
+            f"epoch {epoch + 1}: every step had a non-finite loss, nothing was learnt; {_last_good(run)}"
+        )
     run.scheduler.step()
-    return {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"], **{k: v / max(steps, 1) for k, v in sums.items()}}
+    return {
+        "epoch": epoch + 1,
+        "lr": run.optimizer.param_groups[0]["lr"],
+        **{k: v / max(steps, 1) for k, v in sums.items()},
+    }
 
 
 def validation_due(config: TrainConfig, epoch: int) -> bool:
@@ -280,7 +312,9 @@ def _epoch_score(run: Run, epoch: int, record: dict):
         return -record["loss"]
     if not validation_due(run.config, epoch):
         return None
-    record.update(validate(run.model, run.cases, run.val_ids, run.device, roi=run.config.crop, brain_mask=run.config.brain_mask))
+    record.update(
+        validate(run.model, run.cases, run.val_ids, run.device, roi=run.config.crop, brain_mask=run.config.brain_mask)
+    )
     return float(np.nanmean([record[f"val_dice_{r}"] for r in ("WT", "TC", "ET")]))
 
 
@@ -288,9 +322,16 @@ def end_of_epoch(run: Run, epoch: int, record: dict, *, progress: bool = True) -
     """Step 3 (main process): validation Dice when due, ``last.pt`` (and ``best.pt`` on a better score), log line, curves."""
     if run.ddp.main:
         score = _epoch_score(run, epoch, record)
-        state = dict(model=run.model.state_dict(), optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
-                     epoch=epoch, best=run.best if score is None else max(run.best, score), config=run.config.to_dict(),
-                     rng=torch.get_rng_state(), record=record)
+        state = dict(
+            model=run.model.state_dict(),
+            optimizer=run.optimizer.state_dict(),
+            scheduler=run.scheduler.state_dict(),
+            epoch=epoch,
+            best=run.best if score is None else max(run.best, score),
+            config=run.config.to_dict(),
+            rng=torch.get_rng_state(),
+            record=record,
+        )
         save_checkpoint(run.out / "last.pt", **state)
         if score is not None and score > run.best:
             run.best = score
@@ -300,7 +341,12 @@ def end_of_epoch(run: Run, epoch: int, record: dict, *, progress: bool = True) -
             fh.write(json.dumps(record) + "\n")
         plot_curves(log_path, run.out / "curves.png")
         if progress:
-            tqdm.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}" for k, v in record.items()))
+            tqdm.write(
+                " ".join(
+                    f"{k}={v:.4f}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}"
+                    for k, v in record.items()
+                )
+            )
     run.ddp.barrier()
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ..data.errors import DataError
 from ..data.loader import RawCases
-from ..data.nifti_io import DataError
 
 
 def unlabelled(cases, case_ids) -> list:
@@ -18,6 +18,8 @@ def require_labels(cases, train_ids, val_ids) -> None:
     for role, ids in (("training", train_ids), ("validation", val_ids)):
         missing = unlabelled(cases, ids)
         if missing:
-            raise DataError(f"{len(missing)} {role} case{'s' if len(missing) > 1 else ''} without a segmentation file "
-                            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): training needs labels for every case; "
-                            "add them or move those cases out of --data")
+            raise DataError(
+                f"{len(missing)} {role} case{'s' if len(missing) > 1 else ''} without a segmentation file "
+                f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): training needs labels for every case; "
+                "add them or move those cases out of --data"
+            )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data.nifti_io import atomic_write, remove_stale_temps
+from ..data.file_safety import atomic_write, remove_stale_temps
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png")
 LOG_FILE = "metrics.jsonl"
@@ -29,8 +29,10 @@ def prepare_run_folder(out: Path, *, resume: bool, overwrite: bool) -> None:
     if resume and not (out / "last.pt").is_file():
         raise ValueError(f"--resume: {out} holds no last.pt to continue from; drop --resume to start a run there")
     if existing and not (resume or overwrite):
-        raise ValueError(f"{out} already holds a run ({', '.join(existing)}): pass --resume to continue it, "
-                         "--overwrite to replace it, or choose another --out")
+        raise ValueError(
+            f"{out} already holds a run ({', '.join(existing)}): pass --resume to continue it, "
+            "--overwrite to replace it, or choose another --out"
+        )
     if overwrite:
         for name in existing:
             (out / name).unlink()

@@ -1,0 +1,105 @@
+"""The README's examples run, so the documentation cannot drift from the code.
+
+Every fenced block of README.md is collected, whatever section it is in:
+- ```python blocks are executed, each in a fresh namespace in a temporary folder;
+- ```bash blocks: every ``cga ...`` command (also ``python -m cga_model ...`` and ``torchrun ...
+  -m cga_model ...``) is parsed by the real ``cga`` argument parser, every ``make X`` must name a
+  Makefile target and every ``python -m X`` an importable module. A bash block preceded by the
+  line ``<!-- readme-test: run -->`` is also run for real, command by command, in one folder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cga_model.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+RUN_MARKER = "<!-- readme-test: run -->"
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+
+
+def blocks(kind: str) -> list:
+    """``(code, run)`` of each ```kind block, with id = its section heading and the line of its fence."""
+    text = README.read_text()
+    found = []
+    for match in FENCE.finditer(text):
+        if match.group(1) != kind:
+            continue
+        before = text[: match.start()]
+        line = before.count("\n") + 1
+        heading = re.findall(r"^#+ (.+)$", before, re.M)
+        section = re.sub(r"\W+", "-", heading[-1] if heading else "top").strip("-").lower()
+        code = "\n" * line + match.group(2)  # padded so that tracebacks give README line numbers
+        found.append(pytest.param(code, before.rstrip().endswith(RUN_MARKER), id=f"{section}:{line}"))
+    return found
+
+
+def commands(code: str) -> list[list[str]]:
+    """Shell command lines of a block: continuations joined, comments dropped, split like the shell."""
+    joined = re.sub(r"\\\n", " ", code)
+    return [shlex.split(line, comments=True) for line in joined.splitlines() if shlex.split(line, comments=True)]
+
+
+def cga_arguments(argv: list[str]):
+    """The arguments after ``cga`` / ``-m cga_model`` in a command line, or None when it is no cga command."""
+    if argv[0] == "cga":
+        return argv[1:]
+    if "-m" in argv and argv[argv.index("-m") + 1] == "cga_model":
+        return argv[argv.index("-m") + 2 :]
+    return None
+
+
+def make_targets() -> set:
+    return set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
+
+
+def check_command(argv: list[str]) -> None:
+    """Parse a cga command with the real parser; check make targets and ``python -m`` modules exist."""
+    args = cga_arguments(argv)
+    if args is not None:
+        if args in (["--version"], ["--help"]) or args[-1:] == ["--help"]:
+            return
+        try:
+            build_parser().parse_args(args)
+        except SystemExit as exit_:  # argparse exits on a flag or value it does not accept
+            pytest.fail(f"README: `{' '.join(argv)}` is not accepted by the cga parser (exit {exit_.code})")
+    elif argv[0] == "make":
+        assert set(argv[1:]) <= make_targets(), f"README: `{' '.join(argv)}` names no Makefile target"
+    elif "-m" in argv and argv[0].endswith(("python", "python3")):
+        module = argv[argv.index("-m") + 1]
+        assert importlib.util.find_spec(module) is not None, f"README: `{' '.join(argv)}`: no module {module}"
+
+
+@pytest.mark.parametrize("code, run", blocks("python"))
+def test_python_example_runs(code, run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, str(README), "exec"), {"__name__": "readme_example"})
+
+
+@pytest.mark.parametrize("code, run", blocks("bash"))
+def test_shell_example_parses_and_quick_ones_run(code, run, tmp_path):
+    lines = commands(code)
+    for argv in lines:
+        check_command(argv)
+    if not run:
+        return
+    for argv in lines:
+        args = cga_arguments(argv)
+        assert args is not None, f"README: only cga commands may be marked to run, got `{' '.join(argv)}`"
+        done = subprocess.run(
+            [sys.executable, "-m", "cga_model", *args], cwd=tmp_path, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, f"README: `{' '.join(argv)}` failed:\n{done.stderr[-2000:]}"
+
+
+def test_readme_has_examples_of_each_kind():
+    assert len(blocks("python")) >= 3 and any(run for _, run in (p.values for p in blocks("bash")))

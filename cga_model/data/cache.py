@@ -7,7 +7,7 @@ uncompressed, so a training sample reads only its crop of a memory map.
 Layout of a cache folder ``CACHE/``::
 
     cache.json               format name and version, settings, source folder, its layout, case IDs
-    <ID>/image.npy           (C, x, y, z) float16: the case cut to its brain box (voxels non-zero in
+    <ID>/image.npy           (C, x, y, z) float16 (C: the layout's sequences), cut to its brain box (voxels non-zero in
                              any modality), z-scored per modality inside the brain, 0 outside
                              (float16: half the bytes a crop reads; z-scores keep ~3 significant
                              digits, relative error <= 2^-11; training Dice unchanged, see README)
@@ -130,7 +130,7 @@ def _properties(case: Case, arrays: CaseArrays, source: CaseFiles) -> dict:
         ],
         "has_labels": arrays.classes is not None,
         "layout": case.layout,
-        "modalities": list(MODALITIES),
+        "modalities": list(case.modalities),
         "labels": list(LAYOUTS[case.layout].scheme.values),
     }
 

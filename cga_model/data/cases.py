@@ -1,7 +1,8 @@
 """Brain-tumour cases: reading (any layout of ``layouts.py``), normalisation, padding.
 
-Images become ``(4, X, Y, Z)`` float32 in the one channel order ``layouts.MODALITIES``, whatever
-the files' order; labels become class indices through the layout's label scheme (``labels.py``).
+Images become ``(C, X, Y, Z)`` float32: the case's layout's sequences (``Layout.modalities``, in the
+order of ``layouts.MODALITIES``), whatever the files' order; labels become class indices through
+the layout's label scheme (``labels.py``).
 Augmentation is in ``augmentation.py``; the training samples and their loader in ``loader.py``.
 """
 
@@ -12,13 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import DataError
-from .layouts import MODALITIES, CaseFiles, find_cases, segmentation_classes
+from .layouts import LAYOUTS, CaseFiles, find_cases, segmentation_classes
 from .nifti import load_nifti, read_array
 
 
 @dataclass
 class Case:
-    """One loaded case: ``image (4, X, Y, Z)`` float32 in the order of ``layouts.MODALITIES``, ``classes
+    """One loaded case: ``image (C, X, Y, Z)`` float32, the sequences ``modalities`` of its layout, ``classes
     (X, Y, Z)`` uint8 class indices or None, the NIfTI whose affine and header predictions reuse (the
     flair file, or the 4-D file of an MSD case), and the name of the case's layout."""
 
@@ -28,37 +29,65 @@ class Case:
     reference: object
     layout: str
 
+    @property
+    def modalities(self) -> tuple:
+        """The sequence of each image channel (``Layout.modalities``)."""
+        return LAYOUTS[self.layout].modalities
+
+    @property
+    def display_image(self) -> np.ndarray:
+        """``(X, Y, Z)``: the channel overlays show (FLAIR, or the only sequence there is)."""
+        return self.image[self.modalities.index("flair") if "flair" in self.modalities else 0]
+
 
 def _open_images(case: CaseFiles) -> dict:
-    """Each image file of ``case`` opened once, its dimensions checked against the layout."""
+    """Each image file of ``case`` opened once (headers only), its dimensions checked against the layout."""
     opened = {}
-    for path, channel in zip(case.images, case.channels):
+    for path, channel, modality in zip(case.images, case.channels, case.modalities):
         if not path.is_file():
-            raise DataError(f"case {case.case_id}: missing modality file {path.name} in {path.parent}")
+            raise DataError(
+                f"{path}: missing: case {case.case_id} has no {modality} sequence file, which the {case.layout} "
+                "layout (and a network trained on it) needs; add the file, or move the case out of the folder"
+            )
         if path not in opened:
             opened[path] = load_nifti(path)
         image = opened[path]
-        if len(image.shape) != (3 if channel is None else 4) or (
-            channel is not None and image.shape[3] != len(MODALITIES)
-        ):
-            kind = "3-D" if channel is None else f"4-D (X, Y, Z, {len(MODALITIES)})"
+        if len(image.shape) != (3 if channel is None else 4) or (channel is not None and image.shape[3] != 4):
+            kind = "3-D" if channel is None else "4-D (X, Y, Z, 4)"
             raise DataError(
-                f"case {case.case_id}: {path.name} has shape {image.shape}, expected {kind} for the {case.layout} layout"
+                f"{path}: shape {image.shape}, expected {kind} for the {case.layout} layout; "
+                "check the file is a sequence of this case"
             )
     return opened
 
 
+def check_headers(case: CaseFiles) -> None:
+    """What a header read can check of one case, before any training: every sequence present, NIfTI, of
+    one 3-D shape, numeric; the segmentation (when present) of that shape. Raises ``DataError``."""
+    opened = _open_images(case)
+    shape = opened[case.images[0]].shape[:3]
+    files = list(opened.items()) + ([(case.seg, load_nifti(case.seg))] if case.seg is not None else [])
+    for path, image in files:
+        if image.shape[:3] != shape:
+            raise DataError(
+                f"{path}: shape {image.shape}, expected {shape} like {case.images[0].name}; resample it"
+            )
+        if not np.issubdtype(image.get_data_dtype(), np.number):
+            raise DataError(f"{path}: voxel type {image.get_data_dtype()} is not numeric; convert it")
+
+
 def _read_images(case: CaseFiles) -> tuple:
-    """``(image (4, X, Y, Z) float32, reference NIfTI)``: each file read once, shapes and values checked."""
+    """``(image (C, X, Y, Z) float32, reference NIfTI)``: each file read once, shapes and values checked."""
     opened = _open_images(case)
     reference = opened[case.images[0]]
     shape = reference.shape[:3]
     for path, image in opened.items():
         if image.shape[:3] != shape:
             raise DataError(
-                f"case {case.case_id}: {path.name} has shape {image.shape}, expected 3-D {shape} like {case.images[0].name}"
+                f"{path}: shape {image.shape}, expected 3-D {shape} like {case.images[0].name}; "
+                "resample it to its case's grid"
             )
-    stacked = np.empty((len(MODALITIES),) + tuple(shape), dtype=np.float32)
+    stacked = np.empty((len(case.images),) + tuple(shape), dtype=np.float32)
     four_d = {}
     for m, (path, channel) in enumerate(zip(case.images, case.channels)):
         if channel is None:
@@ -68,7 +97,10 @@ def _read_images(case: CaseFiles) -> tuple:
                 four_d[path] = read_array(opened[path], path)
             stacked[m] = four_d[path][..., channel]
         if not np.isfinite(stacked[m]).all():
-            raise DataError(f"case {case.case_id}: {path.name} contains non-finite intensities")
+            raise DataError(
+                f"{path}: contains non-finite intensities (NaN or inf); replace them (e.g. by 0) "
+                "or move the case out of the folder"
+            )
     return stacked, reference
 
 
@@ -88,9 +120,7 @@ def load_case(case, *, with_labels: bool = True) -> Case:
     if with_labels and case.seg is not None:
         seg_img = load_nifti(case.seg)
         if seg_img.shape != image.shape[1:]:
-            raise DataError(
-                f"case {case.case_id}: {case.seg.name} has shape {seg_img.shape}, expected {image.shape[1:]}"
-            )
+            raise DataError(f"{case.seg}: shape {seg_img.shape}, expected {image.shape[1:]} like the case's images")
         classes = segmentation_classes(read_array(seg_img, case.seg, dtype=None), case.seg, case.layout)
     return Case(case.case_id, image, classes, reference, case.layout)
 

@@ -22,7 +22,7 @@ from .augmentation import draw_augmentation, jitter_intensity, no_augmentation
 from .cache import CaseArrays, case_arrays, is_cache, open_cache, uncrop
 from .cases import load_case, normalize
 from .errors import DataError
-from .layouts import MODALITIES, find_cases
+from .layouts import find_cases, get_layout
 from .sampling import CropBatchSampler, crop_start, foreground_voxel, read_window
 
 MAX_DEFAULT_WORKERS = 8
@@ -121,11 +121,17 @@ class TrainingCrops(Dataset):
 
     def __getitems__(self, keys) -> dict:
         """The batch of ``keys``: ``{"image": (B, C, *crop) float16, "labels": (B, *crop) uint8, "scale": (B, C),
-        "shift": (B, C) float32, "case_id": [str]}``."""
-        image = _batch_tensor((len(keys), len(MODALITIES)) + self.crop, torch.float16)
+        "shift": (B, C) float32, "case_id": [str]}``, or ``{"data_error": message}`` when a case fails a data check."""
+        channels = len(get_layout(self.cases.layout).modalities)
+        image = _batch_tensor((len(keys), channels) + self.crop, torch.float16)
         labels = _batch_tensor((len(keys),) + self.crop, torch.uint8)
-        jitter = torch.empty((len(keys), 2, len(MODALITIES)), dtype=torch.float32)
-        ids = [self._fill(key, image[i].numpy(), labels[i].numpy(), jitter[i].numpy()) for i, key in enumerate(keys)]
+        jitter = torch.empty((len(keys), 2, channels), dtype=torch.float32)
+        try:
+            ids = [
+                self._fill(key, image[i].numpy(), labels[i].numpy(), jitter[i].numpy()) for i, key in enumerate(keys)
+            ]
+        except DataError as err:  # handed to the main process as data: a worker's exception would carry its traceback
+            return {"data_error": str(err)}
         return {"image": image, "labels": labels, "scale": jitter[:, 0], "shift": jitter[:, 1], "case_id": ids}
 
     def __getitem__(self, key) -> dict:
@@ -135,7 +141,10 @@ class TrainingCrops(Dataset):
 
 def training_batch(batch: dict, device) -> tuple[torch.Tensor, torch.Tensor]:
     """A loader batch on ``device`` as the network and the loss take it: ``(image (B, C, *crop) float32,
-    intensity-jittered there (``dataset.jitter_intensity``), labels (B, *crop) int64)``."""
+    intensity-jittered there (``dataset.jitter_intensity``), labels (B, *crop) int64)``. A batch whose data
+    failed a check (in a loader worker) raises its ``DataError`` here, as one line naming the file."""
+    if "data_error" in batch:
+        raise DataError(batch["data_error"])
     image = batch["image"].to(device, non_blocking=True)
     image = jitter_intensity(image, batch["scale"].to(device), batch["shift"].to(device))
     return image, batch["labels"].to(device, non_blocking=True).long()

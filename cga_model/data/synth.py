@@ -7,8 +7,11 @@ Anatomy: a skull-stripped ellipsoidal brain with white matter, a grey-matter cor
 ventricles, each with its own contrast per modality, a smooth multiplicative bias field and
 Gaussian noise. Tumours: a necrotic core, an enhancing rim (bright in t1ce) and surrounding
 edema (bright in flair/t2), with irregular borders, random size and place; a fraction of the
-cases have no enhancing tumour (the core is then non-enhancing, class 1). In ``brats2024`` most
-cases also have a resection cavity (class 4, label 4: dark in T1, bright in T2) beside the tumour.
+cases have no enhancing tumour (the core is then non-enhancing, class 1). In ``brats2024`` and
+``brats-met`` most cases also have a resection cavity (class 4, label 4: dark in T1, bright in T2)
+beside the tumour; in ``brats-ped`` that fluid-filled lesion is a cyst (label 3) and the tissues take
+PED's labels (1 ET, 2 NETC, 4 ED); ``brats-men-rt`` cases are T1c only, labelled 1 GTV (the tumour
+core: necrosis and enhancing tumour). Case IDs carry the layout's cohort code (``BraTS-PED-...``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from .file_safety import atomic_write
+from .labels import CLASS_NAMES, CYST, GTV, LabelScheme
 from .layouts import LAYOUTS, MODALITIES, MSD_MODALITY_NAMES, Layout, case_paths, get_layout
 from .nifti import save_nifti
 from .synth_full_size import CONTRAST_COLUMNS, synthesize_full_size_case
@@ -114,25 +118,55 @@ def synthesize_case(shape=(64, 64, 48), seed=0, *, enhancing=True, cavity=False)
     return images[[CONTRAST_COLUMNS.index(m) for m in MODALITIES]], classes
 
 
+COHORT_IDS = {
+    "brats2023": "GLI",
+    "brats2024": "GLI",
+    "brats-ssa": "SSA",
+    "brats-men": "MEN",
+    "brats-goat": "GoAT",
+    "brats-met": "MET",
+    "brats-ped": "PED",
+}
+
+
 def _case_id(layout: str, seed: int, index: int) -> str:
-    return {"brats2021": f"SYN_{seed:04d}_{index:03d}", "msd": f"BRATS_{seed:04d}_{index:03d}"}.get(
-        layout, f"BraTS-GLI-{seed:05d}-{index:03d}"
-    )
+    if layout == "brats-men-rt":
+        return f"BraTS-MEN-RT-{seed % 100:02d}{index:02d}-1"
+    if layout in COHORT_IDS:
+        return f"BraTS-{COHORT_IDS[layout]}-{seed:05d}-{index:03d}"
+    return {"brats2021": f"SYN_{seed:04d}_{index:03d}", "msd": f"BRATS_{seed:04d}_{index:03d}"}[layout]
+
+
+def has_fluid_lesion(scheme: LabelScheme) -> bool:
+    """Whether ``scheme`` labels the CSF-like lesion beside the tumour (a resection cavity, or PED's cyst)."""
+    return CLASS_NAMES[4] in scheme.tissues or CYST in scheme.tissues
+
+
+def scheme_classes(classes: np.ndarray, scheme: LabelScheme) -> np.ndarray:
+    """``synthesize_case``'s classes (``CLASS_NAMES``; 4: the fluid lesion) as class indices of ``scheme``:
+    by tissue (the fluid lesion is PED's cyst), or MEN-RT's GTV = necrosis and enhancing tumour."""
+    if GTV in scheme.tissues:
+        return np.isin(classes, (1, 3)).astype(np.uint8)
+    fluid = CYST if CYST in scheme.tissues else CLASS_NAMES[4]
+    tissues = CLASS_NAMES[:4] + (fluid,)
+    lookup = np.array([scheme.tissues.index(t) if t in scheme.tissues else 0 for t in tissues], dtype=np.uint8)
+    return lookup[classes]
 
 
 def write_case(root: Path, layout: Layout, case_id: str, images: np.ndarray, classes: np.ndarray, affine) -> None:
-    """Write one case into ``root`` in ``layout``: images int16 (x1000), labels uint8 in the layout's scheme."""
+    """Write one case into ``root`` in ``layout``: its sequences of ``images (4, ...)`` (``MODALITIES`` order)
+    int16 (x1000), ``classes`` (``CLASS_NAMES``) as uint8 labels of the layout's scheme."""
     paths, seg_path = case_paths(layout, root, case_id)
     for path in set(paths) | {seg_path}:
         path.parent.mkdir(parents=True, exist_ok=True)
     voxels = np.round(images * 1000).astype(np.int16)
     if layout.is_folder_per_case:
-        for path, image in zip(paths, voxels):
-            save_nifti(path, image, affine)
+        for path, modality in zip(paths, layout.modalities):
+            save_nifti(path, voxels[MODALITIES.index(modality)], affine)
     else:  # one 4-D file, channels in the layout's file order
         order = sorted(range(len(MODALITIES)), key=lambda m: layout.channels[MODALITIES[m]])
         save_nifti(paths[0], np.stack([voxels[m] for m in order], axis=-1), affine)
-    save_nifti(seg_path, layout.scheme.to_labels(classes), affine)
+    save_nifti(seg_path, layout.scheme.to_labels(scheme_classes(classes, layout.scheme)), affine)
 
 
 def _write_msd_description(root: Path, ids: list) -> None:
@@ -166,13 +200,14 @@ def synthesize_cohort(
     """Write ``cases`` synthetic cases under ``out`` in ``layout`` (``layouts.LAYOUTS``); returns their IDs.
 
     Deterministic by ``seed`` (the same anatomy and tumours in every layout). Layouts with a
-    resection-cavity class (``brats2024``) give a cavity to a ``cavity_fraction`` of the cases.
+    resection-cavity or cyst class (``brats2024``, ``brats-met``, ``brats-ped``) give one to a
+    ``cavity_fraction`` of the cases.
     ``realistic``: the anatomy and tumour proportions of real scans (``synth_full_size``; at
     ``shape=FULL_SHAPE``, 240x240x155, this is ``cga synth --full-size``): every case has the three
     tumour sub-regions (``no_enhancing_fraction`` does not apply) and none has a resection cavity.
     """
     chosen = get_layout(layout)
-    with_cavity = "RC" in chosen.scheme.regions
+    with_cavity = has_fluid_lesion(chosen.scheme)
     if realistic and with_cavity:
         raise ValueError(
             f"realistic (--full-size) synthetic cases have no resection cavity, which layout {layout} expects: choose another --layout"

@@ -8,7 +8,6 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data.errors import DataError
-from ..data.labels import REGIONS
 from ..data.layouts import LAYOUTS, find_cases, segmentation_classes
 from ..data.nifti import load_nifti, read_array
 from . import tables
@@ -87,8 +86,9 @@ def evaluate_folder(
     predictions use that layout's label scheme (as ``cga predict`` writes them) and the ground
     truth's voxel grid (shape and affine are compared; the spacing is the ground truth's). A case
     without a prediction is refused unless ``allow_missing`` (then scored as all background).
-    Each row holds ``case_id``, ``layout`` and, per region of the scheme (ET, TC, WT, and RC with a
-    resection cavity), the columns of ``metric_sets``: ``legacy`` (``metrics.METRICS``) and
+    Each row holds ``case_id``, ``layout`` and, per region and label group the layout's official
+    config reports (``LabelScheme.evaluated``: ET, TC, WT, RC, NETC, SNFH for GLI; ET, TC, WT, NETC,
+    CC, ED for PED; GTV for MEN-RT), the columns of ``metric_sets``: ``legacy`` (``metrics.METRICS``) and
     ``lesionwise`` (``lesionwise.LESION_METRICS``).
     """
     unknown = sorted(set(metric_sets) - set(METRIC_SETS))
@@ -107,7 +107,7 @@ def evaluate_folder(
             pred, pred_image = _read_classes(path, truth_case.layout)
             _check_geometry(case_id, pred_image, truth_image)
         spacing = tuple(float(z) for z in truth_image.header.get_zooms()[:3])
-        regions = tuple(LAYOUTS[truth_case.layout].scheme.regions)
+        regions = LAYOUTS[truth_case.layout].scheme.evaluated
         row = {"case_id": case_id, "layout": truth_case.layout}
         if "legacy" in metric_sets:
             row.update(case_metrics(pred, truth, spacing, regions=regions))
@@ -124,7 +124,10 @@ def write_csv(rows: list[dict], path) -> None:
 
 
 def _regions(rows: list[dict]) -> list:
-    return [region for region in REGIONS if any(key.startswith(f"{region}_") for key in rows[0])]
+    """The regions of the rows' columns (``<region>_<metric>``), in column order."""
+    suffixes = [f"_{m}" for m in METRICS + LESION_METRICS]
+    names = [key[: -len(s)] for key in rows[0] for s in suffixes if key.endswith(s) and "_lesion" not in key[: -len(s)]]
+    return list(dict.fromkeys(names))
 
 
 def _cell(summary: dict, key: str) -> str:

@@ -1,7 +1,10 @@
 """Lesion-wise metrics of the BraTS 2023+ challenges, as the official ``brats-evaluation`` package computes them.
 
-The package (PyPI ``brats-evaluation`` 0.0.10, on ``panoptica`` 2.1.7, config ``config_gli.yaml``)
-evaluates each region (ET, TC, WT, RC) of a case as follows, and so does this module:
+The package (PyPI ``brats-evaluation`` 0.0.10, on ``panoptica`` 2.1.7, with each cohort's config:
+``config_gli.yaml``, ``config_ped.yaml``, ``config_mets.yaml``, ``config_MenPre.yaml``,
+``config_GoAT.yaml``, ``config_MenRT.yaml``; ``Layout.config``) evaluates each region and label
+group of a case (GLI: ET, TC, WT, RC, NETC, SNFH; PED: ET, TC, WT, NETC, CC, ED; MEN-RT: GTV; ...)
+as follows, and so does this module:
 
 1. Lesions are the connected components of the region's mask, 26-connected (``cc3d``'s
    default), in the prediction and in the ground truth separately.
@@ -113,9 +116,11 @@ def region_lesion_metrics(pred: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0
 
 
 def lesionwise_metrics(pred_classes: np.ndarray, truth_classes: np.ndarray, spacing, regions) -> dict:
-    """``{"ET_lesion_dice": ..., ...}`` for class-index volumes (X, Y, Z) and the region names ``regions``."""
-    row = {}
+    """``{"ET_lesion_dice": ..., ...}`` for class-index volumes (X, Y, Z); ``regions``: names of ``REGIONS``, or
+    a mapping name -> class indices (a scheme's ``evaluated``)."""
+    row, table = {}, regions if isinstance(regions, dict) else None
     for region in regions:
-        metrics = region_lesion_metrics(region_mask(pred_classes, region), region_mask(truth_classes, region), spacing)
+        pred, truth = region_mask(pred_classes, region, table), region_mask(truth_classes, region, table)
+        metrics = region_lesion_metrics(pred, truth, spacing)
         row.update({f"{region}_{name}": value for name, value in metrics.items()})
     return row

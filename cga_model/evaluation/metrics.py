@@ -1,7 +1,8 @@
 """Legacy BraTS metrics per region (ET, TC, WT, and RC where the scheme has it): Dice, HD95, HD100, sensitivity, specificity.
 
-Regions are unions of class indices (``labels.REGIONS``), so the metrics are the same for every
-layout: callers convert label files to classes through the layout's scheme first.
+Regions are unions of class indices: the layout's (``LabelScheme.evaluated``: e.g. PED's ET is
+class 1), by default the GLI family's ``labels.REGIONS``; callers convert label files to classes
+through the layout's scheme first.
 
 Empty-mask rules (the challenge's): prediction and truth both empty -> Dice 1, HD 0;
 exactly one empty -> Dice 0, HD 373.13 mm. Hausdorff distances are symmetric surface
@@ -23,9 +24,10 @@ EMPTY_HD = 373.13
 METRICS = ("dice", "hd95", "hd100", "sensitivity", "specificity")
 
 
-def region_mask(classes: np.ndarray, region: str) -> np.ndarray:
-    """Boolean mask of a region (``ET``, ``TC``, ``WT``, ``RC``) of a class-index volume."""
-    return np.isin(classes, REGIONS[region])
+def region_mask(classes: np.ndarray, region: str, regions=None) -> np.ndarray:
+    """Boolean mask of a region of a class-index volume; ``regions``: name -> class indices
+    (a scheme's ``evaluated``; default ``REGIONS``: ET, TC, WT, RC of the GLI family)."""
+    return np.isin(classes, (REGIONS if regions is None else regions)[region])
 
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -71,13 +73,15 @@ def region_metrics(pred: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0))
 def case_metrics(
     pred_classes: np.ndarray, truth_classes: np.ndarray, spacing=(1.0, 1.0, 1.0), *, regions=("ET", "TC", "WT")
 ) -> dict:
-    """``{"ET_dice": ..., "ET_hd95": ..., ..., "WT_specificity": ...}`` for two class-index volumes (X, Y, Z)."""
+    """``{"ET_dice": ..., "ET_hd95": ..., ..., "WT_specificity": ...}`` for two class-index volumes (X, Y, Z);
+    ``regions``: names of ``REGIONS``, or a mapping name -> class indices (a scheme's ``evaluated``)."""
+    table = regions if isinstance(regions, dict) else None
     if pred_classes.shape != truth_classes.shape:
         raise ValueError(f"prediction shape {pred_classes.shape} differs from ground truth shape {truth_classes.shape}")
     row = {}
     for region in regions:
         for name, value in region_metrics(
-            region_mask(pred_classes, region), region_mask(truth_classes, region), spacing
+            region_mask(pred_classes, region, table), region_mask(truth_classes, region, table), spacing
         ).items():
             row[f"{region}_{name}"] = value
     return row

@@ -10,7 +10,7 @@ import torch
 
 from ..data.errors import DataError
 from ..data.file_safety import atomic_write
-from ..data.labels import CLASS_NAMES
+from ..data.labels import same_classes
 from ..data.layouts import MODALITIES, get_layout
 from .config import ModelConfig
 from .network import CGAUNet
@@ -76,8 +76,9 @@ def load_model(checkpoint, device="cpu"):
 
 def data_record(layout: str) -> dict:
     """What a training run records about its data (in ``TrainConfig`` and so in every checkpoint):
-    ``{"layout", "label_scheme", "channels"}``."""
-    return {"layout": layout, "label_scheme": get_layout(layout).scheme.to_dict(), "channels": list(MODALITIES)}
+    ``{"layout", "label_scheme", "channels"}``; ``channels``: the layout's sequences, the network's input order."""
+    chosen = get_layout(layout)
+    return {"layout": layout, "label_scheme": chosen.scheme.to_dict(), "channels": list(chosen.modalities)}
 
 
 def trained_layout(config: dict) -> str:
@@ -85,26 +86,39 @@ def trained_layout(config: dict) -> str:
     return config.get("layout") or "brats2021"
 
 
-def model_channel_order(config: dict, checkpoint) -> list:
-    """Indices into ``MODALITIES`` giving the channel order a checkpoint's network was trained with
-    (its ``channels``; before layouts: ``MODALITIES``). Raises if it needs a modality we do not read."""
+def model_channel_order(config: dict, checkpoint, layout: str | None = None) -> list:
+    """Indices into the image channels of ``layout``'s cases (``Layout.modalities``; default ``MODALITIES``)
+    giving the channel order a checkpoint's network was trained with (its ``channels``; before layouts:
+    ``MODALITIES``). Raises naming the files when the layout's cases lack a sequence the network needs."""
     channels = list(config.get("channels") or MODALITIES)
-    missing = [c for c in channels if c not in MODALITIES]
+    unknown = [c for c in channels if c not in MODALITIES]
+    if unknown:
+        raise DataError(
+            f"checkpoint {checkpoint} was trained on modalities {channels}; {unknown} are not in any layout this "
+            f"cga reads {MODALITIES}"
+        )
+    have = get_layout(layout).modalities if layout is not None else MODALITIES
+    missing = [c for c in channels if c not in have]
     if missing:
         raise DataError(
-            f"checkpoint {checkpoint} was trained on modalities {channels}; {missing} are not in any layout this cga reads {MODALITIES}"
+            f"checkpoint {checkpoint} needs the sequences {', '.join(channels)}, but {layout} cases have only "
+            f"{', '.join(have)} (no {', '.join(missing)} files): use a model trained on {', '.join(have)}"
         )
-    return [MODALITIES.index(c) for c in channels]
+    return [have.index(c) for c in channels]
 
 
 def check_model_fits(num_classes: int, config: dict, layout: str, checkpoint) -> None:
     """Refuse to write predictions of a ``num_classes``-class model in ``layout``'s scheme when the scheme
-    cannot express every class (e.g. a brats2024 model's resection cavity in brats2023 files)."""
+    cannot write every class as the same tissue (a brats2024 model's resection cavity in brats2023
+    files; any GLI model in PED files, whose label 1 is enhancing tumour)."""
     scheme = get_layout(layout).scheme
-    if num_classes > scheme.num_classes:
-        lacking = ", ".join(CLASS_NAMES[k] for k in range(scheme.num_classes, num_classes))
+    trained = get_layout(trained_layout(config)).scheme.tissues[:num_classes]
+    lacking = same_classes(trained, scheme)
+    if lacking:
+        names = ", ".join(trained[k] for k in lacking)
         raise DataError(
-            f"checkpoint {checkpoint} (trained on {trained_layout(config)}) predicts {num_classes} classes, but the input's "
-            f"{layout} scheme ({scheme.describe()}) has no label for: {lacking}; pass --layout with a layout that has "
-            f"(e.g. brats2024 for post-treatment data in BraTS 2023 file names), or use a model trained without it"
+            f"checkpoint {checkpoint} (trained on {trained_layout(config)}) predicts {num_classes} classes, but the "
+            f"input's {layout} scheme ({scheme.describe()}) has no label for: {names}; pass --layout with a layout "
+            "that has (e.g. brats2024 for post-treatment data in BraTS 2023 file names), or use a model trained "
+            "on this cohort"
         )

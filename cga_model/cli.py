@@ -184,7 +184,9 @@ def _add_layout(parser: argparse.ArgumentParser, what: str) -> None:
         "--layout",
         choices=tuple(LAYOUTS),
         default=None,
-        help=f"layout of {what} (default: detected from the file names; brats2024 shares brats2023's names)",
+        help=f"layout of {what} (default: detected from the file names and the cohort code of the case IDs, "
+        "BraTS-GLI/SSA/MEN/GoAT/MET/PED/MEN-RT; brats2024 shares brats2023's GLI IDs; a layout that reads "
+        "labels otherwise than the IDs' cohort is refused)",
     )
 
 

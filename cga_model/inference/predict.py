@@ -11,7 +11,7 @@ from tqdm import tqdm
 from ..data.cases import load_case, normalize
 from ..data.errors import DataError
 from ..data.file_safety import safe_case_path
-from ..data.layouts import LAYOUTS, MODALITIES, find_cases
+from ..data.layouts import LAYOUTS, find_cases
 from ..data.nifti import save_nifti
 from ..evaluation.overlay import save_overlay
 from ..nn.checkpoint import check_model_fits, model_channel_order, trained_layout
@@ -57,7 +57,7 @@ def predict_folder(
     model, config = load_predictor(checkpoint, device)
     cases = find_cases(input_path, layout=layout, prefer=trained_layout(config))
     check_model_fits(model.num_classes, config, cases[0].layout, checkpoint)
-    channels = model_channel_order(config, checkpoint)
+    channels = model_channel_order(config, checkpoint, cases[0].layout)
     scheme = LAYOUTS[cases[0].layout].scheme
     out_dir = Path(out_dir)
     _writable(out_dir)
@@ -87,6 +87,6 @@ def _write_case(out_dir: Path, case, probs: torch.Tensor, scheme, save_probs: bo
     if save_probs:
         probabilities = np.moveaxis(probs.cpu().numpy(), 0, -1).astype(np.float32)
         save_nifti(safe_case_path(out_dir, case.case_id, "_prob.nii.gz"), probabilities, affine)
-    flair = case.image[MODALITIES.index("flair")]
+    flair = case.display_image
     title = f"{case.case_id} ({case.layout})"
     save_overlay(safe_case_path(out_dir, case.case_id, "_overlay.png"), flair, classes, truth=case.classes, title=title)

@@ -28,6 +28,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ..data.layouts import get_layout
 from ..data.loader import TrainingCrops, default_workers, make_loader, open_cases, training_batch
 from ..data.sampling import DEFAULT_FOREGROUND_SHARE, CropBatchSampler
 from ..evaluation.metrics import dice, region_mask
@@ -129,13 +130,14 @@ def validate(model, cases, case_ids, device, *, roi, brain_mask: bool = True) ->
     """Mean Dice per region (WT, TC, ET) over the whole volumes of ``case_ids`` of ``cases`` (``open_cases``),
     segmented as ``cga predict`` does (``segment_volume``: sliding windows of ``roi``, the brain mask)."""
     model.eval()
-    scores = {"WT": [], "TC": [], "ET": []}
+    regions = get_layout(cases.layout).scheme.regions  # WT, TC, ET (and RC); GTV for MEN-RT
+    scores = {region: [] for region in regions}
     for case_id in case_ids:
         image, classes = cases.validation_case(case_id)
         probs = segment_volume(model, torch.from_numpy(image).to(device), roi, brain_only=brain_mask)
         pred = probs.argmax(0).cpu().numpy()
         for region in scores:
-            scores[region].append(dice(region_mask(pred, region), region_mask(classes, region)))
+            scores[region].append(dice(region_mask(pred, region, regions), region_mask(classes, region, regions)))
     model.train()
     return {f"val_dice_{k}": float(np.mean(v)) if v else float("nan") for k, v in scores.items()}
 
@@ -190,7 +192,9 @@ def _record_data(config: TrainConfig, layout: str) -> None:
     """The layout, label scheme and channel order into ``config``; the network's class count follows the scheme (5 with RC)."""
     record = data_record(layout)
     config.layout, config.label_scheme, config.channels = record["layout"], record["label_scheme"], record["channels"]
-    config.model = replace(config.model, num_classes=len(record["label_scheme"]["values"]))
+    config.model = replace(
+        config.model, num_classes=len(record["label_scheme"]["values"]), in_channels=len(record["channels"])
+    )
 
 
 def set_up(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> Run:
@@ -315,7 +319,7 @@ def _epoch_score(run: Run, epoch: int, record: dict):
     record.update(
         validate(run.model, run.cases, run.val_ids, run.device, roi=run.config.crop, brain_mask=run.config.brain_mask)
     )
-    return float(np.nanmean([record[f"val_dice_{r}"] for r in ("WT", "TC", "ET")]))
+    return float(np.nanmean([value for key, value in record.items() if key.startswith("val_dice_")]))
 
 
 def end_of_epoch(run: Run, epoch: int, record: dict, *, progress: bool = True) -> None:

@@ -1,6 +1,6 @@
-"""The README's examples run, so the documentation cannot drift from the code.
+"""The examples of README.md and of every docs/*.md page run, so the documentation cannot drift from the code.
 
-Every fenced block of README.md is collected, whatever section it is in:
+Every fenced block of those pages is collected, whatever section it is in:
 - ```python blocks are executed, each in a fresh namespace in a temporary folder;
 - ```bash blocks: every ``cga ...`` command (also ``python -m cga_model ...`` and ``torchrun ...
   -m cga_model ...``) is parsed by the real ``cga`` argument parser, every ``make X`` must name a
@@ -23,13 +23,22 @@ from cga_model.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 RUN_MARKER = "<!-- readme-test: run -->"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 
 def blocks(kind: str) -> list:
-    """``(code, run)`` of each ```kind block, with id = its section heading and the line of its fence."""
-    text = README.read_text()
+    """``(code, run, page)`` of each ```kind block of every page, id = page, section heading and fence line."""
+    found = []
+    for page in PAGES:
+        found += page_blocks(page, kind)
+    return found
+
+
+def page_blocks(page: Path, kind: str) -> list:
+    """``(code, run, page)`` of each ```kind block of one page."""
+    text = page.read_text()
     found = []
     for match in FENCE.finditer(text):
         if match.group(1) != kind:
@@ -38,8 +47,9 @@ def blocks(kind: str) -> list:
         line = before.count("\n") + 1
         heading = re.findall(r"^#+ (.+)$", before, re.M)
         section = re.sub(r"\W+", "-", heading[-1] if heading else "top").strip("-").lower()
-        code = "\n" * line + match.group(2)  # padded so that tracebacks give README line numbers
-        found.append(pytest.param(code, before.rstrip().endswith(RUN_MARKER), id=f"{section}:{line}"))
+        code = "\n" * line + match.group(2)  # padded so that tracebacks give the page's line numbers
+        run = before.rstrip().endswith(RUN_MARKER)
+        found.append(pytest.param(code, run, page, id=f"{page.relative_to(ROOT)}:{section}:{line}"))
     return found
 
 
@@ -71,22 +81,22 @@ def check_command(argv: list[str]) -> None:
         try:
             build_parser().parse_args(args)
         except SystemExit as exit_:  # argparse exits on a flag or value it does not accept
-            pytest.fail(f"README: `{' '.join(argv)}` is not accepted by the cga parser (exit {exit_.code})")
+            pytest.fail(f"docs: `{' '.join(argv)}` is not accepted by the cga parser (exit {exit_.code})")
     elif argv[0] == "make":
-        assert set(argv[1:]) <= make_targets(), f"README: `{' '.join(argv)}` names no Makefile target"
+        assert set(argv[1:]) <= make_targets(), f"docs: `{' '.join(argv)}` names no Makefile target"
     elif "-m" in argv and argv[0].endswith(("python", "python3")):
         module = argv[argv.index("-m") + 1]
-        assert importlib.util.find_spec(module) is not None, f"README: `{' '.join(argv)}`: no module {module}"
+        assert importlib.util.find_spec(module) is not None, f"docs: `{' '.join(argv)}`: no module {module}"
 
 
-@pytest.mark.parametrize("code, run", blocks("python"))
-def test_python_example_runs(code, run, tmp_path, monkeypatch):
+@pytest.mark.parametrize("code, run, page", blocks("python"))
+def test_python_example_runs(code, run, page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, str(README), "exec"), {"__name__": "readme_example"})
+    exec(compile(code, str(page), "exec"), {"__name__": "docs_example"})
 
 
-@pytest.mark.parametrize("code, run", blocks("bash"))
-def test_shell_example_parses_and_quick_ones_run(code, run, tmp_path):
+@pytest.mark.parametrize("code, run, page", blocks("bash"))
+def test_shell_example_parses_and_quick_ones_run(code, run, page, tmp_path):
     lines = commands(code)
     for argv in lines:
         check_command(argv)
@@ -94,12 +104,25 @@ def test_shell_example_parses_and_quick_ones_run(code, run, tmp_path):
         return
     for argv in lines:
         args = cga_arguments(argv)
-        assert args is not None, f"README: only cga commands may be marked to run, got `{' '.join(argv)}`"
+        assert args is not None, f"docs: only cga commands may be marked to run, got `{' '.join(argv)}`"
         done = subprocess.run(
             [sys.executable, "-m", "cga_model", *args], cwd=tmp_path, capture_output=True, text=True, timeout=600
         )
-        assert done.returncode == 0, f"README: `{' '.join(argv)}` failed:\n{done.stderr[-2000:]}"
+        assert done.returncode == 0, f"docs: `{' '.join(argv)}` failed:\n{done.stderr[-2000:]}"
 
 
 def test_readme_has_examples_of_each_kind():
-    assert len(blocks("python")) >= 3 and any(run for _, run in (p.values for p in blocks("bash")))
+    readme_python = page_blocks(README, "python")
+    assert len(readme_python) >= 1 and any(p.values[1] for p in page_blocks(README, "bash"))
+    assert len(blocks("python")) >= 3
+
+
+def test_every_fenced_block_is_collected():
+    """A block of another kind (```sh, ```console) would escape the tests; bare ``` blocks are trees."""
+    for page in PAGES:
+        kinds = {match.group(1) for match in FENCE.finditer(page.read_text())}
+        assert kinds <= {"python", "bash", "mermaid", "text", ""}, f"{page.name}: fenced blocks of kind {kinds}"
+
+
+def test_readme_is_a_front_page():
+    assert len(README.read_text().splitlines()) <= 200

@@ -126,3 +126,20 @@ def test_every_fenced_block_is_collected():
 
 def test_readme_is_a_front_page():
     assert len(README.read_text().splitlines()) <= 200
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_relative_links_point_to_files(page):
+    """Every ``[text](path)`` and ``![alt](path)`` that is not a URL names a file of the repository."""
+    targets = [t for t in LINK.findall(page.read_text()) if "://" not in t]
+    missing = [t for t in targets if not (page.parent / t).exists()]
+    assert not missing, f"{page.name}: links to missing files {missing}"
+
+
+def test_docs_cite_nothing_outside_the_repository():
+    for page in PAGES:
+        text = page.read_text()
+        assert "DESIGN.md" not in text and "../shared" not in text, f"{page.name} cites a file outside the repository"

@@ -143,3 +143,16 @@ def test_docs_cite_nothing_outside_the_repository():
     for page in PAGES:
         text = page.read_text()
         assert "DESIGN.md" not in text and "../shared" not in text, f"{page.name} cites a file outside the repository"
+
+
+TEST_PATH = re.compile(r"\btests/[\w/<>]+\.py\b")
+
+
+def test_quoted_test_files_exist():
+    """A test file a page names (``tests/kernels/test_pool.py``; ``<op>`` stands for each op) exists."""
+    ops = ("pool", "scatter", "intra_update", "distances")
+    for page in PAGES:
+        for quoted in set(TEST_PATH.findall(page.read_text())):
+            paths = [quoted.replace("<op>", op) for op in ops] if "<op>" in quoted else [quoted]
+            missing = [p for p in paths if not (ROOT / p).exists()]
+            assert not missing, f"{page.name} names test files that do not exist: {missing}"

@@ -368,7 +368,7 @@ def _resolve(kind: str, forced: str | None, prefer: str | None, root: Path, case
         if forced not in allowed:
             _refuse_forced(forced, kind, code, allowed, root)
         return LAYOUTS[forced]
-    if prefer in allowed:
+    if prefer in (COHORT_LAYOUTS[code] if code else allowed):  # a checkpoint's layout, if of the IDs' cohort
         return LAYOUTS[prefer]
     if code is None and kind not in ("brats2021", "msd"):
         raise DataError(

@@ -20,12 +20,24 @@ EXPECTED = {
     "brats2021": {0: 0, 1: 1, 2: 2, 4: 3},
     "brats2023": {0: 0, 1: 1, 2: 2, 3: 3},
     "brats2024": {0: 0, 1: 1, 2: 2, 3: 3, 4: 4},
+    "brats-ssa": {0: 0, 1: 1, 2: 2, 3: 3},
+    "brats-men": {0: 0, 1: 1, 2: 2, 3: 3},
+    "brats-goat": {0: 0, 1: 1, 2: 2, 3: 3},
+    "brats-met": {0: 0, 1: 1, 2: 2, 3: 3, 4: 4},
+    "brats-ped": {0: 0, 1: 1, 2: 2, 3: 3, 4: 4},  # classes of its own: 1 ET, 2 NETC, 3 CC, 4 ED
+    "brats-men-rt": {0: 0, 1: 1},
     "msd": {0: 0, 1: 2, 2: 1, 3: 3},  # MSD: 1 edema, 2 non-enhancing tumour, 3 enhancing tumour
 }
 EXPECTED_REGIONS = {  # region -> label values, per layout (DESIGN.md section 4)
     "brats2021": {"ET": (4,), "TC": (1, 4), "WT": (1, 2, 4)},
     "brats2023": {"ET": (3,), "TC": (1, 3), "WT": (1, 2, 3)},
     "brats2024": {"ET": (3,), "TC": (1, 3), "WT": (1, 2, 3), "RC": (4,)},
+    "brats-ssa": {"ET": (3,), "TC": (1, 3), "WT": (1, 2, 3)},
+    "brats-men": {"ET": (3,), "TC": (1, 3), "WT": (1, 2, 3)},
+    "brats-goat": {"ET": (3,), "TC": (1, 3), "WT": (1, 2, 3)},
+    "brats-met": {"ET": (3,), "TC": (1, 3), "WT": (1, 2, 3), "RC": (4,)},
+    "brats-ped": {"ET": (1,), "TC": (1, 2, 3), "WT": (1, 2, 3, 4)},
+    "brats-men-rt": {"GTV": (1,)},
     "msd": {"ET": (3,), "TC": (2, 3), "WT": (1, 2, 3)},
 }
 
@@ -130,7 +142,8 @@ def test_mixed_folder_lists_what_it_found_and_what_each_layout_expects(cohorts, 
     for expected in (
         "brats2021: <ID>/<ID>_{flair,t1,t1ce,t2}.nii.gz",
         "brats2023: <ID>/<ID>-{t2f,t1n,t1c,t2w}.nii.gz",
-        "brats2024: as brats2023",
+        "brats-ped: <ID>/<ID>-{t2f,t1n,t1c,t2w}.nii.gz and <ID>-seg.nii.gz (ID like BraTS-PED-",
+        "brats-men-rt: <ID>/<ID>_t1c.nii.gz and <ID>_gtv.nii.gz",
         "msd: dataset.json, imagesTr/<case>.nii.gz 4-D",
     ):
         assert expected in message
@@ -154,7 +167,7 @@ def test_forced_layout_must_match_the_file_names(cohorts):
     ):
         find_cases(cohorts["brats2023"], layout="brats2021")
     with pytest.raises(
-        DataError, match="unknown layout 'brats2019'; known layouts: brats2021, brats2023, brats2024, msd"
+        DataError, match="unknown layout 'brats2019'; known layouts: brats2021, brats2023, brats2024, brats-ssa, "
     ):
         find_cases(cohorts["brats2023"], layout="brats2019")
 
@@ -182,12 +195,12 @@ def test_wrong_labels_name_the_file_value_and_likely_layout(cohorts, tmp_path):
     case = _relabel(tmp_path, cohorts, "brats2021", 4, 3)  # 2023-style ET under 2018-2021 names
     with pytest.raises(
         DataError,
-        match=rf"{case.seg}: label 3 is not in the brats2021 scheme .*values fit brats2023 or brats2024 or msd",
+        match=rf"{case.seg}: label 3 is not in the brats2021 scheme .*values fit brats2023 or brats-ssa or brats-men or brats-goat: ",
     ):
         load_case(case)
     case = _relabel(tmp_path, cohorts, "msd", 2, 7)
     with pytest.raises(
-        DataError, match=rf"{case.seg.name}: label 7 is not in the msd scheme .*no known layout uses these values"
+        DataError, match=rf"{case.seg.name}: label 7 is not in the msd scheme .*no layout that reads labels as msd does uses these values"
     ):
         load_case(case)
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from cga_model.cli import main as cga
-from cga_model.data.layouts import LAYOUTS, MODALITIES, find_cases
+from cga_model.data.layouts import LAYOUTS, find_cases
+from cga_model.nn.checkpoint import data_record
 
-pytestmark = pytest.mark.slow  # four one-epoch trainings: about 2 minutes on 2 busy cores
+pytestmark = pytest.mark.slow  # ten one-epoch trainings: a few minutes on 2 busy cores
 
 SHAPE = ("16", "16", "16")  # one 16^3 window: crops and prediction are single passes
 TRAIN = [
@@ -62,23 +63,23 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def oracle(tmp_path_factory):
-    """``oracle(name)``: brats-evaluation's evaluator for a layout (its own config_gli.yaml for BraTS 2023+,
-    the same config with that layout's region labels otherwise)."""
+    """``oracle(name)``: brats-evaluation's evaluator for a layout (the official config it ships for that
+    cohort, ``Layout.config``; for brats2021 and msd the GLI config with that layout's region labels)."""
     brats_evaluation = pytest.importorskip(
         "brats_evaluation", reason="the metric oracle; `make test` installs the pinned [brats] extra"
     )
     from panoptica import Panoptica_Evaluator
 
-    gli = brats_evaluation.config_path("gli")
-    head = gli.read_text().split("segmentation_class_groups:")[0]
+    configs = brats_evaluation.config_path("gli").parent
+    head = (configs / "config_gli.yaml").read_text().split("segmentation_class_groups:")[0]
 
     def evaluator(name):
-        if name in ("brats2023", "brats2024"):
-            return Panoptica_Evaluator.load_from_config(str(gli))
+        if LAYOUTS[name].config:
+            return Panoptica_Evaluator.load_from_config(str(configs / LAYOUTS[name].config))
         scheme = LAYOUTS[name].scheme
         groups = "".join(
             f"    {r.lower()}: !LabelMergeGroup\n      single_instance: false\n      value_labels: {list(scheme.region_values(r))}\n"
-            for r in scheme.regions
+            for r in scheme.evaluated
         )
         path = tmp_path_factory.mktemp("config") / f"config_{name}.yaml"
         path.write_text(
@@ -113,7 +114,7 @@ def _check_against_oracle(rows, pred_dir, cases, name, oracle):
         assert row["case_id"] == case.case_id and row["layout"] == name
         result = evaluate_single_exam(str(pred_dir / f"{case.case_id}.nii.gz"), str(case.seg), case.case_id, package)
         assert "error" not in result, result
-        for region in LAYOUTS[name].scheme.regions:
+        for region in LAYOUTS[name].scheme.evaluated:
             theirs = result[region.lower()]
             for ours, key, tol in (
                 ("lesion_dice", "sq_dsc", 1e-6),
@@ -135,7 +136,8 @@ def test_synth_train_predict_evaluate(runs, oracle, tmp_path, name):
     scheme = LAYOUTS[name].scheme
     config = torch.load(run / "last.pt", weights_only=True)["config"]
     assert config["layout"] == name and config["label_scheme"]["values"] == list(scheme.values)
-    assert config["channels"] == list(MODALITIES) and config["model"]["num_classes"] == scheme.num_classes
+    assert config["channels"] == data_record(name)["channels"] and config["model"]["num_classes"] == scheme.num_classes
+    assert config["model"]["in_channels"] == len(LAYOUTS[name].modalities)  # 1 for MEN-RT (T1c)
     pred = tmp_path / "pred"
     assert (
         cga(
@@ -179,7 +181,9 @@ def test_synth_train_predict_evaluate(runs, oracle, tmp_path, name):
     assert [r["case_id"] for r in rows[-3:]] == ["mean", "std", "median"] and table.with_suffix(
         ".png"
     ).stat().st_size > 1000
-    assert ("RC_lesion_dice" in rows[0]) == (name == "brats2024") and ("RC_dice" in rows[0]) == (name == "brats2024")
+    for region in ("RC", "NETC", "CC", "GTV"):
+        expected = region in scheme.evaluated
+        assert (f"{region}_lesion_dice" in rows[0]) == expected and (f"{region}_dice" in rows[0]) == expected
     _check_against_oracle(rows[:-3], pred, cases, name, oracle)
 
 

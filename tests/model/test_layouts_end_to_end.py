@@ -293,3 +293,24 @@ def test_wrong_labels_and_mixed_folders_fail_cleanly_on_the_command_line(runs, t
         and "1 brats2023 case folder" in err
         and "msd: dataset.json" in err
     )
+
+
+def test_ped_forced_to_gli_and_a_bad_raw_label_are_one_clean_line(runs, tmp_path, capsys):
+    data_ped, _ = runs("brats-ped")
+    capsys.readouterr()
+    assert cga(["train", "--data", str(data_ped), "--out", str(tmp_path / "r"), *TRAIN, "--layout", "brats2024"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cga train: error: --layout brats2024 reads labels as") and err.count("\n") == 1
+    assert "name the BraTS PED cohort" in err and not (tmp_path / "r").exists()
+    bad = tmp_path / "bad"
+    shutil.copytree(data_ped, bad)
+    for case in find_cases(bad):
+        seg = nib.load(case.seg)
+        labels = np.asanyarray(seg.dataobj).copy()
+        labels[0, 0, 0] = 6
+        nib.save(nib.Nifti1Image(labels, seg.affine), case.seg)
+    train = [a if a != "0" or TRAIN[i - 1] != "--workers" else "1" for i, a in enumerate(TRAIN)]  # one loader worker
+    assert cga(["train", "--data", str(bad), "--out", str(tmp_path / "r2"), *train]) == 2
+    line = capsys.readouterr().err.split("\r")[-1]
+    assert line.startswith("cga train: error: ") and line.count("\n") == 1 and "-seg.nii.gz: label 6 is not in" in line
+    assert "Traceback" not in line and "worker" not in line

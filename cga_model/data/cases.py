@@ -46,8 +46,8 @@ def _open_images(case: CaseFiles) -> dict:
     for path, channel, modality in zip(case.images, case.channels, case.modalities):
         if not path.is_file():
             raise DataError(
-                f"{path}: missing: case {case.case_id} has no {modality} sequence file, which the {case.layout} "
-                "layout (and a network trained on it) needs; add the file, or move the case out of the folder"
+                f"{path}: missing modality file {path.name}: case {case.case_id} has no {modality} sequence, which "
+                f"the {case.layout} layout (and a network trained on it) needs; add it, or move the case out"
             )
         if path not in opened:
             opened[path] = load_nifti(path)
@@ -69,9 +69,7 @@ def check_headers(case: CaseFiles) -> None:
     files = list(opened.items()) + ([(case.seg, load_nifti(case.seg))] if case.seg is not None else [])
     for path, image in files:
         if image.shape[:3] != shape:
-            raise DataError(
-                f"{path}: shape {image.shape}, expected {shape} like {case.images[0].name}; resample it"
-            )
+            raise DataError(f"{path} has shape {image.shape}, expected {shape} like {case.images[0].name}; resample it")
         if not np.issubdtype(image.get_data_dtype(), np.number):
             raise DataError(f"{path}: voxel type {image.get_data_dtype()} is not numeric; convert it")
 
@@ -84,7 +82,7 @@ def _read_images(case: CaseFiles) -> tuple:
     for path, image in opened.items():
         if image.shape[:3] != shape:
             raise DataError(
-                f"{path}: shape {image.shape}, expected 3-D {shape} like {case.images[0].name}; "
+                f"{path} has shape {image.shape}, expected 3-D {shape} like {case.images[0].name}; "
                 "resample it to its case's grid"
             )
     stacked = np.empty((len(case.images),) + tuple(shape), dtype=np.float32)

@@ -22,7 +22,7 @@ from .augmentation import draw_augmentation, jitter_intensity, no_augmentation
 from .cache import CaseArrays, case_arrays, is_cache, open_cache, uncrop
 from .cases import load_case, normalize
 from .errors import DataError
-from .layouts import find_cases, get_layout
+from .layouts import find_cases
 from .sampling import CropBatchSampler, crop_start, foreground_voxel, read_window
 
 MAX_DEFAULT_WORKERS = 8
@@ -103,11 +103,11 @@ class TrainingCrops(Dataset):
     def __len__(self) -> int:
         return len(self.case_ids)
 
-    def _fill(self, key, image: np.ndarray, classes: np.ndarray, jitter: np.ndarray) -> str:
+    def _fill(self, key, image: np.ndarray, classes: np.ndarray, jitter: np.ndarray, arrays=None) -> str:
         """Write the sample ``key`` into ``image (C, *crop)`` float16, ``classes (*crop)`` and ``jitter (2, C)``
-        (its intensity scale and shift); returns its case ID."""
+        (its intensity scale and shift), from its case's ``arrays`` (read when None); returns its case ID."""
         index, foreground, seed = key
-        arrays = self.cases.arrays(self.case_ids[index])
+        arrays = arrays if arrays is not None else self.cases.arrays(self.case_ids[index])
         if arrays.classes is None:
             raise DataError(f"case {arrays.case_id}: no segmentation (needed for training)")
         rng = np.random.default_rng(seed)
@@ -122,13 +122,15 @@ class TrainingCrops(Dataset):
     def __getitems__(self, keys) -> dict:
         """The batch of ``keys``: ``{"image": (B, C, *crop) float16, "labels": (B, *crop) uint8, "scale": (B, C),
         "shift": (B, C) float32, "case_id": [str]}``, or ``{"data_error": message}`` when a case fails a data check."""
-        channels = len(get_layout(self.cases.layout).modalities)
-        image = _batch_tensor((len(keys), channels) + self.crop, torch.float16)
-        labels = _batch_tensor((len(keys),) + self.crop, torch.uint8)
-        jitter = torch.empty((len(keys), 2, channels), dtype=torch.float32)
         try:
+            first = self.cases.arrays(self.case_ids[keys[0][0]])  # C: its channels (the layout's sequences)
+            channels = first.image.shape[0]
+            image = _batch_tensor((len(keys), channels) + self.crop, torch.float16)
+            labels = _batch_tensor((len(keys),) + self.crop, torch.uint8)
+            jitter = torch.empty((len(keys), 2, channels), dtype=torch.float32)
             ids = [
-                self._fill(key, image[i].numpy(), labels[i].numpy(), jitter[i].numpy()) for i, key in enumerate(keys)
+                self._fill(key, image[i].numpy(), labels[i].numpy(), jitter[i].numpy(), first if i == 0 else None)
+                for i, key in enumerate(keys)
             ]
         except DataError as err:  # handed to the main process as data: a worker's exception would carry its traceback
             return {"data_error": str(err)}

@@ -100,7 +100,9 @@ def test_men_rt_has_one_channel_and_models_name_missing_sequences(cohorts, tmp_p
     case = find_cases(root)[0]
     case.images[3].unlink()  # its T2w
     for check in (check_headers, load_case):
-        with pytest.raises(DataError, match=rf"{case.images[3].name}: missing: case {case.case_id} has no t2 sequence"):
+        with pytest.raises(
+            DataError, match=rf"missing modality file {case.images[3].name}: case {case.case_id} has no t2 sequence"
+        ):
             check(case)
 
 

@@ -35,8 +35,8 @@ def _check_ranges(args) -> None:
     """Numbers whose valid range is known without any data."""
     if getattr(args, "epochs", 1) < 1:
         raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
-    overlap = getattr(args, "overlap", 0.0)
-    if not 0.0 <= overlap < 1.0:
+    overlap = getattr(args, "overlap", None)
+    if overlap is not None and not 0.0 <= overlap < 1.0:  # None: predict's default (no windows forced)
         raise ValueError(f"--overlap must be in [0, 1) (a fraction of the window shared by neighbours), got {overlap}")
     if args.command == "synth":
         if args.cases < 1:

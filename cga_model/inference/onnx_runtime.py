@@ -1,19 +1,23 @@
 """Run an exported CGA U-Net (``cga export``) in ONNX Runtime behind the PyTorch model's interface.
 
 ``OnnxSegmenter(path)(image)`` returns a ``CGAOutput`` like ``CGAUNet(image)`` does, so the
-sliding-window code of ``cga_model.inference.predict`` serves both without a copy
+whole-box and sliding-window code of ``nn/sliding_window.py`` serves both without a copy
 (``predictor.load_predictor`` picks one of the two for a file).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..nn.network import CGAOutput
+from ..nn.checkpoint import saved_model_config
+from ..nn.config import ModelConfig
+from ..nn.network import CGAOutput, CGAUNet
+from ..nn.whole_volume import bytes_per_voxel
 
 LOGITS, ATTENTION = "logits", "attention"  # output names written by cga_model.inference.export
 CONFIG_KEY = "cga.training_config"  # metadata entry holding the checkpoint's training config (JSON)
@@ -25,6 +29,8 @@ class OnnxSegmenter:
     ``__call__(image (B, C, D, H, W) tensor) -> CGAOutput(logits, attention or None, None, None)``:
     float32 CPU tensors. ``num_classes`` is K of the logits; ``config`` the training config stored
     at export (``{}`` if none). ``threads``: ONNX Runtime intra-op threads (0 = its default).
+    ``fixed_shape``: ``(batch, (D, H, W))``, each None where the export's input size is free
+    (``cga export`` leaves both free); a fixed spatial shape makes ``cga predict`` use windows of it.
     """
 
     def __init__(self, path, threads: int = 0):
@@ -51,6 +57,18 @@ class OnnxSegmenter:
         self.output_names = list(outputs)
         self.num_classes = outputs[LOGITS].shape[1]
         self.config = json.loads(self.session.get_modelmeta().custom_metadata_map.get(CONFIG_KEY, "{}"))
+        self.path, self._per_voxel = path, None
+        self.fixed_shape = _fixed_sizes(self.session.get_inputs()[0].shape)
+
+    def bytes_per_voxel(self) -> float:
+        """Peak activation bytes per input voxel of one pass, measured (``nn.whole_volume.bytes_per_voxel``)
+        on the PyTorch network of the stored training config (the default ``ModelConfig`` if none): ONNX
+        Runtime runs the same operators on tensors of the same shapes."""
+        if self._per_voxel is None:
+            config = saved_model_config({"config": self.config}, self.path) if self.config else ModelConfig()
+            network = CGAUNet(dataclasses.replace(config, num_classes=self.num_classes)).eval()
+            self._per_voxel = bytes_per_voxel(network, config.in_channels)
+        return self._per_voxel
 
     def __call__(self, image: torch.Tensor) -> CGAOutput:
         feed = {self.input_name: np.ascontiguousarray(image.detach().cpu().numpy(), dtype=np.float32)}
@@ -59,3 +77,11 @@ class OnnxSegmenter:
         return CGAOutput(
             torch.from_numpy(outputs[LOGITS]), None if attention is None else torch.from_numpy(attention), None, None
         )
+
+
+def _fixed_sizes(shape) -> tuple:
+    """``(batch, spatial)`` of an ONNX input shape ``[B, C, D, H, W]``: each None where the export left it
+    free (a symbolic name), else the fixed size (spatial: a tuple of three ints, None if any is free)."""
+    batch = shape[0] if isinstance(shape[0], int) else None
+    spatial = tuple(shape[2:]) if all(isinstance(s, int) for s in shape[2:]) else None
+    return batch, spatial

@@ -1,7 +1,10 @@
-"""Inference: segment cases (sliding windows, optional flip TTA, brain mask: ``nn/sliding_window.py``), NIfTI output."""
+"""Inference: segment cases (whole brain box or windows, batched flip TTA, brain mask: ``nn/sliding_window.py``),
+NIfTI output."""
 
 from __future__ import annotations
 
+import functools
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,7 @@ from ..data.nifti import save_nifti
 from ..evaluation.overlay import save_overlay
 from ..nn.checkpoint import check_model_fits, model_channel_order, trained_layout
 from ..nn.config import SIZE_MULTIPLE
-from ..nn.sliding_window import segment_volume
+from ..nn.sliding_window import segment_labels, segment_volume
 from .predictor import load_predictor
 
 
@@ -36,13 +39,12 @@ def predict_folder(
     out_dir,
     *,
     layout=None,
-    roi=(128, 128, 128),
-    overlap=0.5,
-    tta=False,
     save_probs=False,
     brain_mask=True,
     device="cpu",
     progress=True,
+    log=None,
+    **segmentation,
 ) -> list[Path]:
     """Predict every case under ``input_path`` (any layout: detected, or ``layout``) in the input's own convention.
 
@@ -53,6 +55,9 @@ def predict_folder(
     ``checkpoint`` may be a ``.onnx`` file of ``cga export``: the same windows then run in ONNX Runtime (CPU).
     ``brain_mask`` (default): voxels zero in every modality (outside a skull-stripped brain) are
     background and only the brain's box is segmented; turn it off for images that are not skull-stripped.
+    ``segmentation``: ``roi``, ``overlap``, ``tta``, ``memory_limit``, ``precision`` of ``segment_volume``
+    (default: the whole brain box in one pass when it fits the free memory); ``log`` gets each case's
+    one-line path choice (default: printed to stderr).
     """
     model, config = load_predictor(checkpoint, device)
     cases = find_cases(input_path, layout=layout, prefer=trained_layout(config))
@@ -61,22 +66,35 @@ def predict_folder(
     scheme = LAYOUTS[cases[0].layout].scheme
     out_dir = Path(out_dir)
     _writable(out_dir)
-    roi = [max(SIZE_MULTIPLE, r - r % SIZE_MULTIPLE) for r in roi]
+    if segmentation.get("roi") is not None:
+        segmentation["roi"] = [max(SIZE_MULTIPLE, r - r % SIZE_MULTIPLE) for r in segmentation["roi"]]
+    log = log or _log
     written = []
     for source in tqdm(cases, desc="predict", disable=not progress):
         case = load_case(source, with_labels=True)
         target = safe_case_path(out_dir, case.case_id, ".nii.gz")
         image = torch.from_numpy(normalize(case.image[channels])).to(device)
-        probs = segment_volume(model, image, roi, overlap=overlap, tta=tta, brain_only=brain_mask)
-        _write_case(out_dir, case, probs, scheme, save_probs)
+        segment = segment_volume if save_probs else segment_labels
+        case_log = functools.partial(_case_line, log, case.case_id)
+        result = segment(model, image, brain_only=brain_mask, log=case_log, **segmentation)
+        _write_case(out_dir, case, result, scheme)
         written.append(target)
     return written
 
 
-def _write_case(out_dir: Path, case, probs: torch.Tensor, scheme, save_probs: bool) -> None:
-    """``<ID>.nii.gz`` (labels of ``scheme``), ``<ID>_overlay.png`` and with ``save_probs`` ``<ID>_prob.nii.gz``
-    of one case from its class probabilities ``probs (K, X, Y, Z)``."""
-    classes = probs.argmax(0).cpu().numpy()
+def _log(line: str) -> None:
+    tqdm.write(line, file=sys.stderr)
+
+
+def _case_line(log, case_id: str, line: str) -> None:
+    log(f"{case_id}: {line}")
+
+
+def _write_case(out_dir: Path, case, result: torch.Tensor, scheme) -> None:
+    """``<ID>.nii.gz`` (labels of ``scheme``) and ``<ID>_overlay.png`` of one case from its class indices
+    ``result (X, Y, Z)``, or from its probabilities ``result (K, X, Y, Z)``, then also ``<ID>_prob.nii.gz``."""
+    save_probs, probs = result.ndim == 4, result
+    classes = (probs.argmax(0) if save_probs else result).cpu().numpy()
     affine = case.reference.affine
     save_nifti(
         safe_case_path(out_dir, case.case_id, ".nii.gz"),

@@ -1,25 +1,37 @@
-"""A network applied to a whole volume: sliding windows with Gaussian blending, flip TTA, the brain mask.
+"""A network applied to a whole volume: the brain box in one pass or in Gaussian-blended windows, batched flip TTA.
 
 Both ``cga predict`` (``inference/``) and training's validation (``training/``) segment whole
-volumes this way, so it sits on the floor below them. The window (ROI) is the training crop by
-default: a whole-volume forward pass does not fit a GPU for wider models, and GroupNorm
-statistics differ between a crop and a whole volume.
+volumes this way, so it sits on the floor below them. ``plan_inference`` (``nn/whole_volume.py``)
+chooses the path: by default the whole brain box in one forward pass when its activations fit the
+memory budget (the SAM's attention and the intra-class update then see the whole case), else the
+fewest windows that fit. Passing ``roi`` (or ``overlap``) forces windows of ``roi``: training's
+validation does that with the training crop, the size the network's GroupNorm statistics and
+prototypes were fitted on during training.
 
 Brain mask (``brain_only=True``, the default of ``cga predict`` and validation): BraTS images
 are skull-stripped, so a voxel that is zero in every modality is outside the head and is
 background; only the brain's bounding box is segmented (about a fifth of a 240x240x155 grid)
 and every voxel outside the brain gets probability 1 for background.
+
+TTA: ``tta = N`` averages the probabilities of the first ``N`` entries of ``FLIPS`` (0 and 1: no
+flip; 8: every combination of X, Y and Z flips), the flipped copies batched through the network
+as far as the memory budget allows. ``precision="bfloat16"`` runs the network under autocast.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 
 import torch
 import torch.nn.functional as F
 
 from ..data.brain import brain_box
 from .config import SIZE_MULTIPLE
+from .whole_volume import InferencePlan, bytes_per_voxel, default_budget, plan_inference, window_corners
+
+#: Spatial axes flipped by each TTA copy, in the order ``tta = N`` takes them: none, X, Y, Z, XY, XZ, YZ, XYZ.
+FLIPS = ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))
+PRECISIONS = ("float32", "bfloat16")
 
 
 def gaussian_weight(roi, sigma_scale: float = 0.125) -> torch.Tensor:
@@ -31,77 +43,122 @@ def gaussian_weight(roi, sigma_scale: float = 0.125) -> torch.Tensor:
     return (weight / weight.max()).clamp_min(1e-3)
 
 
-def _starts(size: int, window: int, step: int) -> list[int]:
-    if size <= window:
-        return [0]
-    starts = list(range(0, size - window, step)) + [size - window]
-    return sorted(set(starts))
+def flips_of(tta: int) -> tuple:
+    """The flips (spatial axes of each copy) that ``tta = N`` averages over: ``FLIPS[:max(N, 1)]``."""
+    if isinstance(tta, bool) or not 0 <= int(tta) <= len(FLIPS):
+        raise ValueError(f"--tta must be a number of flips from 0 to {len(FLIPS)}, got {tta!r}")
+    return FLIPS[: max(int(tta), 1)]
 
 
-@torch.no_grad()
-def sliding_window_probs(model, image: torch.Tensor, roi, *, overlap: float = 0.5) -> torch.Tensor:
-    """Class probabilities ``(K, *S)`` of ``image (C, *S)``, windows of ``roi`` blended with Gaussian weights.
-
-    ``S`` and ``roi`` must be multiples of ``SIZE_MULTIPLE`` (8); a volume no larger than ``roi`` is one forward pass.
-    """
-    spatial = image.shape[1:]
-    roi = [min(r, s) for r, s in zip(roi, spatial)]
-    if list(roi) == list(spatial):
-        return model(image[None]).logits[0].float().softmax(0)
-    weight = gaussian_weight(roi).to(image.device)
-    steps = [max(1, int(r * (1 - overlap))) for r in roi]
-    probs, norm = None, torch.zeros(spatial, device=image.device)
-    for corner in itertools.product(*[_starts(s, r, st) for s, r, st in zip(spatial, roi, steps)]):
-        window = tuple(slice(c, c + r) for c, r in zip(corner, roi))
-        out = model(image[(slice(None),) + window][None]).logits[0].float().softmax(0)
-        if probs is None:
-            probs = torch.zeros((out.shape[0],) + tuple(spatial), device=image.device)
-        probs[(slice(None),) + window] += out * weight
-        norm[window] += weight
-    return probs / norm
+def _autocast(device: torch.device, precision: str):
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-@torch.no_grad()
-def predict_probs(model, image: torch.Tensor, roi, *, overlap: float = 0.5, tta: bool = False) -> torch.Tensor:
-    """Sliding-window probabilities, averaged over the 8 axis-flip combinations with ``tta``."""
-    flips = [()] if not tta else [f for n in range(4) for f in itertools.combinations((1, 2, 3), n)]
+def _flipped_mean(model, window: torch.Tensor, flips, plan: InferencePlan, precision: str) -> torch.Tensor:
+    """Probabilities ``(K, *r)`` of ``window (C, *r)`` averaged over ``flips``, ``plan.batch`` copies per pass."""
     total = None
-    for dims in flips:
-        flipped = image.flip(dims) if dims else image
-        probs = sliding_window_probs(model, flipped, roi, overlap=overlap)
-        probs = probs.flip(dims) if dims else probs
-        total = probs if total is None else total + probs
-    return total / len(flips)
+    for first in range(0, len(flips), plan.batch):
+        group = flips[first : first + plan.batch]
+        copies = [window.flip([a + 1 for a in f]) if f else window for f in group]
+        if plan.fixed_batch:
+            copies += [copies[0]] * (plan.batch - len(copies))
+        batch = torch.stack(copies)
+        with _autocast(window.device, precision):
+            logits = model(batch).logits
+        probs = logits.float().softmax(1)
+        for p, f in zip(probs, group):
+            p = p.flip([a + 1 for a in f]) if f else p
+            total = p if total is None else total.add_(p)
+    return total.div_(len(flips)) if len(flips) > 1 else total
 
 
-def _padded_probs(model, image: torch.Tensor, roi, *, overlap: float, tta: bool) -> torch.Tensor:
-    """``predict_probs`` of ``image (C, *S)`` zero-padded at the end to multiples of ``SIZE_MULTIPLE``, cut back to ``S``."""
+@torch.no_grad()
+def run_plan(model, image: torch.Tensor, plan: InferencePlan, *, tta: int = 0, precision: str = "float32"):
+    """Class probabilities ``(K, *plan.box)`` of ``image (C, *plan.box)``: one pass (``plan.whole``) or windows
+    of ``plan.roi`` blended with Gaussian weights; each averaged over the flips of ``tta``."""
+    flips = flips_of(tta)
+    if plan.whole:
+        return _flipped_mean(model, image, flips, plan, precision)
+    weight = gaussian_weight(plan.roi).to(image.device)
+    probs, norm = None, torch.zeros(plan.box, device=image.device)
+    for corner in window_corners(plan.box, plan.roi, plan.overlap):
+        window = tuple(slice(c, c + r) for c, r in zip(corner, plan.roi))
+        out = _flipped_mean(model, image[(slice(None),) + window], flips, plan, precision)
+        if probs is None:
+            probs = torch.zeros((out.shape[0],) + tuple(plan.box), device=image.device)
+        probs[(slice(None),) + window] += out.mul_(weight)
+        norm[window] += weight
+    return probs.div_(norm)
+
+
+def make_plan(model, image: torch.Tensor, *, roi=None, overlap=None, tta: int = 0, memory_limit=None):
+    """``plan_inference`` for ``image (C, *S)`` (``S`` padded to multiples of ``SIZE_MULTIPLE``) and ``model``
+    (a ``CGAUNet`` measured by ``bytes_per_voxel``, or a model with its own ``bytes_per_voxel()`` and
+    ``fixed_shape``, e.g. ``OnnxSegmenter``); ``memory_limit`` bytes (None: ``default_budget``)."""
+    spatial = tuple(image.shape[1:])
+    box = tuple(s + (-s) % SIZE_MULTIPLE for s in spatial)
+    measure = getattr(model, "bytes_per_voxel", None)
+    per_voxel = measure() if callable(measure) else bytes_per_voxel(model, image.shape[0], image.device)
+    budget = default_budget(image.device) if memory_limit is None else memory_limit
+    fixed = getattr(model, "fixed_shape", (None, None))
+    return plan_inference(box, per_voxel, budget, flips=len(flips_of(tta)), roi=roi, overlap=overlap, fixed=fixed)
+
+
+@torch.no_grad()
+def predict_probs(model, image: torch.Tensor, roi=None, *, overlap=None, tta: int = 0, **options) -> torch.Tensor:
+    """Class probabilities ``(K, *S)`` of ``image (C, *S)`` (any size: zero-padded at the end to the plan's box
+    and cut back). ``roi``/``overlap``: force windows (``plan_inference``); ``options``: ``memory_limit``
+    (bytes), ``precision`` (``PRECISIONS``), ``log`` (a callable given the plan's one-line description)."""
+    plan = make_plan(model, image, roi=roi, overlap=overlap, tta=tta, memory_limit=options.get("memory_limit"))
+    if options.get("log") is not None:
+        options["log"](plan.describe())
     spatial = image.shape[1:]
-    pads = [(-s) % SIZE_MULTIPLE for s in spatial]
+    pads = [b - s for b, s in zip(plan.box, spatial)]
     padded = F.pad(image, [p for pad in reversed(pads) for p in (0, pad)]) if any(pads) else image
-    probs = predict_probs(model, padded, roi, overlap=overlap, tta=tta)
+    probs = run_plan(model, padded, plan, tta=tta, precision=options.get("precision", "float32"))
     return probs[(slice(None),) + tuple(slice(0, s) for s in spatial)]
 
 
+def _brain_and_box(image: torch.Tensor, brain_only: bool):
+    """The brain mask ``(X, Y, Z)`` (None without ``brain_only``) and the slices of the box to segment."""
+    if not brain_only:
+        return None, tuple(slice(0, s) for s in image.shape[1:])
+    brain = (image != 0).any(dim=0)
+    return brain, tuple(slice(a, b) for a, b in brain_box(brain.cpu().numpy()))
+
+
 @torch.no_grad()
-def segment_volume(
-    model, image: torch.Tensor, roi, *, overlap: float = 0.5, tta: bool = False, brain_only: bool = True
-) -> torch.Tensor:
+def segment_volume(model, image: torch.Tensor, roi=None, *, brain_only: bool = True, **options) -> torch.Tensor:
     """Class probabilities ``(K, X, Y, Z)`` of a normalised ``image (C, X, Y, Z)`` (any size: padded as needed).
 
     ``brain_only``: only the bounding box of the brain (voxels non-zero in any channel) is run through
     the network, and every voxel outside the brain is background with probability 1 (so ``argmax``
     never puts tumour outside the head). Without it the whole volume is segmented as it is.
-    ``roi``: the window, multiples of ``SIZE_MULTIPLE``.
+    ``roi`` and ``options`` (``overlap``, ``tta``, ``memory_limit``, ``precision``, ``log``): ``predict_probs``.
     """
-    if not brain_only:
-        return _padded_probs(model, image, roi, overlap=overlap, tta=tta)
-    brain = (image != 0).any(dim=0)
-    box = tuple(slice(a, b) for a, b in brain_box(brain.cpu().numpy()))
-    inside = _padded_probs(model, image[(slice(None),) + box], roi, overlap=overlap, tta=tta)
+    brain, box = _brain_and_box(image, brain_only)
+    inside = predict_probs(model, image[(slice(None),) + box], roi, **options)
+    if brain is None:
+        return inside
     probs = torch.zeros((inside.shape[0],) + tuple(image.shape[1:]), device=image.device)
     probs[0] = 1.0
     probs[(slice(None),) + box] = inside
     probs[:, ~brain] = 0.0
     probs[0][~brain] = 1.0
     return probs
+
+
+@torch.no_grad()
+def segment_labels(model, image: torch.Tensor, roi=None, *, brain_only: bool = True, **options) -> torch.Tensor:
+    """Class indices ``(X, Y, Z)`` uint8 of ``segment_volume(...).argmax(0)``, without the full-volume
+    probabilities: only the brain box's are made, and voxels outside the brain are background (0)."""
+    brain, box = _brain_and_box(image, brain_only)
+    labels = torch.zeros(tuple(image.shape[1:]), dtype=torch.uint8, device=image.device)
+    labels[box] = predict_probs(model, image[(slice(None),) + box], roi, **options).argmax(0).to(torch.uint8)
+    if brain is not None:
+        labels[~brain] = 0
+    return labels

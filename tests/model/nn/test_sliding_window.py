@@ -1,9 +1,14 @@
-"""Whole-volume segmentation (nn/sliding_window.py): windows, padding and the brain mask."""
+"""Whole-volume segmentation (nn/sliding_window.py, nn/whole_volume.py): the path choice, windows, padding,
+batched TTA, bfloat16 and the brain mask."""
 
+import pytest
 import torch
 
-from cga_model.nn.network import CGAOutput
-from cga_model.nn.sliding_window import segment_volume
+from cga_model.nn.network import CGAOutput, CGAUNet
+from cga_model.nn.sliding_window import FLIPS, flips_of, predict_probs, segment_labels, segment_volume
+from cga_model.nn.whole_volume import bytes_per_voxel, parse_memory, plan_inference, window_corners
+
+MB = 2**20
 
 
 class TumourEverywhere(torch.nn.Module):
@@ -14,7 +19,7 @@ class TumourEverywhere(torch.nn.Module):
         self.shapes = []
 
     def forward(self, x):
-        self.shapes.append(tuple(x.shape[2:]))
+        self.shapes.append(tuple(x.shape))
         logits = torch.zeros((x.shape[0], 4) + tuple(x.shape[2:]))
         logits[:, 3] = 5.0
         return CGAOutput(logits, None, None, None)
@@ -29,6 +34,12 @@ def _head(shape=(40, 36, 30), box=((8, 30), (5, 29), (4, 21))):
     return image
 
 
+@pytest.fixture(scope="module")
+def network():
+    torch.manual_seed(0)
+    return CGAUNet(base_channels=4).eval()
+
+
 def test_brain_mask_puts_no_tumour_outside_the_brain():
     image = _head()
     brain = (image != 0).any(0)
@@ -37,6 +48,7 @@ def test_brain_mask_puts_no_tumour_outside_the_brain():
     labels = probs.argmax(0)
     assert not labels[~brain].any() and (labels[brain] == 3).all()
     torch.testing.assert_close(probs.sum(0), torch.ones(image.shape[1:]))
+    assert torch.equal(segment_labels(TumourEverywhere(), image, (16, 16, 16)), labels.to(torch.uint8))
 
 
 def test_without_brain_mask_the_whole_volume_is_segmented():
@@ -45,10 +57,90 @@ def test_without_brain_mask_the_whole_volume_is_segmented():
     assert (labels == 3).all()  # the zero background too: this is what --no-brain-mask gives
 
 
-def test_brain_mask_runs_the_network_on_the_brain_box_only():
+def test_by_default_the_brain_box_goes_through_in_one_pass():
     model, image = TumourEverywhere(), _head()
-    segment_volume(model, image, (64, 64, 64), brain_only=True)
-    assert model.shapes == [(24, 24, 24)]  # the 22x24x17 box, padded to multiples of 8: one window
+    segment_volume(model, image)  # measures the model once (a 32^3 probe), cached
     model.shapes.clear()
-    segment_volume(model, image, (64, 64, 64), brain_only=False)
-    assert model.shapes == [(40, 40, 32)]
+    segment_volume(model, image, brain_only=True)
+    assert model.shapes == [(1, 4, 24, 24, 24)]  # the 22x24x17 box, padded to multiples of 8
+    model.shapes.clear()
+    segment_volume(model, image, brain_only=False)
+    assert model.shapes == [(1, 4, 40, 40, 32)]
+
+
+def test_a_tiny_budget_gives_windows_a_big_one_the_whole_box(network):
+    per_voxel = bytes_per_voxel(network, 4)
+    box = (64, 48, 40)
+    whole = plan_inference(box, per_voxel, 100 * 2**30)
+    assert whole.whole and whole.roi == box and "fits the memory budget" in whole.describe()
+    budget = int(per_voxel * 32**3)
+    windows = plan_inference(box, per_voxel, budget)
+    assert not windows.whole and windows.estimate <= budget
+    assert "does not fit" in windows.describe() and "64x48x40" in windows.describe()
+    count = len(window_corners(box, windows.roi, windows.overlap))
+    assert count < len(window_corners(box, (32, 32, 32), 0.5))  # fewer windows than the cube of the same volume
+    with pytest.raises(ValueError, match="too small"):
+        plan_inference(box, per_voxel, 1000)
+
+
+def test_the_memory_estimate_holds_at_a_larger_size(network):
+    from cga_model.nn.whole_volume import live_tensor_peak
+
+    per_voxel = bytes_per_voxel(network, 4)
+    with torch.no_grad():
+        measured = live_tensor_peak(network, torch.zeros(1, 4, 48, 64, 40))
+    assert abs(measured - per_voxel * 48 * 64 * 40) <= 0.05 * measured
+
+
+def test_whole_box_equals_windows_when_the_window_covers_the_box(network):
+    image = torch.randn(4, 24, 32, 16)
+    whole = predict_probs(network, image)
+    windows = predict_probs(network, image, (32, 32, 32))  # forced, but cut to the box: the same single pass
+    torch.testing.assert_close(whole, windows)
+
+
+def test_forced_windows_blend_to_probabilities(network):
+    lines = []
+    probs = predict_probs(network, torch.randn(4, 40, 24, 24), (16, 16, 16), overlap=0.5, log=lines.append)
+    torch.testing.assert_close(probs.sum(0), torch.ones(40, 24, 24))
+    assert len(lines) == 1 and lines[0].startswith("windows of 16x16x16 (--roi/--overlap given): box 40x24x24")
+
+
+def test_batched_tta_equals_the_mean_of_sequential_flips(network):
+    image = torch.randn(4, 24, 16, 32)
+    batched = predict_probs(network, image, tta=8)
+    sequential = torch.stack(
+        [predict_probs(network, image.flip([a + 1 for a in f])).flip([a + 1 for a in f]) for f in FLIPS]
+    ).mean(0)
+    torch.testing.assert_close(batched, sequential, atol=1e-5, rtol=1e-4)
+
+
+def test_tta_n_takes_the_first_n_flips_in_batches_that_fit():
+    model = TumourEverywhere()
+    segment_volume(model, _head(), tta=3, brain_only=False)
+    assert [s[0] for s in model.shapes[1:]] == [3]  # after the probe: one batch of 3 copies
+    assert flips_of(0) == flips_of(1) == ((),) and flips_of(3) == ((), (0,), (1,)) and len(flips_of(8)) == 8
+    model.shapes.clear()
+    segment_volume(model, _head(), tta=3, brain_only=False, memory_limit=int(bytes_per_voxel(model, 4) * 2 * 51200))
+    assert [s[0] for s in model.shapes] == [2, 1]  # 40x40x32 = 51200 voxels: two copies fit, then the third
+    for bad in (-1, 9, True):
+        with pytest.raises(ValueError, match="--tta"):
+            flips_of(bad)
+
+
+def test_bfloat16_runs_and_stays_close(network):
+    image = torch.randn(4, 16, 24, 16)
+    full = predict_probs(network, image)
+    half = predict_probs(network, image, precision="bfloat16")
+    assert half.dtype == torch.float32
+    assert (half - full).abs().max() < 0.05
+    with pytest.raises(ValueError, match="--precision"):
+        predict_probs(network, image, precision="float16")
+
+
+def test_memory_sizes_parse():
+    assert parse_memory("800") == 800 * MB and parse_memory("2GB") == 2 * 2**30 and parse_memory("1.5g") == 1.5 * 2**30
+    assert parse_memory("512MiB") == 512 * MB
+    for bad in ("", "-1GB", "lots", "0"):
+        with pytest.raises(ValueError, match="--memory-limit"):
+            parse_memory(bad)

@@ -5,13 +5,15 @@ empty-class and dtype rules and an example):
 
 - ``prototype_pool(x, mask, num_classes=None, ignore_index=None) -> (proto, counts)``
 - ``prototype_scatter(proto, mask, ignore_index=None) -> y``
-- ``intra_class_update(x, mask, num_classes=None, residual=True, classes=None, ignore_index=None) -> (y, proto, counts)``
+- ``intra_class_update(x, mask, num_classes=None, residual=True, classes=None, ignore_index=None)
+  -> (y, proto, counts)``
 - ``prototype_distances(proto, counts) -> d``
 - ``inter_class_loss(proto, counts, form="paper") -> scalar``
 
 Modules: ``IntraClassUpdate``, ``InterClassDistanceLoss`` (and ``attention_to_mask``).
 ``backend()`` says what serves each device (C++ on CPU, Triton on CUDA); ``reference`` holds
-the same operators in plain PyTorch (the tests' oracle); ``flops`` one FLOP formula per op.
+the same operators in plain PyTorch (the tests' oracle); ``flops`` one FLOP formula per op;
+``registry`` one row per op, the list every other table is derived from.
 
 >>> import torch, cga_kernels as ck
 >>> x, labels = torch.randn(2, 8, 4, 4, 4), torch.randint(0, 4, (2, 4, 4, 4))
@@ -21,22 +23,13 @@ the same operators in plain PyTorch (the tests' oracle); ``flops`` one FLOP form
 """
 
 from . import flops, reference
-from ._front import (
-    backend,
-    inter_class_loss,
-    intra_class_update,
-    prototype_distances,
-    prototype_pool,
-    prototype_scatter,
-)
+from ._front import PUBLIC, backend
 from .modules import InterClassDistanceLoss, IntraClassUpdate, attention_to_mask
 
+globals().update(PUBLIC)  # the operators of cga_kernels.registry: prototype_pool, ...
+
 __all__ = [
-    "prototype_pool",
-    "prototype_scatter",
-    "intra_class_update",
-    "prototype_distances",
-    "inter_class_loss",
+    *PUBLIC,
     "IntraClassUpdate",
     "InterClassDistanceLoss",
     "attention_to_mask",

@@ -1,4 +1,4 @@
-"""The parts of the operator contract (DESIGN.md section 2) that several docstrings share.
+"""The parts of the operator contract that several docstrings share.
 
 Every public function's docstring (``cga_kernels/ops/<op>.py``) is written once, with
 ``{placeholders}`` for these shared paragraphs; ``@contract`` fills them in at import, so

@@ -1,7 +1,8 @@
 """The ``cga::`` op library: schemas defined here, in Python, and implementations bound per device.
 
-- Schemas, fake kernels and autograd formulas of every low-level op come from
-  ``cga_kernels/ops/<op>.py`` and are registered without the compiled library.
+- Schemas, fake kernels and autograd formulas of every low-level op come from the rows of
+  ``cga_kernels.registry`` (declared in ``cga_kernels/ops/<op>.py``) and are registered
+  without the compiled library.
 - CPU: the compiled C++ library ``cga_kernels/_C*.so`` (built by ``pip install .``) registers
   its kernels with ``TORCH_LIBRARY_IMPL(cga, CPU, m)``; it is loaded with
   ``torch.ops.load_library`` (no pybind11 module).
@@ -23,9 +24,9 @@ import warnings
 
 import torch
 
-from .ops import distances, intra_update, pool, scatter
+from .registry import low_level_ops
 
-LOW_LEVEL = {**pool.LOW_LEVEL, **scatter.LOW_LEVEL, **intra_update.LOW_LEVEL, **distances.LOW_LEVEL}
+LOW_LEVEL = low_level_ops()
 BUILD_HINT = "build it with `make install` or `pip install --no-build-isolation -e .` in the repository"
 _LIBRARIES = []  # torch.library.Library objects must stay alive for their registrations to last
 
@@ -89,7 +90,8 @@ def load_cpu_library() -> tuple[bool, str]:
         except (OSError, RuntimeError) as err:
             reason = f"loading {found[0]} failed: {err}"
     warnings.warn(
-        f"cga_kernels: the compiled CPU extension is MISSING ({reason}); CPU tensors will raise until you {BUILD_HINT}. "
+        f"cga_kernels: the compiled CPU extension is MISSING ({reason}); "
+        f"CPU tensors will raise until you {BUILD_HINT}. "
         "The Triton (CUDA) kernels and cga_kernels.reference still work.",
         RuntimeWarning,
         stacklevel=4,

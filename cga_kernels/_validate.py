@@ -138,7 +138,8 @@ def parse_mask(
         num_classes = proto.shape[1]  # the scatter takes K from the prototypes
     if not isinstance(mask, torch.Tensor):
         raise TypeError(
-            f"mask must be a torch.Tensor (integer labels (B, *S) or soft weights (B, K, *S)), got {type(mask).__name__}"
+            "mask must be a torch.Tensor (integer labels (B, *S) or soft weights (B, K, *S)), "
+            f"got {type(mask).__name__}"
         )
     if mask.device != device:
         raise ValueError(f"mask is on {mask.device} but the features are on {device}")

@@ -1,5 +1,9 @@
 """One FLOP formula per operator: the single source for the model card and the benchmarks.
 
+Each formula lives beside its op (``cga_kernels/ops/<op>.py``) and is named in its registry
+row (``cga_kernels.registry``); this module gives them all by name
+(``cga_kernels.flops.prototype_pool_flops``, ...) and the ``FlopCounterMode`` mapping.
+
 Convention: an operator costs the floating-point operations of its mathematical statement
 with dense class weights ``w (B, K, N)`` (the one-hot of hard labels), counting the
 matrix products as ``torch.utils.flop_counter.FlopCounterMode`` counts them on
@@ -20,8 +24,8 @@ with what FlopCounterMode reports for the rest of a network built from dense mat
 (the model card's convolutions), so the totals add up. It is *not* what the hard-mask kernels
 execute: they never multiply by a one-hot weight. Per forward call they do ``B C N`` adds
 (class sums) + ``B K C`` divides (means) + ``B C N`` residual adds, i.e. about
-``2 B C N``, ``2 K`` times fewer; their speed is bounded by memory traffic (DESIGN.md
-section 5), not arithmetic. The paper's "multiply-adds" are ``flops / 2``.
+``2 B C N``, ``2 K`` times fewer; their speed is bounded by memory traffic, not
+arithmetic. The paper's "multiply-adds" are ``flops / 2``.
 
 The counts ``sum_n w`` (``B K N`` adds) and the divisions by the counts (``B K C``) are left
 out, as FlopCounterMode leaves out reductions and elementwise ops; they are below 1/(2C) and
@@ -30,56 +34,17 @@ out, as FlopCounterMode leaves out reductions and elementwise ops; they are belo
 
 from __future__ import annotations
 
+from .registry import OPS, low_level_ops
 
-def prototype_pool_flops(*, batch: int, classes: int, channels: int, voxels: int) -> int:
-    """``2 B K C N``: the product ``w (B, K, N) @ x^T (B, N, C)``."""
-    return 2 * batch * classes * channels * voxels
-
-
-def prototype_scatter_flops(*, batch: int, classes: int, channels: int, voxels: int) -> int:
-    """``2 B K C N``: the product ``proto^T (B, C, K) @ w (B, K, N)``."""
-    return 2 * batch * classes * channels * voxels
-
-
-def intra_class_update_flops(*, batch: int, classes: int, channels: int, voxels: int, residual: bool = True) -> int:
-    """``4 B K C N + B C N``: pool, scatter and (with ``residual``) the add of ``x``."""
-    shape = dict(batch=batch, classes=classes, channels=channels, voxels=voxels)
-    residual_adds = batch * channels * voxels if residual else 0
-    return prototype_pool_flops(**shape) + prototype_scatter_flops(**shape) + residual_adds
-
-
-def prototype_distances_flops(*, batch: int, classes: int, channels: int) -> int:
-    """``3 B K^2 C``: subtract, square and sum over channels for each ordered pair of classes."""
-    return 3 * batch * classes * classes * channels
-
-
-def _shape(batch_channels_voxels, classes):
-    batch, channels, voxels = batch_channels_voxels
-    return dict(batch=batch, classes=classes, channels=channels, voxels=voxels)
+FORMULAS = {formula.__name__: formula for row in OPS for formula in row.flop_formulas}
+globals().update(FORMULAS)  # prototype_pool_flops, prototype_scatter_flops, ...
+__all__ = [*FORMULAS, "flop_counter_mapping"]
 
 
 def flop_counter_mapping() -> dict:
     """``{torch.ops.cga.<op>: formula}`` for ``FlopCounterMode(custom_mapping=...)``: the formulas
-    above applied to the low-level forward ops' argument shapes (``x (B, C, N)``, labels
-    ``(B, N)`` or weights ``(B, K, N)``, ``active (K,)``), hard and soft alike."""
+    of ``FORMULAS`` applied to each forward low-level op's argument shapes (``LowLevelOp.flops``: ``x (B, C, N)``,
+    labels ``(B, N)`` or weights ``(B, K, N)``, ``active (K,)``), hard and soft alike."""
     import torch
 
-    ops = torch.ops.cga
-
-    def update(x, mask, active, residual, **_):
-        return intra_class_update_flops(**_shape(x, active[0]), residual=residual)
-
-    def scatter(proto, mask, **_):
-        return prototype_scatter_flops(**_shape((proto[0], proto[2], mask[-1]), proto[1]))
-
-    return {
-        ops.pool_hard: lambda x, labels, num_classes, **_: prototype_pool_flops(**_shape(x, num_classes)),
-        ops.pool_soft: lambda x, weights, **_: prototype_pool_flops(**_shape(x, weights[1])),
-        ops.scatter_hard: scatter,
-        ops.scatter_soft: scatter,
-        ops.intra_update_hard: update,
-        ops.intra_update_soft: update,
-        ops.pair_distances: lambda proto, present, **_: prototype_distances_flops(
-            batch=proto[0], classes=proto[1], channels=proto[2]
-        ),
-    }
+    return {getattr(torch.ops.cga, name): low.flops for name, low in low_level_ops().items() if low.flops is not None}

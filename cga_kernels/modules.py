@@ -88,7 +88,8 @@ class IntraClassUpdate(nn.Module):
             raise TypeError("attention_logits must be a floating-point tensor of shape (B, K, *S_att)")
         if attention_logits.dim() != features.dim() or attention_logits.shape[1] != self.num_classes:
             raise ValueError(
-                f"attention_logits must have shape (B, K={self.num_classes}, *S) with {features.dim() - 2} spatial dims "
+                f"attention_logits must have shape (B, K={self.num_classes}, *S) "
+                f"with {features.dim() - 2} spatial dims "
                 f"like the features {tuple(features.shape)}, got {tuple(attention_logits.shape)}"
             )
         if attention_logits.shape[0] != features.shape[0]:

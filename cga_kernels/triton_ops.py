@@ -9,10 +9,13 @@ C++ library.
 import torch
 
 from . import _library
-from .ops import Kernels, bind
+from ._binding import Kernels, bind
 
 if not _library.TRITON_LOADED:
     raise ImportError(f"cga_kernels.triton_ops: {_library.CUDA_DETAIL}")
 
 KERNELS = Kernels(torch.ops.cga_triton, host_checks_on_cpu=False)
-prototype_pool, prototype_scatter, intra_class_update, prototype_distances, inter_class_loss = bind(KERNELS)
+PUBLIC = bind(KERNELS)
+globals().update(PUBLIC)  # prototype_pool, prototype_scatter, intra_class_update, ...
+
+__all__ = list(PUBLIC)

@@ -27,16 +27,39 @@ def _backward(ctx, grad):
     return ctx.ops.pair_distances_backward(grad.contiguous(), proto, dist), None
 
 
+def prototype_distances_flops(*, batch: int, classes: int, channels: int) -> int:
+    """``3 B K^2 C``: subtract, square and sum over channels for each ordered pair of classes."""
+    return 3 * batch * classes * classes * channels
+
+
+def _onnx(proto, present):
+    """``pair_distances(proto (B, K, C), present (B, K)) -> d (B, K, K)``, 0 unless both classes are present."""
+    from .. import onnx as g
+
+    op = g.op
+    p = op.Cast(proto, to=g.acc_type(proto))
+    diff = op.Sub(op.Unsqueeze(p, g.ints([2])), op.Unsqueeze(p, g.ints([1])))
+    dist = op.Sqrt(op.ReduceSum(op.Mul(diff, diff), g.ints([3]), keepdims=0))
+    both = op.And(op.Unsqueeze(present, g.ints([2])), op.Unsqueeze(present, g.ints([1])))
+    return op.Cast(op.Where(both, dist, op.CastLike(op.Constant(value_float=0.0), dist)), to=proto.dtype)
+
+
 LOW_LEVEL = {
     "pair_distances": LowLevelOp(
         "(Tensor proto, Tensor present) -> Tensor",
         fake=lambda proto, present: proto.new_empty(proto.shape[0], proto.shape[1], proto.shape[1]),
+        aot_example=lambda t: (t.proto, t.active),
         setup_context=_setup,
         backward=_backward,
+        onnx=_onnx,
+        flops=lambda proto, present, **_: prototype_distances_flops(
+            batch=proto[0], classes=proto[1], channels=proto[2]
+        ),
     ),
     "pair_distances_backward": LowLevelOp(
         "(Tensor grad, Tensor proto, Tensor dist) -> Tensor",
         fake=lambda grad, proto, dist: torch.empty_like(proto, memory_format=torch.contiguous_format),
+        aot_example=lambda t: (t.grad_kk, t.proto, t.grad_kk),
     ),
 }
 

@@ -2,7 +2,7 @@
 
 Low-level ops ``cga::intra_update_hard`` / ``cga::intra_update_soft`` and their backward ops
 (CPU: csrc/cpu/intra_update.cpp, GPU: cga_kernels/triton/intra_update.py): schemas, fake
-kernels, the autograd formula, then the public function. Backward (DESIGN.md section 2), with
+kernels, the autograd formula, then the public function. Backward, with
 ``s`` the counts, ``g = grad_y`` and ``H_k = (grad_proto_k + active_k sum_n w[k, n] g[:, n]) / s_k``
 (0 for an empty class):
 ``grad_x[:, n] = sum_k w[k, n] H_k (+ g[:, n] with the residual)``; soft masks only:
@@ -17,7 +17,8 @@ import torch
 from .._contract import contract
 from .._lowlevel import LowLevelOp, grad_or_zeros
 from .._validate import flatten_features, parse_mask
-from .pool import fake_proto_counts
+from .pool import fake_proto_counts, prototype_pool_flops
+from .scatter import prototype_scatter_flops
 
 
 def _fake_update(x, mask, active, residual):
@@ -88,29 +89,65 @@ def _backward_soft(ctx, grad_y, grad_proto, grad_counts):
     return grad_x, grad_w, None, None
 
 
+def intra_class_update_flops(*, batch: int, classes: int, channels: int, voxels: int, residual: bool = True) -> int:
+    """``4 B K C N + B C N``: pool, scatter and (with ``residual``) the add of ``x``."""
+    shape = dict(batch=batch, classes=classes, channels=channels, voxels=voxels)
+    residual_adds = batch * channels * voxels if residual else 0
+    return prototype_pool_flops(**shape) + prototype_scatter_flops(**shape) + residual_adds
+
+
+def _flops(x, mask, active, residual, **_):
+    """FLOPs from the shapes of ``x (B, C, N)`` and ``active (K,)``."""
+    return intra_class_update_flops(batch=x[0], classes=active[0], channels=x[1], voxels=x[2], residual=residual)
+
+
+def _onnx_hard(x, labels, active, residual: bool):
+    """``intra_update_hard(x (B, C, N), labels (B, N), active (K,), residual) -> (y, proto, counts)``."""
+    from .. import onnx as g
+
+    acc = g.acc_type(x)
+    return g.update(x, g.class_weights(labels, g.num_classes_of(active), acc), active, residual, acc)
+
+
+def _onnx_soft(x, weights, active, residual: bool):
+    """``intra_update_soft(x (B, C, N), weights (B, K, N), active (K,), residual) -> (y, proto, counts)``."""
+    from .. import onnx as g
+
+    acc = g.acc_type(x)
+    return g.update(x, g.op.Cast(weights, to=acc), active, residual, acc)
+
+
 LOW_LEVEL = {
     "intra_update_hard": LowLevelOp(
         "(Tensor x, Tensor labels, Tensor active, bool residual) -> (Tensor y, Tensor proto, Tensor counts)",
         fake=_fake_update,
+        aot_example=lambda t: (t.x, t.labels, t.active, t.residual),
         setup_context=_setup_hard,
         backward=_backward_hard,
+        onnx=_onnx_hard,
+        flops=_flops,
     ),
     "intra_update_hard_backward": LowLevelOp(
         "(Tensor grad_y, Tensor grad_proto, Tensor labels, Tensor active, Tensor counts, bool residual) -> Tensor",
         fake=_fake_hard_backward,
+        aot_example=lambda t: (t.x, t.proto, t.labels, t.active, t.counts, t.residual),
         setup_context=_setup_hard_backward,
         backward=_double_backward_hard,
     ),
     "intra_update_soft": LowLevelOp(
         "(Tensor x, Tensor weights, Tensor active, bool residual) -> (Tensor y, Tensor proto, Tensor counts)",
         fake=_fake_update,
+        aot_example=lambda t: (t.x, t.weights, t.active, t.residual),
         setup_context=_setup_soft,
         backward=_backward_soft,
+        onnx=_onnx_soft,
+        flops=_flops,
     ),
     "intra_update_soft_backward": LowLevelOp(
         "(Tensor grad_y, Tensor grad_proto, Tensor grad_counts, Tensor x, Tensor weights, Tensor active, Tensor proto, "
         "Tensor counts, bool residual) -> (Tensor grad_x, Tensor grad_weights)",
         fake=_fake_soft_backward,
+        aot_example=lambda t: (t.x, t.proto, t.counts, t.x, t.weights, t.active, t.proto, t.counts, t.residual),
     ),
 }
 

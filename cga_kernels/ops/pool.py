@@ -56,18 +56,49 @@ def _backward_soft(ctx, grad_proto, grad_counts):
     )
 
 
+def prototype_pool_flops(*, batch: int, classes: int, channels: int, voxels: int) -> int:
+    """``2 B K C N``: the product ``w (B, K, N) @ x^T (B, N, C)``."""
+    return 2 * batch * classes * channels * voxels
+
+
+def _onnx_hard(x, labels, num_classes: int):
+    """``pool_hard(x (B, C, N), labels (B, N), num_classes) -> (proto (B, K, C), counts (B, K))``."""
+    from .. import onnx as g
+
+    acc = g.acc_type(x)
+    proto, counts = g.pool(x, g.class_weights(labels, g.op.Constant(value_int=num_classes), acc), acc)
+    return g.op.Cast(proto, to=x.dtype), counts
+
+
+def _onnx_soft(x, weights):
+    """``pool_soft(x (B, C, N), weights (B, K, N)) -> (proto (B, K, C), counts (B, K))``."""
+    from .. import onnx as g
+
+    acc = g.acc_type(x)
+    proto, counts = g.pool(x, g.op.Cast(weights, to=acc), acc)
+    return g.op.Cast(proto, to=x.dtype), counts
+
+
 LOW_LEVEL = {
     "pool_hard": LowLevelOp(
         "(Tensor x, Tensor labels, int num_classes) -> (Tensor proto, Tensor counts)",
         fake=lambda x, labels, num_classes: fake_proto_counts(x, num_classes),
+        aot_example=lambda t: (t.x, t.labels, t.k),
         setup_context=_setup_hard,
         backward=_backward_hard,
+        onnx=_onnx_hard,
+        flops=lambda x, labels, num_classes, **_: prototype_pool_flops(
+            batch=x[0], classes=num_classes, channels=x[1], voxels=x[2]
+        ),
     ),
     "pool_soft": LowLevelOp(
         "(Tensor x, Tensor weights) -> (Tensor proto, Tensor counts)",
         fake=lambda x, weights: fake_proto_counts(x, weights.shape[1]),
+        aot_example=lambda t: (t.x, t.weights),
         setup_context=_setup_soft,
         backward=_backward_soft,
+        onnx=_onnx_soft,
+        flops=lambda x, weights, **_: prototype_pool_flops(batch=x[0], classes=weights[1], channels=x[1], voxels=x[2]),
     ),
 }
 

@@ -39,18 +39,52 @@ def _backward_soft(ctx, grad_y):
     return grad_proto, grad_w
 
 
+def prototype_scatter_flops(*, batch: int, classes: int, channels: int, voxels: int) -> int:
+    """``2 B K C N``: the product ``proto^T (B, C, K) @ w (B, K, N)``."""
+    return 2 * batch * classes * channels * voxels
+
+
+def _flops(proto, mask, **_):
+    """FLOPs from the shapes of ``proto (B, K, C)`` and labels ``(B, N)`` or weights ``(B, K, N)``."""
+    return prototype_scatter_flops(batch=proto[0], classes=proto[1], channels=proto[2], voxels=mask[-1])
+
+
+def _onnx_hard(proto, labels):
+    """``scatter_hard(proto (B, K, C), labels (B, N)) -> y (B, C, N)``; ignored voxels get 0."""
+    from .. import onnx as g
+
+    acc = g.acc_type(proto)
+    num_classes = g.op.Gather(g.op.Shape(proto), g.op.Constant(value_int=1), axis=0)
+    y = g.scatter(g.op.Cast(proto, to=acc), g.class_weights(labels, num_classes, acc))
+    return g.op.Cast(y, to=proto.dtype)
+
+
+def _onnx_soft(proto, weights):
+    """``scatter_soft(proto (B, K, C), weights (B, K, N)) -> y (B, C, N)``."""
+    from .. import onnx as g
+
+    acc = g.acc_type(proto)
+    return g.op.Cast(g.scatter(g.op.Cast(proto, to=acc), g.op.Cast(weights, to=acc)), to=proto.dtype)
+
+
 LOW_LEVEL = {
     "scatter_hard": LowLevelOp(
         "(Tensor proto, Tensor labels) -> Tensor",
         fake=lambda proto, labels: proto.new_empty(proto.shape[0], proto.shape[2], labels.shape[1]),
+        aot_example=lambda t: (t.proto, t.labels),
         setup_context=_setup_hard,
         backward=_backward_hard,
+        onnx=_onnx_hard,
+        flops=_flops,
     ),
     "scatter_soft": LowLevelOp(
         "(Tensor proto, Tensor weights) -> Tensor",
         fake=lambda proto, weights: proto.new_empty(proto.shape[0], proto.shape[2], weights.shape[2]),
+        aot_example=lambda t: (t.proto, t.weights),
         setup_context=_setup_soft,
         backward=_backward_soft,
+        onnx=_onnx_soft,
+        flops=_flops,
     ),
 }
 

@@ -3,7 +3,8 @@
 ``python -m cga_kernels.triton.aot [--targets sm_80,sm_90] [--jobs N]``
 
 1. **Which specialisations.** The launchers themselves say: every launcher in
-   ``cga_kernels.triton.KERNELS`` is called on meta-device tensors while ``JITFunction.run`` is
+   ``cga_kernels.triton.KERNELS`` is called on its registry row's example arguments
+   (``LowLevelOp.aot_example``) as meta-device tensors while ``JITFunction.run`` is
    replaced by a recorder, for every dtype (float16, bfloat16, float32, float64), mask kind,
    atomic/deterministic mode, residual on/off, and one representative ``(K, C, N)`` for each
    distinct answer of the tile chooser (``_tiles.class_pad`` and ``_tiles.tile_sizes``) over
@@ -150,36 +151,50 @@ def tile_representatives() -> list[tuple[int, int, int]]:
     return [(k, c, n) for k in pads.values() for c, n in tiles.values()]
 
 
+@dataclass(frozen=True)
+class MetaTensors:
+    """The meta-device tensors a ``LowLevelOp.aot_example`` builds its arguments from: batch 1,
+    ``c`` channels, ``n`` voxels, ``k`` classes, features in ``dtype``."""
+
+    k: int
+    residual: bool
+    x: torch.Tensor  # (1, C, N)
+    labels: torch.Tensor  # (1, N) int64
+    weights: torch.Tensor  # (1, K, N)
+    active: torch.Tensor  # (K,) bool
+    proto: torch.Tensor  # (1, K, C)
+    counts: torch.Tensor  # (1, K) in the accumulation dtype
+    grad_kk: torch.Tensor  # (1, K, K)
+
+    @classmethod
+    def of(cls, k: int, c: int, n: int, dtype: torch.dtype, residual: bool) -> MetaTensors:
+        from .._math import acc_dtype
+
+        def empty(*shape, dtype=dtype):
+            return torch.empty(*shape, dtype=dtype, device="meta")
+
+        return cls(
+            k=k,
+            residual=residual,
+            x=empty(1, c, n),
+            labels=empty(1, n, dtype=torch.int64),
+            weights=empty(1, k, n),
+            active=empty(k, dtype=torch.bool),
+            proto=empty(1, k, c),
+            counts=empty(1, k, dtype=acc_dtype(dtype)),
+            grad_kk=empty(1, k, k),
+        )
+
+
 def _launch_all(k: int, c: int, n: int, dtype: torch.dtype, residual: bool) -> None:
-    """Call every launcher of ``KERNELS`` once on meta tensors of shape ``(B=1, C, N)``, K classes;
-    a launcher without a call here is an error, so a new op cannot escape the check."""
-    from .._math import acc_dtype
+    """Call every launcher of ``KERNELS`` once on its registry row's AOT example
+    (``LowLevelOp.aot_example``), on meta tensors of shape ``(B=1, C, N)`` with K classes."""
+    from ..registry import low_level_ops
     from . import KERNELS
 
-    meta = dict(device="meta")
-    x = torch.empty(1, c, n, dtype=dtype, **meta)
-    labels = torch.empty(1, n, dtype=torch.int64, **meta)
-    weights = torch.empty(1, k, n, dtype=dtype, **meta)
-    active = torch.empty(k, dtype=torch.bool, **meta)
-    proto = torch.empty(1, k, c, dtype=dtype, **meta)
-    counts = torch.empty(1, k, dtype=acc_dtype(dtype), **meta)
-    grad_kk = torch.empty(1, k, k, dtype=dtype, **meta)
-    arguments = {
-        "pool_hard": (x, labels, k),
-        "pool_soft": (x, weights),
-        "scatter_hard": (proto, labels),
-        "scatter_soft": (proto, weights),
-        "intra_update_hard": (x, labels, active, residual),
-        "intra_update_soft": (x, weights, active, residual),
-        "intra_update_hard_backward": (x, proto, labels, active, counts, residual),
-        "intra_update_soft_backward": (x, proto, counts, x, weights, active, proto, counts, residual),
-        "pair_distances": (proto, active),
-        "pair_distances_backward": (grad_kk, proto, grad_kk),
-    }
-    if set(arguments) != set(KERNELS):
-        raise RuntimeError(f"aot: give example arguments for the launchers {sorted(set(KERNELS) - set(arguments))}")
-    for name, launcher in KERNELS.items():
-        launcher(*arguments[name])
+    tensors = MetaTensors.of(k, c, n, dtype, residual)
+    for name, low in low_level_ops().items():
+        KERNELS[name](*low.aot_example(tensors))
 
 
 def specialisations() -> list[Spec]:
@@ -324,7 +339,8 @@ def summary(results: list[dict]) -> str:
         spills = max((r["spills"] for r in ok), default=0)
         shared = max((r["shared"] for r in ok), default=0)
         rows.append(
-            f"| {kernel} | {target} | {len(group)} | {regs} | {spills} | {shared} ({group[0]['shared_limit']}) | {failures} |"
+            f"| {kernel} | {target} | {len(group)} | {regs} | {spills} "
+            f"| {shared} ({group[0]['shared_limit']}) | {failures} |"
         )
     return "\n".join(rows)
 

@@ -131,15 +131,20 @@ def _train(args) -> None:
 
 def _predict(args) -> None:
     from .inference.predict import predict_folder
+    from .nn.sliding_window import flips_of
+    from .nn.whole_volume import parse_memory
 
+    flips_of(args.tta)  # refuses a --tta outside 0..8 before any work
     written = predict_folder(
         args.onnx or args.checkpoint,
         args.input,
         args.out,
         layout=args.layout,
-        roi=tuple(args.roi),
+        roi=None if args.roi is None else tuple(args.roi),
         overlap=args.overlap,
         tta=args.tta,
+        memory_limit=None if args.memory_limit is None else parse_memory(args.memory_limit),
+        precision=args.precision,
         save_probs=args.probs,
         brain_mask=not args.no_brain_mask,
         device=args.device,
@@ -347,12 +352,40 @@ def _add_predict(sub) -> None:
         },
     )
     p.add_argument(
-        "--roi", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"), help="sliding-window size"
+        "--roi",
+        type=int,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
+        help="sliding windows of this size (default: the whole brain box in one pass when it fits --memory-limit, "
+        "else the fewest windows that fit)",
     )
     p.add_argument(
-        "--overlap", type=float, default=0.5, help="overlap of neighbouring windows, as a fraction of the window"
+        "--overlap",
+        type=float,
+        help="sliding windows sharing this fraction of a window with their neighbours (default with --roi: 0.5)",
     )
-    p.add_argument("--tta", action="store_true", help="average over the 8 axis flips")
+    p.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="memory the network's activations may take, e.g. 800MB or 4GB (default: half the free memory: "
+        "MemAvailable on the CPU, free GPU memory on CUDA)",
+    )
+    p.add_argument(
+        "--tta",
+        type=int,
+        nargs="?",
+        const=8,
+        default=0,
+        metavar="N",
+        help="average over N axis flips, batched (0: none; 1-8 take none, X, Y, Z, XY, XZ, YZ, XYZ in that order; "
+        "--tta alone: all 8)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="arithmetic of the network (bfloat16: autocast, for CPUs and GPUs with bfloat16 units)",
+    )
     p.add_argument("--probs", action="store_true", help="also write <ID>_prob.nii.gz")
     _add_brain_mask(p)
     p.add_argument("--device", default="cpu", help="cpu or cuda")

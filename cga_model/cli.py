@@ -367,8 +367,7 @@ def _add_predict(sub) -> None:
     p.add_argument(
         "--memory-limit",
         metavar="SIZE",
-        help="memory the network's activations may take, e.g. 800MB or 4GB (default: half the free memory: "
-        "MemAvailable on the CPU, free GPU memory on CUDA)",
+        help="memory the network's activations may take, e.g. 800MB or 4GB (default: half the free memory)",
     )
     p.add_argument(
         "--tta",

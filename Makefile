@@ -8,11 +8,11 @@ export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/build/inductor-cache
 
 # Pinned: an unpinned torch pulls a multi-GB CUDA build; triton 3.7.1 is what torch 2.13.0's CUDA build requires.
 DEPS := torch==2.13.0 triton==3.7.1 numpy nibabel scipy tqdm matplotlib ninja setuptools wheel \
-        pytest pytest-benchmark hypothesis monai==1.6.1
+        pytest pytest-benchmark hypothesis monai==1.6.1 ruff==0.17.6 build
 # Optional extras, pinned and installed by `make test` so their tests run in CI (pyproject's [onnx], [nnunet], [brats]).
 EXTRAS := onnx==1.23.2 onnxscript==0.7.2 onnxruntime==1.32.0 nnunetv2==2.8.1 brats-evaluation==0.0.10 panoptica==2.1.7
 
-.PHONY: install build test bench bench-peers bench-compare demo clean
+.PHONY: install build test lint bench bench-peers bench-compare demo clean
 
 $(PY):
 	$(PY_SYS) -m venv $(VENV)
@@ -32,8 +32,15 @@ build: $(STAMP)
 
 install: build
 
+# The test suite, then the benchmark suites as plain tests (no timing).
 test: build
 	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q benchmarks --benchmark-disable
+
+# ruff lint and format check (configured in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: build
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-autosave -q

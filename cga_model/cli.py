@@ -303,6 +303,15 @@ def _add_train(sub) -> None:
         default=DEFAULT_FOREGROUND_SHARE,
         help="share of each batch centred on a voxel of a foreground class present in the case (the rest uniform in the brain box)",
     )
+    _add_run_folder_flags(p)
+    _add_layout(p, "--data (the network's class count follows its label scheme: 5 with a resection cavity)")
+    add_model_flags(p)
+    _add_brain_mask(p)
+    _add_loss_flags(p)
+
+
+def _add_run_folder_flags(p) -> None:
+    """``cga train``'s device and what to do with an existing run folder."""
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument(
@@ -310,9 +319,10 @@ def _add_train(sub) -> None:
         action="store_true",
         help="start afresh in an --out folder that holds an earlier run (replacing it)",
     )
-    _add_layout(p, "--data (the network's class count follows its label scheme: 5 with a resection cavity)")
-    add_model_flags(p)
-    _add_brain_mask(p)
+
+
+def _add_loss_flags(p) -> None:
+    """The ``cga train`` flags of ``CGALoss``."""
     loss = p.add_argument_group("loss options (CGALoss)")
     loss.add_argument(
         "--loss",
@@ -362,7 +372,7 @@ def _add_predict(sub) -> None:
     p.add_argument(
         "--overlap",
         type=float,
-        help="sliding windows sharing this fraction of a window with their neighbours (default with --roi: 0.5)",
+        help="sliding windows sharing this fraction of a window with their neighbours (default: 0.5 with --roi)",
     )
     p.add_argument(
         "--memory-limit",

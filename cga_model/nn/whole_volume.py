@@ -81,12 +81,14 @@ def bytes_per_voxel(model: torch.nn.Module, in_channels: int, device="cpu") -> f
     ``PROBE`` in eval mode on ``device`` (the model's), once per model (cached)."""
     if model not in _PER_VOXEL:
         probe = torch.zeros((1, in_channels) + PROBE, device=device)
-        training = model.training
-        model.eval()  # no batch-norm statistics updated by the probe
+        training = getattr(model, "training", None)  # None: a plain callable (e.g. a wrapped network)
+        if training is not None:
+            model.eval()  # no batch-norm statistics updated by the probe
         try:
             _PER_VOXEL[model] = live_tensor_peak(model, probe) / math.prod(PROBE)
         finally:
-            model.train(training)
+            if training is not None:
+                model.train(training)
     return _PER_VOXEL[model]
 
 

@@ -547,7 +547,7 @@ def test_four_d_image_message_does_not_contradict_itself(cohort, tmp_path):
         load_case(case)
     message = str(err.value)
     assert (
-        "has shape (16, 16, 16, 2)" in message
+        "shape (16, 16, 16, 2)" in message
         and "expected 3-D" in message
         and "expected 3-D (16, 16, 16, 2)" not in message
     )

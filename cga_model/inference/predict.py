@@ -72,13 +72,11 @@ def predict_folder(
     written = []
     for source in tqdm(cases, desc="predict", disable=not progress):
         case = load_case(source, with_labels=True)
-        target = safe_case_path(out_dir, case.case_id, ".nii.gz")
         image = torch.from_numpy(normalize(case.image[channels])).to(device)
         segment = segment_volume if save_probs else segment_labels
         case_log = functools.partial(_case_line, log, case.case_id)
         result = segment(model, image, brain_only=brain_mask, log=case_log, **segmentation)
-        _write_case(out_dir, case, result, scheme)
-        written.append(target)
+        written.append(_write_case(out_dir, case, result, scheme))
     return written
 
 
@@ -90,21 +88,19 @@ def _case_line(log, case_id: str, line: str) -> None:
     log(f"{case_id}: {line}")
 
 
-def _write_case(out_dir: Path, case, result: torch.Tensor, scheme) -> None:
+def _write_case(out_dir: Path, case, result: torch.Tensor, scheme) -> Path:
     """``<ID>.nii.gz`` (labels of ``scheme``) and ``<ID>_overlay.png`` of one case from its class indices
-    ``result (X, Y, Z)``, or from its probabilities ``result (K, X, Y, Z)``, then also ``<ID>_prob.nii.gz``."""
-    save_probs, probs = result.ndim == 4, result
-    classes = (probs.argmax(0) if save_probs else result).cpu().numpy()
+    ``result (X, Y, Z)``, or from its probabilities ``result (K, X, Y, Z)``, then also ``<ID>_prob.nii.gz``.
+    Returns the path of ``<ID>.nii.gz``."""
+    save_probs = result.ndim == 4
+    classes = (result.argmax(0) if save_probs else result).cpu().numpy()
     affine = case.reference.affine
-    save_nifti(
-        safe_case_path(out_dir, case.case_id, ".nii.gz"),
-        scheme.to_labels(classes),
-        affine,
-        case.reference.header.copy(),
-    )
+    target = safe_case_path(out_dir, case.case_id, ".nii.gz")
+    save_nifti(target, scheme.to_labels(classes), affine, case.reference.header.copy())
     if save_probs:
-        probabilities = np.moveaxis(probs.cpu().numpy(), 0, -1).astype(np.float32)
+        probabilities = np.moveaxis(result.cpu().numpy(), 0, -1).astype(np.float32)
         save_nifti(safe_case_path(out_dir, case.case_id, "_prob.nii.gz"), probabilities, affine)
-    flair = case.display_image
     title = f"{case.case_id} ({case.layout})"
-    save_overlay(safe_case_path(out_dir, case.case_id, "_overlay.png"), flair, classes, truth=case.classes, title=title)
+    overlay = safe_case_path(out_dir, case.case_id, "_overlay.png")
+    save_overlay(overlay, case.display_image, classes, truth=case.classes, title=title)
+    return target

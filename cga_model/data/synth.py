@@ -28,6 +28,10 @@ from .labels import CLASS_NAMES, CYST, GTV, LabelScheme
 from .layouts import LAYOUTS, MODALITIES, MSD_MODALITY_NAMES, Layout, case_paths, get_layout
 from .nifti import save_nifti
 from .synth_full_size import CONTRAST_COLUMNS, synthesize_full_size_case
+from .synth_hard import synthesize_hard_case
+
+#: ``cga synth --full-size --difficulty``: the realistic generators, by name.
+FULL_SIZE_GENERATORS = {"easy": synthesize_full_size_case, "hard": synthesize_hard_case}
 
 # tissue -> intensity per modality, in the order of CONTRAST_COLUMNS
 CONTRAST = {
@@ -194,7 +198,7 @@ def synthesize_cohort(
     no_enhancing_fraction: float = 0.2,
     layout: str = "brats2021",
     cavity_fraction: float = 0.75,
-    realistic: bool = False,
+    difficulty: str | None = None,
     progress: bool = True,
 ):
     """Write ``cases`` synthetic cases under ``out`` in ``layout`` (``layouts.LAYOUTS``); returns their IDs.
@@ -202,15 +206,20 @@ def synthesize_cohort(
     Deterministic by ``seed`` (the same anatomy and tumours in every layout). Layouts with a
     resection-cavity or cyst class (``brats2024``, ``brats-met``, ``brats-ped``) give one to a
     ``cavity_fraction`` of the cases.
-    ``realistic``: the anatomy and tumour proportions of real scans (``synth_full_size``; at
-    ``shape=FULL_SHAPE``, 240x240x155, this is ``cga synth --full-size``): every case has the three
-    tumour sub-regions (``no_enhancing_fraction`` does not apply) and none has a resection cavity.
+    ``difficulty``: ``None`` for the small demo generator, or a key of ``FULL_SIZE_GENERATORS``
+    for the anatomy and tumour proportions of real scans (``"easy"``: ``synth_full_size``, every case
+    with the three tumour sub-regions; ``"hard"``: ``synth_hard``; at ``shape=FULL_SHAPE``,
+    240x240x155, this is ``cga synth --full-size --difficulty``): ``no_enhancing_fraction`` does
+    not apply and no case has a resection cavity.
     """
     chosen = get_layout(layout)
     with_cavity = has_fluid_lesion(chosen.scheme)
-    if realistic and with_cavity:
+    if difficulty is not None and difficulty not in FULL_SIZE_GENERATORS:
+        raise ValueError(f"difficulty must be one of {tuple(FULL_SIZE_GENERATORS)} or None, got {difficulty!r}")
+    if difficulty is not None and with_cavity:
         raise ValueError(
-            f"realistic (--full-size) synthetic cases have no resection cavity, which layout {layout} expects: choose another --layout"
+            f"realistic (--full-size) synthetic cases have no resection cavity or cyst, which layout {layout} "
+            "expects: choose another --layout"
         )
     shape = tuple(shape)
     out = Path(out)
@@ -223,8 +232,8 @@ def synthesize_cohort(
         case_id = _case_id(layout, seed, i)
         case_seed, enhancing = int(rng.integers(2**31)), bool(rng.random() >= no_enhancing_fraction)
         cavity = with_cavity and np.random.default_rng([seed, i, 4]).random() < cavity_fraction
-        if realistic:
-            images, classes = synthesize_full_size_case(case_seed, shape)
+        if difficulty is not None:
+            images, classes = FULL_SIZE_GENERATORS[difficulty](case_seed, shape)
         else:
             images, classes = synthesize_case(shape, case_seed, enhancing=enhancing, cavity=cavity)
         write_case(out, chosen, case_id, images, classes, affine)

@@ -52,16 +52,16 @@ def smooth_field(rng: np.random.Generator, shape, cell: float) -> np.ndarray:
     return (field - field.mean()) / (field.std() + 1e-6)
 
 
-def _grids(shape):
+def coordinate_grids(shape):
     return np.meshgrid(*[np.arange(s, dtype=np.float32) for s in shape], indexing="ij", sparse=True)
 
 
-def _rotation(rng: np.random.Generator) -> np.ndarray:
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
     q, r = np.linalg.qr(rng.standard_normal((3, 3)))
     return (q * np.sign(np.diag(r))).astype(np.float32)
 
 
-def _ellipsoid(grids, center, radii, rotation=None) -> np.ndarray:
+def ellipsoid_distance(grids, center, radii, rotation=None) -> np.ndarray:
     """Normalised ellipsoid distance (1 on the surface) of every voxel of ``grids``, optionally rotated."""
     offsets = [g - c for g, c in zip(grids, center)]
     if rotation is not None:
@@ -84,10 +84,12 @@ def brain_geometry(rng: np.random.Generator, shape=FULL_SHAPE):
 def brain_tissues(rng: np.random.Generator, box_shape, center, radii):
     """``(brain mask, tissue codes, normalised brain distance)`` inside the box: head-shaped brain
     (narrower and flatter below), cortex with sulci, ventricles, midline fissure, vessels."""
-    grids = _grids(box_shape)
+    grids = coordinate_grids(box_shape)
     below = np.clip((center[2] - grids[2]) / radii[2], 0, None)  # 0 above the centre, up to ~1 at the base
     squeeze = (1 + 0.25 * below**2, 1 + 0.10 * below**2, 1)
-    dist = _ellipsoid(grids, center, [r / s for r, s in zip(radii, squeeze)]) + 0.035 * smooth_field(rng, box_shape, 24)
+    dist = ellipsoid_distance(grids, center, [r / s for r, s in zip(radii, squeeze)]) + 0.035 * smooth_field(
+        rng, box_shape, 24
+    )
     brain = dist < 1.0
     tissue = np.full(box_shape, TISSUE_CODE["wm"], dtype=np.uint8)
     cortex = dist > 0.82 + 0.04 * smooth_field(rng, box_shape, 12)
@@ -96,7 +98,7 @@ def brain_tissues(rng: np.random.Generator, box_shape, center, radii):
     fissure = (np.abs(grids[0] - center[0]) < 1.6) & (grids[2] > center[2] - 0.05 * radii[2]) & (dist > 0.35)
     tissue[fissure] = TISSUE_CODE["csf"]
     for side in (-1, 1):
-        ventricle = _ellipsoid(
+        ventricle = ellipsoid_distance(
             grids,
             center + np.array([side * 0.12 * radii[0], -0.05 * radii[1], 0.08 * radii[2]]),
             radii * np.array([0.07, 0.32, 0.12]) * rng.uniform(0.8, 1.2),
@@ -106,18 +108,18 @@ def brain_tissues(rng: np.random.Generator, box_shape, center, radii):
     return brain, tissue, dist
 
 
-def _tumour_distance(rng: np.random.Generator, grids, center, radius) -> np.ndarray:
+def lobed_distance(rng: np.random.Generator, grids, center, radius) -> np.ndarray:
     """Union (min) of one to three randomly oriented, elongated ellipsoids around ``center``, of scale ``radius``."""
     dist = None
     for lobe in range(int(rng.integers(1, 4))):
         offset = rng.normal(0, 0.35 * radius, 3) if lobe else np.zeros(3)
         radii = radius * rng.uniform(0.65, 1.35, 3)
-        d = _ellipsoid(grids, center + offset, radii, _rotation(rng))
+        d = ellipsoid_distance(grids, center + offset, radii, random_rotation(rng))
         dist = d if dist is None else np.minimum(dist, d)
     return dist
 
 
-def _threshold_for(values: np.ndarray, count: int) -> float:
+def threshold_for(values: np.ndarray, count: int) -> float:
     """The value below which ``count`` of ``values`` fall."""
     count = int(np.clip(count, 1, values.size - 1))
     return float(np.partition(values, count)[count])
@@ -138,19 +140,19 @@ def place_tumour(rng: np.random.Generator, tissue, brain, brain_dist, center, ra
     lo = np.maximum((where - 3 * radius).astype(int), 0)
     hi = np.minimum((where + 3 * radius).astype(int) + 1, brain.shape)
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    grids = _grids(tuple(hi - lo))
+    grids = coordinate_grids(tuple(hi - lo))
     local = where - lo
     inside = brain[box]
-    edema_d = _tumour_distance(rng, grids, local, radius) + 0.18 * smooth_field(rng, inside.shape, 6)
-    core_d = _tumour_distance(rng, grids, local + rng.normal(0, 0.15 * radius, 3), 0.6 * radius)
+    edema_d = lobed_distance(rng, grids, local, radius) + 0.18 * smooth_field(rng, inside.shape, 6)
+    core_d = lobed_distance(rng, grids, local + rng.normal(0, 0.15 * radius, 3), 0.6 * radius)
     core_d = core_d + 0.12 * smooth_field(rng, inside.shape, 4)
     necrosis_d = core_d + 0.25 * smooth_field(rng, inside.shape, 4)
     big = 1e6
-    wt = inside & (edema_d < _threshold_for(np.where(inside, edema_d, big).ravel(), wt_voxels))
+    wt = inside & (edema_d < threshold_for(np.where(inside, edema_d, big).ravel(), wt_voxels))
     tc_voxels = int(wt.sum() * rng.uniform(0.25, 0.6))
-    tc = wt & (core_d < _threshold_for(np.where(wt, core_d, big).ravel(), tc_voxels))
+    tc = wt & (core_d < threshold_for(np.where(wt, core_d, big).ravel(), tc_voxels))
     ncr = tc & (
-        necrosis_d < _threshold_for(np.where(tc, necrosis_d, big).ravel(), int(tc.sum() * rng.uniform(0.2, 0.6)))
+        necrosis_d < threshold_for(np.where(tc, necrosis_d, big).ravel(), int(tc.sum() * rng.uniform(0.2, 0.6)))
     )
     classes = np.zeros(brain.shape, dtype=np.uint8)
     for mask, name in ((wt, "edema"), (tc, "enhancing"), (ncr, "necrosis")):

@@ -48,14 +48,14 @@ def test_tumours_vary_in_place_and_size():
 
 
 def test_realistic_cohort_writes_readable_brats_cases(tmp_path):
-    ids = synthesize_cohort(tmp_path / "ok", 2, seed=5, shape=(96, 96, 64), realistic=True, progress=False)
+    ids = synthesize_cohort(tmp_path / "ok", 2, seed=5, shape=(96, 96, 64), difficulty="easy", progress=False)
     cases = find_cases(tmp_path / "ok")
     assert [c.case_id for c in cases] == ids and cases[0].layout == "brats2021"
     for source in cases:
         case = load_case(source)
         _check_case(case.image, case.classes, (96, 96, 64))
     with pytest.raises(ValueError, match="resection cavity"):
-        synthesize_cohort(tmp_path / "rc", 1, shape=(96, 96, 64), layout="brats2024", realistic=True, progress=False)
+        synthesize_cohort(tmp_path / "rc", 1, shape=(96, 96, 64), layout="brats2024", difficulty="easy", progress=False)
 
 
 def test_cli_full_size_writes_brats_cases(tmp_path):

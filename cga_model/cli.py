@@ -1,9 +1,9 @@
 """The ``cga`` command line: ``synth``, ``train``, ``predict``, ``evaluate``, ``export``.
 
 ``cga <command> --help`` lists every flag with its help line and default; ``cga --version``
-prints the package version. The model flags of ``cga train`` are generated from
-``ModelConfig``'s fields (``add_model_flags`` / ``model_config_from_args``), so they cannot
-drift from the network's options.
+prints the package version. The model and loss flags of ``cga train`` are generated from the
+fields of ``ModelConfig`` and ``LossConfig`` (``add_config_flags`` / ``config_from_args``), so
+they cannot drift from the network's and the loss's options.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .cli_failures import run_command
 from .data.layouts import LAYOUTS
 from .data.sampling import DEFAULT_FOREGROUND_SHARE
 from .nn.config import ModelConfig
-from .nn.losses import SEGMENTATION_LOSSES
+from .nn.loss_config import LossConfig
 from .nnunet.commands import add_nnunet_commands
 
 DEFAULT_SYNTH_SHAPE = (64, 64, 48)
@@ -39,37 +39,46 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def add_model_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per ``ModelConfig`` field marked ``cli``: ``--no-<name>`` for options on by default."""
-    group = parser.add_argument_group("model options (ModelConfig)")
-    for option in dataclasses.fields(ModelConfig):
+def add_config_flags(parser: argparse.ArgumentParser, config_class, title: str) -> None:
+    """One flag per field of the dataclass ``config_class`` marked ``cli`` in its metadata (``ModelConfig``,
+    ``LossConfig``): ``--no-<name>`` for switches on by default, ``--<name>`` for those off by default, else
+    ``--<name> VALUE`` with the field's ``type``, ``choices`` and ``nargs``; ``flag`` and ``action``/``const``
+    in the metadata override the flag's name and action."""
+    group = parser.add_argument_group(title)
+    for option in dataclasses.fields(config_class):
         meta = option.metadata
         if not meta.get("cli"):
             continue
-        flag = "--" + option.name.replace("_", "-")
-        if isinstance(option.default, bool):
+        name = "--" + option.name.replace("_", "-")
+        if "action" in meta:
             group.add_argument(
-                f"--no-{option.name.replace('_', '-')}",
+                meta["flag"], dest=option.name, action=meta["action"], const=meta["const"], default=option.default,
+                help=meta["help"],
+            )  # fmt: skip
+        elif isinstance(option.default, bool):
+            on = option.default
+            group.add_argument(
+                meta.get("flag", f"--no-{name[2:]}" if on else name),
                 dest=option.name,
-                action="store_false",
-                help=f"turn off {meta['help']}",
+                action="store_false" if on else "store_true",
+                help=f"turn {'off' if on else 'on'} {meta['help']}",
             )
-            continue
-        group.add_argument(
-            flag,
-            dest=option.name,
-            default=option.default,
-            help=meta["help"],
-            type=meta.get("type", type(option.default)),
-            choices=meta.get("choices"),
-            nargs=meta.get("nargs"),
-        )
+        else:
+            group.add_argument(
+                meta.get("flag", name),
+                dest=option.name,
+                default=option.default,
+                help=meta["help"],
+                type=meta.get("type", type(option.default)),
+                choices=meta.get("choices"),
+                nargs=meta.get("nargs"),
+            )
 
 
-def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
-    """The ``ModelConfig`` of parsed ``cga train`` flags (fields without a flag keep their defaults)."""
-    return ModelConfig(
-        **{f.name: getattr(args, f.name) for f in dataclasses.fields(ModelConfig) if f.metadata.get("cli")}
+def config_from_args(config_class, args: argparse.Namespace):
+    """The ``config_class`` of parsed flags (fields without a flag keep their defaults)."""
+    return config_class(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(config_class) if f.metadata.get("cli")}
     )
 
 
@@ -82,8 +91,11 @@ def _synth(args) -> None:
             f"--shape {' '.join(map(str, args.shape))} and --full-size together: --full-size writes 240 240 155, drop one"
         )
     shape = FULL_SHAPE if args.full_size else tuple(args.shape or DEFAULT_SYNTH_SHAPE)
+    if args.difficulty is not None and not args.full_size:
+        raise ValueError(f"--difficulty {args.difficulty} needs --full-size (the small demo cases have one difficulty)")
+    difficulty = (args.difficulty or "easy") if args.full_size else None
     ids = synthesize_cohort(
-        args.out, cases=args.cases, seed=args.seed, shape=shape, layout=args.layout, realistic=args.full_size
+        args.out, cases=args.cases, seed=args.seed, shape=shape, layout=args.layout, difficulty=difficulty
     )
     print(f"wrote {len(ids)} {args.layout} cases to {args.out}")
 
@@ -114,14 +126,9 @@ def _train(args) -> None:
         workers=args.workers,
         foreground_share=args.foreground_share,
         device=args.device,
-        model=model_config_from_args(args),
-        attention_weight=args.attention_weight,
-        inter_weight=args.inter_weight,
-        inter_form=args.inter_form,
-        inter_start_epoch=args.inter_start_epoch,
-        inter_sign=-1.0 if args.reverse_inter else 1.0,
+        model=config_from_args(ModelConfig, args),
+        loss=config_from_args(LossConfig, args),
         layout=args.layout,
-        loss=args.loss,
         val_every=args.val_every,
         brain_mask=not args.no_brain_mask,
     )
@@ -205,6 +212,8 @@ def _add_brain_mask(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_synth(sub) -> None:
+    from .data.synth import FULL_SIZE_GENERATORS
+
     p = _command(
         sub,
         "synth",
@@ -233,6 +242,14 @@ def _add_synth(sub) -> None:
         action="store_true",
         help="realistic 240x240x155 cases: a brain of 1.5-1.9 M voxels in a zero background, gliomas of 0.5-3 %% of it "
         "with the three nested sub-regions (to judge training as on real scans)",
+    )
+    p.add_argument(
+        "--difficulty",
+        choices=tuple(FULL_SIZE_GENERATORS),
+        default=None,
+        help="with --full-size: easy = uniform tissues and one spheroid-like glioma; hard = textured, overlapping "
+        "levels, mimics (vessels, plexus, dura, white-matter hyperintensities), 3-6 mm slices, gamma, strong bias, "
+        "2-6 %% noise, four tumour kinds, multifocal disease, mass effect (default: easy)",
     )
 
 
@@ -305,9 +322,9 @@ def _add_train(sub) -> None:
     )
     _add_run_folder_flags(p)
     _add_layout(p, "--data (the network's class count follows its label scheme: 5 with a resection cavity)")
-    add_model_flags(p)
+    add_config_flags(p, ModelConfig, "model options (ModelConfig)")
     _add_brain_mask(p)
-    _add_loss_flags(p)
+    add_config_flags(p, LossConfig, "loss options (LossConfig)")
 
 
 def _add_run_folder_flags(p) -> None:
@@ -318,34 +335,6 @@ def _add_run_folder_flags(p) -> None:
         "--overwrite",
         action="store_true",
         help="start afresh in an --out folder that holds an earlier run (replacing it)",
-    )
-
-
-def _add_loss_flags(p) -> None:
-    """The ``cga train`` flags of ``CGALoss``."""
-    loss = p.add_argument_group("loss options (CGALoss)")
-    loss.add_argument(
-        "--loss",
-        choices=SEGMENTATION_LOSSES,
-        default="dice_ce",
-        help="segmentation loss: dice_ce = the paper's Dice + cross-entropy (learns on full-size volumes); "
-        "dice = the paper's softmax Dice over the tumour classes (collapses on full-size volumes)",
-    )
-    loss.add_argument(
-        "--attention-weight", type=float, default=1.0, help="weight of the attention MSE: 1 = paper, 20 = released code"
-    )
-    loss.add_argument("--inter-weight", type=float, default=0.1, help="weight of the inter-class term")
-    loss.add_argument(
-        "--inter-form",
-        choices=("paper", "official"),
-        default="paper",
-        help="inter-class loss: paper formula or released code's",
-    )
-    loss.add_argument(
-        "--inter-start-epoch", type=int, default=20, help="first epoch (0-based) with the inter-class term"
-    )
-    loss.add_argument(
-        "--reverse-inter", action="store_true", help="'Baseline - Inter': minimise the inter-class distance"
     )
 
 

@@ -16,6 +16,7 @@ from .data.synth import synthesize_cohort
 from .evaluation.evaluate import evaluate_folder, format_table, plot_distribution, write_csv
 from .inference.predict import predict_folder
 from .nn.config import ModelConfig
+from .nn.loss_config import LossConfig
 from .training.loop import TrainConfig, train
 
 # the training and held-out cohorts come from different seeds, so held-out cases are never seen in training
@@ -59,7 +60,7 @@ def main(argv=None) -> None:
         batch_size=2,
         val_fraction=0.2,
         model=ModelConfig(base_channels=args.base_channels),
-        inter_start_epoch=args.epochs // 2,
+        loss=LossConfig(inter_start_epoch=args.epochs // 2),
         lr=3e-3,
         seed=TRAINING_SEED,
     )

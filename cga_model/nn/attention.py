@@ -32,7 +32,8 @@ from torch import nn
 
 import cga_kernels as ck
 
-ATTENTION_STRIDES = {8: (2, 2, 2), 4: (1, 2, 2), 2: (1, 1, 2)}  # the CGA U-Net's rates (Table 3)
+from .choices import ATTENTION_STRIDES, MASK_MODES
+
 PATH_STRIDES = {1: (1, 1, 1), **ATTENTION_STRIDES}  # the path alone also serves rate 1 (drop-in use)
 _CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
@@ -42,9 +43,6 @@ def conv_class(spatial_dims: int):
     if spatial_dims not in _CONVS:
         raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims!r}")
     return _CONVS[spatial_dims]
-
-
-MASK_MODES = ("hard", "soft")
 
 
 class AttentionPath(nn.Module):
@@ -91,6 +89,9 @@ class SAM(nn.Module):
         inter: return the prototypes and counts (for the inter-class loss). With ``intra`` off
             they are pooled from the un-updated features (``cga_kernels.prototype_pool``).
         width: channels of the attention path (16 in the paper).
+        gate: write the update back through a learned scalar gate that starts at 0,
+            ``x + g * scatter(pool(x))`` (``intra`` only): the network starts as the baseline
+            U-Net and uses the prototypes as much as they help (the paper: ``g = 1``).
 
     ``forward(features (B, C, *S), image (B, in, *S_img)) -> SAMOutput``.
     """
@@ -106,8 +107,11 @@ class SAM(nn.Module):
         intra_classes: Sequence[int] | None = None,
         inter: bool = True,
         width: int = 16,
+        gate: bool = False,
     ):
         super().__init__()
+        if gate and not intra:
+            raise ValueError("gate needs intra=True (it scales the intra-class update)")
         if mask_mode not in MASK_MODES:
             raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
         if intra_classes is not None:
@@ -129,8 +133,11 @@ class SAM(nn.Module):
         self.intra, self.inter = bool(intra), bool(inter)
         self.attention_path = AttentionPath(in_channels, num_classes, rate=rate, width=width)
         self.update = (
-            ck.IntraClassUpdate(num_classes, mode=mask_mode, residual=True, classes=intra_classes) if intra else None
+            ck.IntraClassUpdate(num_classes, mode=mask_mode, residual=not gate, classes=intra_classes)
+            if intra
+            else None
         )
+        self.gate = nn.Parameter(torch.zeros(())) if gate else None
 
     def forward(self, features: torch.Tensor, image: torch.Tensor) -> SAMOutput:
         attention = self.attention_path(image)
@@ -141,7 +148,8 @@ class SAM(nn.Module):
             )
         proto = counts = None
         if self.update is not None:
-            features, proto, counts = self.update(features, attention)
+            update, proto, counts = self.update(features, attention)
+            features = update if self.gate is None else features + self.gate * update
         elif self.inter:
             mask = ck.attention_to_mask(attention, features.shape[2:], self.mask_mode)
             proto, counts = ck.prototype_pool(features, mask, num_classes=self.num_classes)
@@ -150,4 +158,4 @@ class SAM(nn.Module):
         return SAMOutput(features, attention, proto, counts)
 
     def extra_repr(self) -> str:
-        return f"mask_mode={self.mask_mode!r}, intra={self.intra}, inter={self.inter}"
+        return f"mask_mode={self.mask_mode!r}, intra={self.intra}, inter={self.inter}, gate={self.gate is not None}"

@@ -10,7 +10,7 @@ import math
 import torch
 from torch import nn
 
-NORMS = ("gn", "bn", "in", "sync_bn")
+from .choices import NORMS
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:

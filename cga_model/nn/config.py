@@ -11,8 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .attention import ATTENTION_STRIDES, MASK_MODES
-from .blocks import NORMS
+from .choices import ATTENTION_STRIDES, MASK_MODES, NORMS
 
 #: Spatial sizes must be multiples of this: three stride-2 encoder levels (and the SAM's rate <= 8).
 SIZE_MULTIPLE = 8
@@ -34,6 +33,11 @@ class ModelConfig:
     intra: bool = _option(True, "the intra-class update")
     intra_classes: tuple | None = _option(
         None, "class indices the update writes back (default: all classes)", nargs="+", type=int
+    )
+    update_gate: bool = _option(
+        False,
+        "a learned gate on the intra-class update, starting at 0: x + g * scatter(pool(x)) (paper: g = 1; "
+        "no effect without the SAM's update)",
     )
     inter: bool = _option(True, "prototypes for the inter-class loss")
     attention_rate: int = _option(

@@ -40,6 +40,7 @@ Conventions (all terms are float32 scalars, whatever the model's dtype):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -49,8 +50,8 @@ from torch import nn
 
 import cga_kernels as ck
 
-INTER_FORMS = ("paper", "official")
-SEGMENTATION_LOSSES = ("dice_ce", "dice")  # the default (Dice + cross-entropy), the paper's softmax Dice
+from .choices import INTER_FORMS
+from .loss_config import LossConfig
 
 
 def _check_labels(labels: torch.Tensor, reference: torch.Tensor, what: str) -> None:
@@ -161,76 +162,46 @@ class LossTerms(NamedTuple):
 
 
 class CGALoss(nn.Module):
-    """Two-stage CGA U-Net loss (paper section 3.1).
+    """Two-stage CGA U-Net loss (paper section 3.1), its options in a ``LossConfig``.
 
     ``total = dice_weight * L_M + attention_weight * L_A`` for ``epoch < inter_start_epoch``,
     ``+ inter_weight * inter_sign * L_I`` from ``inter_start_epoch`` on (epochs counted from 0).
 
-    Args:
-        segmentation: ``L_M``: ``"dice_ce"`` (default, ``dice_ce_loss``) or ``"dice"`` (the paper's
-            ``softmax_dice_loss``, which collapses on full-size volumes; see the module docstring).
-        dice_weight: weight of ``L_M``.
-        attention_weight: weight of the attention MSE ``L_A``; 1 is the paper ("the weights of
-            L_M and L_A are the same"), 20 is the released code.
-        inter_weight: weight of ``L_I`` (the paper only says it keeps ``L_I`` at the order of
-            magnitude of the other two; with the paper form ``L_I`` is about ``-log(1 + D)``,
-            a few units, so 0.1 is our default).
-        inter_form: ``"paper"`` or ``"official"`` (see ``cga_kernels.inter_class_loss``).
-        inter_start_epoch: first epoch (0-based) with the inter-class term (paper: 20).
-        inter_sign: ``-1`` for the "Baseline - Inter" experiment.
-        dice_smooth: ``smooth`` of the Dice.
+    - ``segmentation``: ``L_M``, ``"dice_ce"`` (default, ``dice_ce_loss``) or ``"dice"`` (the
+      paper's ``softmax_dice_loss``, which collapses on full-size volumes; see the module docstring);
+    - ``attention_weight``: 1 is the paper ("the weights of L_M and L_A are the same"), 20 the
+      released code;
+    - ``inter_weight``: the paper only says it keeps ``L_I`` at the order of magnitude of the other
+      two; with the paper form ``L_I`` is about ``-log(1 + D)``, a few units, so 0.1 is our default;
+    - ``inter_form``: ``"paper"`` or ``"official"`` (see ``cga_kernels.inter_class_loss``);
+    - ``inter_sign``: ``-1`` for the "Baseline - Inter" experiment.
 
+    ``CGALoss(config=None, *, dice_smooth=1e-5, **options)``: ``options`` replace fields of
+    ``config`` (default ``LossConfig()``), e.g. ``CGALoss(inter_start_epoch=0)``.
     ``forward(output: CGAOutput, labels (B, D, H, W) class indices, epoch: int) -> LossTerms``.
     """
 
-    def __init__(
-        self,
-        *,
-        segmentation: str = "dice_ce",
-        dice_weight: float = 1.0,
-        attention_weight: float = 1.0,
-        inter_weight: float = 0.1,
-        inter_form: str = "paper",
-        inter_start_epoch: int = 20,
-        inter_sign: float = 1.0,
-        dice_smooth: float = 1e-5,
-    ):
+    def __init__(self, config: LossConfig | None = None, *, dice_smooth: float = 1e-5, **options):
         super().__init__()
-        if inter_form not in INTER_FORMS:
-            raise ValueError(f"inter_form must be one of {INTER_FORMS}, got {inter_form!r}")
-        if inter_sign not in (1, -1):
-            raise ValueError(f"inter_sign must be 1 or -1, got {inter_sign!r}")
-        if segmentation not in SEGMENTATION_LOSSES:
-            raise ValueError(f"segmentation loss (--loss) must be one of {SEGMENTATION_LOSSES}, got {segmentation!r}")
-        self.segmentation = segmentation
-        self.dice_weight, self.attention_weight, self.inter_weight = (
-            float(dice_weight),
-            float(attention_weight),
-            float(inter_weight),
-        )
-        self.inter_form, self.inter_start_epoch, self.inter_sign = inter_form, int(inter_start_epoch), float(inter_sign)
+        self.config = dataclasses.replace(config or LossConfig(), **options)
         self.dice_smooth = dice_smooth
 
     def inter_active(self, epoch: int) -> bool:
         """Whether the inter-class term is part of the loss at ``epoch``."""
-        return self.inter_weight != 0 and epoch >= self.inter_start_epoch
+        return self.config.inter_weight != 0 and epoch >= self.config.inter_start_epoch
 
     def forward(self, output, labels: torch.Tensor, epoch: int) -> LossTerms:
+        c = self.config
         zero = torch.zeros((), dtype=torch.float32, device=output.logits.device)
-        segment = dice_ce_loss if self.segmentation == "dice_ce" else softmax_dice_loss
-        dice = self.dice_weight * segment(output.logits, labels, smooth=self.dice_smooth)
+        segment = dice_ce_loss if c.segmentation == "dice_ce" else softmax_dice_loss
+        dice = c.dice_weight * segment(output.logits, labels, smooth=self.dice_smooth)
         attention = zero
         if output.attention is not None:
-            attention = self.attention_weight * attention_mse_loss(output.attention, labels)
+            attention = c.attention_weight * attention_mse_loss(output.attention, labels)
         inter = zero
         if output.prototypes is not None and self.inter_active(epoch):
-            inter = self.inter_weight * inter_class_term(
-                output.prototypes, output.counts, self.inter_form, sign=self.inter_sign
-            )
+            inter = c.inter_weight * inter_class_term(output.prototypes, output.counts, c.inter_form, sign=c.inter_sign)
         return LossTerms(dice + attention + inter, dice, attention, inter)
 
     def extra_repr(self) -> str:
-        return (
-            f"segmentation={self.segmentation!r}, dice_weight={self.dice_weight}, attention_weight={self.attention_weight}, inter_weight={self.inter_weight}, "
-            f"inter_form={self.inter_form!r}, inter_start_epoch={self.inter_start_epoch}, inter_sign={self.inter_sign}"
-        )
+        return ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())

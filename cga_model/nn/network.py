@@ -103,6 +103,7 @@ class CGAUNet(nn.Module):
                 intra_classes=config.intra_classes,
                 inter=config.inter,
                 width=config.attention_channels,
+                gate=config.update_gate and config.intra,
             )
 
     @classmethod

@@ -1,14 +1,16 @@
 """nnU-Net's loss plus the attention MSE and the inter-class loss of the guided network.
 
-``GuidedLoss(host_loss, network, regions=..., ...)`` is called as nnU-Net calls its loss,
+``GuidedLoss(host_loss, network, regions=..., config=LossConfig(...))`` is called as nnU-Net calls its loss,
 ``loss(output, target)``, with the host output and targets (lists of per-scale tensors under
 deep supervision); it adds, from ``network.last_result`` (``cga_model.nnunet.network``),
 
-``total = host_loss + attention_weight * L_A + inter_weight * L_I``  (``L_I`` once ``inter_active``)
+``total = host_loss + attention_weight * L_A + inter_weight * inter_sign * L_I``  (``L_I`` once ``inter_active``)
 
 with ``L_A`` the attention MSE against the one-hot of the full-resolution target's categories
 (``cga_model.nn.losses.attention_mse_loss``) and ``L_I`` the inter-class loss of the bottleneck
-prototypes (``inter_class_term``). The last step's unweighted terms are in ``last_terms``.
+prototypes (``inter_class_term``), the weights and form those of the ``LossConfig`` (its ``segmentation``
+and ``dice_weight`` do not apply: nnU-Net's own loss is the host loss). The last step's
+unweighted terms are in ``last_terms``.
 
 Categories (K = number of network outputs + 1, fixed by the network alone so a checkpoint
 rebuilds without the dataset): label-based training: category = label value (the last category
@@ -25,6 +27,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ..nn.loss_config import LossConfig
 from ..nn.losses import attention_mse_loss, inter_class_term
 
 
@@ -55,19 +58,13 @@ class GuidedLoss(nn.Module):
         network: nn.Module,
         *,
         regions: bool,
-        attention_weight: float,
-        inter_weight: float,
-        inter_form: str,
+        config: LossConfig,
     ):
         super().__init__()
         self.host_loss = host_loss
         self.network = [network]  # a list: the network's parameters belong to the trainer, not to the loss
         self.regions = regions
-        self.attention_weight, self.inter_weight, self.inter_form = (
-            float(attention_weight),
-            float(inter_weight),
-            inter_form,
-        )
+        self.config = config
         self.inter_active = False
         self.last_terms = None
 
@@ -76,10 +73,11 @@ class GuidedLoss(nn.Module):
         result = self.network[0].last_result
         full = target[0] if isinstance(target, (list, tuple)) else target
         attention = attention_mse_loss(result.attention, target_categories(full, regions=self.regions))
-        total = host + self.attention_weight * attention
+        c = self.config
+        total = host + c.attention_weight * attention
         inter = torch.zeros((), device=host.device)
-        if self.inter_active and self.inter_weight:
-            inter = inter_class_term(result.prototypes, result.counts, self.inter_form)
-            total = total + self.inter_weight * inter
+        if self.inter_active and c.inter_weight:
+            inter = inter_class_term(result.prototypes, result.counts, c.inter_form, sign=c.inter_sign)
+            total = total + c.inter_weight * inter
         self.last_terms = GuidedTerms(host.detach(), attention.detach(), inter.detach())
         return total

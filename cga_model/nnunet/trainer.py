@@ -4,9 +4,10 @@ Everything nnU-Net plans and does stays (architecture, patch size, augmentation,
 BCE loss, deep supervision, poly learning rate, checkpoints, validation, prediction); the
 trainer adds, through ``cga_model.nnunet.network.guided_network``, the attention conv path on
 the input and the intra-class update on the bottleneck (``update_stage``), and adds to nnU-Net's loss the
-attention MSE (``attention_weight``) and, from epoch ``inter_start_epoch`` on, the inter-class
-loss (``inter_weight``, ``inter_form``); see ``cga_model.nnunet.loss``. Change them in a
-subclass (class attributes), as nnU-Net's own trainer variants do.
+attention MSE and, from epoch ``inter_start_epoch`` on, the inter-class loss, with the weights of
+``loss_config`` (a ``LossConfig``, as ``cga train`` uses; see ``cga_model.nnunet.loss``). Change
+them in a subclass (class attributes), as nnU-Net's own trainer variants do, e.g.
+``loss_config = LossConfig(attention_weight=20)``.
 
 nnU-Net finds the class through ``nnUNet_extTrainer`` (``cga_model.nnunet.TRAINER_DIR``);
 its predictor rebuilds the network with ``build_network_architecture`` from the plans alone.
@@ -25,15 +26,13 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from torch import nn
 from torch._dynamo import OptimizedModule
 
+from ..nn.loss_config import LossConfig
 from .loss import GuidedLoss
 from .network import GuidedNetwork, guided_network
 
 
 class nnUNetTrainerCGA(nnUNetTrainer):
-    attention_weight = 1.0  # weight of the attention MSE (paper: 1, released code: 20)
-    inter_weight = 0.1  # weight of the inter-class loss
-    inter_form = "paper"  # "paper" or "official" (cga_kernels.inter_class_loss)
-    inter_start_epoch = 20  # first epoch (0-based) with the inter-class loss
+    loss_config = LossConfig()  # attention_weight, inter_weight, inter_form, inter_start_epoch, inter_sign
     mask_mode = "hard"  # "hard" (argmax, as the paper) or "soft" masks of the intra-class update
     update_stage = -1  # encoder stage whose output the update replaces: -1 = the bottleneck (3: total stride 8 in typical 3d_fullres plans)
 
@@ -69,8 +68,8 @@ class nnUNetTrainerCGA(nnUNetTrainer):
             f"category-guided attention: {self.guided_network().head_kind} head, rate "
             f"{self.guided_network().head.rate}, update at {self.guided_network().module_name}, "
             f"{self.guided_network().update.num_classes} categories, {self.mask_mode} masks; "
-            f"attention_weight {self.attention_weight}, inter_weight {self.inter_weight} "
-            f"({self.inter_form}) from epoch {self.inter_start_epoch}"
+            f"attention_weight {self.loss_config.attention_weight}, inter_weight {self.loss_config.inter_weight} "
+            f"({self.loss_config.inter_form}) from epoch {self.loss_config.inter_start_epoch}"
         )
 
     def guided_network(self) -> GuidedNetwork:
@@ -86,14 +85,12 @@ class nnUNetTrainerCGA(nnUNetTrainer):
             super()._build_loss(),
             self.guided_network(),
             regions=self.label_manager.has_regions,
-            attention_weight=self.attention_weight,
-            inter_weight=self.inter_weight,
-            inter_form=self.inter_form,
+            config=self.loss_config,
         )
 
     def on_train_epoch_start(self):
         super().on_train_epoch_start()
-        self.loss.inter_active = self.current_epoch >= self.inter_start_epoch
+        self.loss.inter_active = self.current_epoch >= self.loss_config.inter_start_epoch
         self._epoch_terms = []
 
     def train_step(self, batch: dict) -> dict:

@@ -34,6 +34,7 @@ from ..data.sampling import DEFAULT_FOREGROUND_SHARE, CropBatchSampler
 from ..evaluation.metrics import dice, region_mask
 from ..nn.checkpoint import check_compatible, data_record, load_checkpoint, save_checkpoint, saved_model_config
 from ..nn.config import ModelConfig
+from ..nn.loss_config import LossConfig
 from ..nn.losses import CGALoss
 from ..nn.network import CGAUNet
 from ..nn.sliding_window import segment_volume
@@ -69,14 +70,7 @@ class TrainConfig:
     foreground_share: float = DEFAULT_FOREGROUND_SHARE  # share of each batch centred on a foreground voxel
     device: str = "cpu"
     model: ModelConfig = field(default_factory=ModelConfig)
-    # loss (CGALoss): "dice_ce" (Dice + cross-entropy) or "dice" (the paper's softmax Dice, collapses on full-size volumes)
-    loss: str = "dice_ce"
-    dice_weight: float = 1.0
-    attention_weight: float = 1.0
-    inter_weight: float = 0.1
-    inter_form: str = "paper"
-    inter_start_epoch: int = 20
-    inter_sign: float = 1.0
+    loss: LossConfig = field(default_factory=LossConfig)  # the options of CGALoss
     # robustness
     max_bad_steps: int = 10
     val_cases: list = field(default_factory=list)
@@ -90,19 +84,9 @@ class TrainConfig:
     channels: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        """Plain types only, as stored in checkpoints (``config["model"]`` is ``ModelConfig.to_dict()``)."""
-        return {**asdict(self), "model": self.model.to_dict()}
-
-    def make_loss(self) -> CGALoss:
-        return CGALoss(
-            segmentation=self.loss,
-            dice_weight=self.dice_weight,
-            attention_weight=self.attention_weight,
-            inter_weight=self.inter_weight,
-            inter_form=self.inter_form,
-            inter_start_epoch=self.inter_start_epoch,
-            inter_sign=self.inter_sign,
-        )
+        """Plain types only, as stored in checkpoints (``config["model"]`` is ``ModelConfig.to_dict()``,
+        ``config["loss"]`` is ``LossConfig.to_dict()``)."""
+        return {**asdict(self), "model": self.model.to_dict(), "loss": self.loss.to_dict()}
 
 
 def split_cases(cases: list[Path], val_fraction: float, seed: int):
@@ -234,7 +218,7 @@ def set_up(config: TrainConfig, resume: bool = False, overwrite: bool = False) -
         net=DistributedDataParallel(model) if ddp.enabled else model,
         optimizer=optimizer,
         scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: poly_lr(e, config.epochs)),
-        criterion=config.make_loss(),
+        criterion=CGALoss(config.loss),
         scaler=torch.amp.GradScaler("cuda", enabled=ddp.device.type == "cuda"),
         cases=cases,
         sampler=sampler,

@@ -8,8 +8,9 @@ import sys
 import pytest
 
 import cga_model
-from cga_model.cli import build_parser, main, model_config_from_args
+from cga_model.cli import build_parser, config_from_args, main
 from cga_model.nn.config import ModelConfig
+from cga_model.nn.loss_config import LossConfig
 
 COMMANDS = ("synth", "train", "predict", "evaluate")
 
@@ -73,11 +74,27 @@ def test_model_flags_are_the_model_config_fields():
             "in",
         ]
     )
-    assert model_config_from_args(args) == ModelConfig(
+    assert config_from_args(ModelConfig, args) == ModelConfig(
         base_channels=8, sam=False, dropout=0.1, attention_rate=4, intra_classes=(1, 3), mask_mode="soft", norm="in"
     )
     defaults = build_parser().parse_args(["train", "--data", "d", "--out", "o"])
-    assert model_config_from_args(defaults) == ModelConfig()
+    assert config_from_args(ModelConfig, defaults) == ModelConfig()
+    assert config_from_args(LossConfig, defaults) == LossConfig()
+
+
+def test_loss_flags_are_generated_from_loss_config():
+    flags = ["--loss", "dice", "--attention-weight", "20", "--inter-weight", "0", "--inter-form", "official"]
+    flags += ["--inter-start-epoch", "3", "--reverse-inter", "--dice-weight", "2"]
+    args = build_parser().parse_args(["train", "--data", "d", "--out", "o", *flags])
+    assert config_from_args(LossConfig, args) == LossConfig(
+        segmentation="dice", dice_weight=2.0, attention_weight=20.0, inter_weight=0.0, inter_form="official",
+        inter_start_epoch=3, inter_sign=-1.0,
+    )  # fmt: skip
+
+
+def test_off_by_default_model_switch_gets_a_positive_flag():
+    args = build_parser().parse_args(["train", "--data", "d", "--out", "o", "--update-gate"])
+    assert config_from_args(ModelConfig, args).update_gate
 
 
 def test_bad_model_flag_is_one_argparse_error(capsys):

@@ -165,3 +165,8 @@ def test_bad_loss_arguments():
         CGALoss(inter_form="nope")
     with pytest.raises(ValueError, match="inter_sign must be 1 or -1"):
         CGALoss(inter_sign=2)
+    for bad in (float("nan"), float("inf"), -1.0, True):
+        with pytest.raises(ValueError, match="inter_weight .*finite number >= 0"):
+            CGALoss(inter_weight=bad)
+    with pytest.raises(ValueError, match="inter_start_epoch"):
+        CGALoss(inter_start_epoch=-1)

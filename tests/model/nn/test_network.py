@@ -129,6 +129,27 @@ def test_sam_without_update_leaves_the_baseline_output_unchanged():
     assert not torch.allclose(a.logits, c.logits)
 
 
+def test_update_gate_starts_as_the_baseline_and_learns():
+    """A zero gate gives the logits of the same weights without the update; the gate gets a gradient."""
+    x = torch.randn(2, 4, 32, 32, 32)
+    gated = small(update_gate=True).eval()
+    base = small(sam=False).eval()
+    base.load_state_dict(gated.state_dict(), strict=False)
+    assert gated.sam.gate.item() == 0 and "sam.gate" in gated.state_dict()
+    with torch.no_grad():
+        torch.testing.assert_close(gated(x).logits, base(x).logits, rtol=0, atol=0)
+    gated.train()
+    CGALoss()(gated(x), torch.randint(0, 4, (2, 32, 32, 32)), epoch=0).total.backward()
+    assert gated.sam.gate.grad is not None and gated.sam.gate.grad.abs() > 0
+    with torch.no_grad():
+        gated.sam.gate.fill_(1.0)
+    paper = small().eval()
+    paper.load_state_dict({k: v for k, v in gated.state_dict().items() if k != "sam.gate"})
+    with torch.no_grad():
+        torch.testing.assert_close(gated.eval()(x).logits, paper(x).logits)  # g = 1 is the paper's update
+    assert "gate" not in dict(small(update_gate=True, intra=False).named_parameters())  # no update, no gate
+
+
 # --------------------------------------------------------------------------------------------
 # parameter count
 

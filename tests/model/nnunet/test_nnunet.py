@@ -35,6 +35,7 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper  # no
 from nnunetv2.utilities.find_class_by_name import recursive_find_python_class  # noqa: E402
 
 from cga_model import cli  # noqa: E402
+from cga_model.nn.loss_config import LossConfig  # noqa: E402
 from cga_model.data.cases import load_case  # noqa: E402
 from cga_model.data.layouts import find_cases  # noqa: E402
 from cga_model.nn.losses import attention_mse_loss, inter_class_term  # noqa: E402
@@ -48,13 +49,14 @@ DATASET_ID = 901
 DATASET = f"Dataset{DATASET_ID}_Synth"
 QUICK_TRAINER = '''
 import torch
+from cga_model.nn.loss_config import LossConfig
 from cga_model.nnunet.trainer import nnUNetTrainerCGA
 
 
 class nnUNetTrainerCGA_quick(nnUNetTrainerCGA):
     """One epoch of two iterations; inter-class loss from the start; no mirroring (time)."""
 
-    inter_start_epoch = 0
+    loss_config = LossConfig(inter_start_epoch=0)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -320,7 +322,7 @@ def test_guided_loss_adds_attention_and_inter_terms_under_deep_supervision():
     regions[:, 2, 5:8, 5:8, 5:8] = 1
     targets = [regions, regions[:, :, ::2, ::2, ::2]]
     host_loss = DeepSupervisionWrapper(torch.nn.BCEWithLogitsLoss(), (0.6, 0.4))
-    loss = GuidedLoss(host_loss, network, regions=True, attention_weight=2.0, inter_weight=0.5, inter_form="paper")
+    loss = GuidedLoss(host_loss, network, regions=True, config=LossConfig(attention_weight=2.0, inter_weight=0.5))
     outputs = network(x)
     result = network.last_result
     categories = target_categories(regions, regions=True)
@@ -350,9 +352,7 @@ def test_guided_loss_label_targets_use_label_values_as_categories():
         lambda output, target: host_loss(output, target[:, 0].long()),
         network,
         regions=False,
-        attention_weight=1.0,
-        inter_weight=0.0,
-        inter_form="paper",
+        config=LossConfig(attention_weight=1.0, inter_weight=0.0),
     )
     outputs = network(torch.randn(2, 4, 16, 16, 16))
     expected = host_loss(outputs, labels[:, 0]) + attention_mse_loss(network.last_result.attention, labels[:, 0])

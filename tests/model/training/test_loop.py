@@ -16,11 +16,12 @@ import torch
 from cga_model.cli import main as cga
 from cga_model.data.synth import synthesize_cohort
 from cga_model.nn.config import ModelConfig
+from cga_model.nn.loss_config import LossConfig
 from cga_model.training.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = dict(
-    crop=(16, 16, 16), batch_size=2, model=ModelConfig(base_channels=4), val_fraction=0.25, inter_start_epoch=1, lr=3e-3
+    crop=(16, 16, 16), batch_size=2, model=ModelConfig(base_channels=4), val_fraction=0.25, loss=LossConfig(inter_start_epoch=1), lr=3e-3
 )
 
 

@@ -6,6 +6,7 @@ import torch
 import torch.distributed as dist
 
 from cga_model.nn.config import ModelConfig
+from cga_model.nn.loss_config import LossConfig
 from cga_model.training.loop import TrainConfig, train
 
 data, out, dump = sys.argv[1:4]
@@ -17,7 +18,7 @@ config = TrainConfig(
     batch_size=1,
     model=ModelConfig(base_channels=4),
     val_fraction=0.0,
-    inter_start_epoch=0,
+    loss=LossConfig(inter_start_epoch=0),
 )
 model, _ = train(config, progress=False)
 torch.save(model.state_dict(), f"{dump}.rank{dist.get_rank()}.pt")

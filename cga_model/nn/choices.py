@@ -1,0 +1,17 @@
+"""The named choices of the model and loss options, in a module that imports nothing.
+
+``ModelConfig``, ``LossConfig``, the building blocks and the ``cga`` flags all take their choices
+from here, so that ``cga --help`` lists them without loading torch or the kernels.
+"""
+
+#: Normalisations of the residual blocks: GroupNorm (released code), BatchNorm (Table 1), InstanceNorm, SyncBatchNorm.
+NORMS = ("gn", "bn", "in", "sync_bn")
+#: Attention down-sampling rates (paper Table 3) -> the strides of the attention conv path.
+ATTENTION_STRIDES = {8: (2, 2, 2), 4: (1, 2, 2), 2: (1, 1, 2)}
+#: Masks of the intra-class update: argmax of the attention (released code) or softmax weights
+#: (the same tuple as ``cga_kernels.modules.MASK_MODES``, the op's contract; a test keeps them equal).
+MASK_MODES = ("hard", "soft")
+#: Segmentation losses: Dice + cross-entropy (default), the paper's softmax Dice over the tumour classes.
+SEGMENTATION_LOSSES = ("dice_ce", "dice")
+#: Inter-class loss forms (``cga_kernels.inter_class_loss``): the paper's formula, the released code's.
+INTER_FORMS = ("paper", "official")

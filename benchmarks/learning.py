@@ -1,39 +1,36 @@
-"""Learning on full-size volumes: the default training recipe against the paper's, in a fixed CPU budget.
+"""Learning on hard full-size volumes, like a paper's Table 4: variants x seeds on the same cases.
 
-``python -m benchmarks.learning [--out DIR] [--steps 500] [--recipes default paper]``
+``python -m benchmarks.learning [--out DIR] [--steps 240] [--seeds 1 2 3] [--variants cga no_sam segresnet]``
 
-Synthesises 12 training and 4 held-out realistic full-size cases (``cga synth --full-size``:
-240x240x155, a brain of 1.5-1.9 M voxels in a zero background, gliomas of 0.5-3 % of the brain;
-the two cohorts come from different seeds), caches the training cases (``cga preprocess``),
-trains every recipe for the same number of optimiser steps from the same seed, segments the
-held-out cases with the final weights (sliding windows at the training crop) and prints, per
-recipe, the held-out Dice per region (WT, TC, ET), the tumour voxels predicted outside the brain
-(voxels zero in every modality), the steps and samples done and the time they took.
+Synthesises three cohorts of ``cga synth --full-size --difficulty hard`` cases (240x240x155; each
+from its own seed): 12 training cases (cached with ``cga preprocess``), 4 validation cases, on which
+variants are compared to choose defaults, and 8 held-out test cases, which are only reported. Every
+variant trains for the same optimiser steps (batch 2 of 64^3 crops, base width 8: the README's CPU
+setting) once per seed, segments the validation and test cases with its final weights
+(``cga predict``'s defaults) and scores Dice per region (WT, TC, ET) and the tumour voxels predicted
+outside the brain. Each finished run is appended to ``<out>/results.jsonl``: run the same command
+again to go on after an interruption (finished runs are kept, not redone).
 
-Recipes (everything else as ``cga train``'s defaults, at the README's CPU settings: 64^3 crops,
-batch 2, base 8 channels):
-
-- ``default``: Dice + cross-entropy, 1/3 of the crops centred on tumour, brain mask at prediction;
-- ``paper``: the paper's softmax Dice over the tumour classes (``--loss dice``), uniform crops
-  (``--foreground-share 0``; inside the brain's box, as every crop of a cache), no brain mask
-  (``--no-brain-mask``).
-
-The budget is counted in optimiser steps, not minutes, so that a run on a busy machine trains as
-much as one on an idle machine: 500 steps (504: whole epochs of 6 steps) of batch 2 took 8.5-9.9
-minutes on an idle 2-core CPU (the issue's budget is 10). ``tests/test_learning.py`` runs a small
-version of the same measurement.
+The report gives, per variant, the mean +- std over seeds of the mean Dice over cases, and the
+paired differences per seed against ``--baseline`` (the same seed, the same cases), with their
+mean +- std; it is printed, written to ``<out>/report.md`` and drawn in ``<out>/learning.png``.
+Torch uses 2 threads (``--threads``) so that runs on the same machine do the same work.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
+from benchmarks.learning_report import format_report, plot_report
 from cga_model.data.cases import load_case
 from cga_model.data.layouts import find_cases, segmentation_classes
 from cga_model.data.nifti import load_nifti, read_array
@@ -43,139 +40,228 @@ from cga_model.data.synth_full_size import FULL_SHAPE
 from cga_model.evaluation.metrics import dice, region_mask
 from cga_model.inference.predict import predict_folder
 from cga_model.nn.config import ModelConfig
+from cga_model.nn.loss_config import LossConfig
 from cga_model.training.loop import TrainConfig, train
 
-TRAIN_COHORT_SEED, TEST_COHORT_SEED, TRAINING_SEED = 11, 12, 0
+COHORT_SEEDS = {"train": 11, "test": 12, "val": 13}
 REGIONS = ("WT", "TC", "ET")
+LR = 1e-3
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """One way to train and predict: the segmentation loss, the foreground share of the crops, the brain mask."""
+class Variant:
+    """One model to compare: ``ModelConfig``, ``LossConfig`` and ``TrainConfig`` overrides of the defaults,
+    or the MONAI peer."""
 
     name: str
-    loss: str
-    foreground_share: float
-    brain_mask: bool
+    help: str
+    model: dict = field(default_factory=dict)
+    loss: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    brain_mask: bool = True
+    peer: bool = False
 
 
-RECIPES = {
-    "default": Recipe("default", loss="dice_ce", foreground_share=1 / 3, brain_mask=True),
-    "paper": Recipe("paper", loss="dice", foreground_share=0.0, brain_mask=False),
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("cga", "the CGA U-Net, every default"),
+        Variant("no_sam", "the same U-Net without SAM (--no-sam)", model={"sam": False}),
+        Variant("cga_gate", "the CGA U-Net with a gate on the update (--update-gate)", model={"update_gate": True}),
+        Variant(
+            "cga_gate_no_inter",
+            "--update-gate --inter-weight 0",
+            model={"update_gate": True},
+            loss={"inter_weight": 0.0},
+        ),
+        Variant("cga_soft", "soft masks (--mask-mode soft)", model={"mask_mode": "soft"}),
+        Variant("cga_no_inter", "no inter-class loss (--inter-weight 0)", loss={"inter_weight": 0.0}),
+        Variant(
+            "paper_recipe",
+            "the paper's loss and sampling: --loss dice --foreground-share 0 --no-brain-mask",
+            loss={"segmentation": "dice"},
+            train={"foreground_share": 0.0},
+            brain_mask=False,
+        ),
+        Variant("segresnet", "MONAI SegResNet, DiceCELoss, MONAI transforms and sliding windows", peer=True),
+    )
 }
 
 
 @dataclass
 class Setting:
-    """The data and the budget of one measurement (the benchmark's defaults; the test's are smaller)."""
+    """The data and the budget of one measurement (the benchmark's defaults; the quick test's are smaller)."""
 
     out: Path
     train_cases: int = 12
-    test_cases: int = 4
+    val_cases: int = 4
+    test_cases: int = 8
     shape: tuple = FULL_SHAPE
-    steps: int = 500
+    difficulty: str = "hard"
+    steps: int = 240
     crop: tuple = (64, 64, 64)
     batch_size: int = 2
     base_channels: int = 8
     workers: int | None = None
-    recipes: list = field(default_factory=lambda: list(RECIPES))
+    seeds: tuple = (1, 2, 3)
+    variants: list = field(default_factory=lambda: ["cga", "no_sam", "segresnet"])
 
 
-def make_cohorts(setting: Setting) -> tuple[Path, Path]:
-    """Training cases (cached) and held-out cases (raw) under ``setting.out``; returns ``(cache, test folder)``."""
-    train_dir, test_dir, cache = setting.out / "train", setting.out / "test", setting.out / "train_cache"
-    for folder, cases, seed in (
-        (train_dir, setting.train_cases, TRAIN_COHORT_SEED),
-        (test_dir, setting.test_cases, TEST_COHORT_SEED),
-    ):
-        synthesize_cohort(folder, cases, seed=seed, shape=setting.shape, realistic=True, progress=False)
-    preprocess(train_dir, cache, workers=2, progress=False)
-    return cache, test_dir
+def make_cohorts(setting: Setting) -> dict:
+    """The cohorts under ``setting.out`` (made once; kept for a rerun): ``{"cache", "train", "val", "test"}`` folders."""
+    folders = {split: setting.out / split for split in COHORT_SEEDS}
+    counts = {"train": setting.train_cases, "val": setting.val_cases, "test": setting.test_cases}
+    for split, folder in folders.items():
+        if not (folder / ".complete").exists():
+            synthesize_cohort(
+                folder,
+                counts[split],
+                seed=COHORT_SEEDS[split],
+                shape=setting.shape,
+                difficulty=setting.difficulty,
+                progress=False,
+            )
+            (folder / ".complete").touch()
+    cache = setting.out / "train_cache"
+    if not (cache / ".complete").exists():
+        preprocess(folders["train"], cache, workers=2, progress=False)
+        (cache / ".complete").touch()
+    return {**folders, "cache": cache}
 
 
-def held_out_scores(pred_dir: Path, test_dir: Path) -> dict:
-    """Mean held-out Dice per region and the tumour voxels predicted outside the brain (summed over cases)."""
-    scores, outside = {r: [] for r in REGIONS}, 0
-    for source in find_cases(test_dir):
-        case = load_case(source)
-        path = pred_dir / f"{case.case_id}.nii.gz"
-        pred = segmentation_classes(read_array(load_nifti(path), path), path, case.layout)
-        brain = np.any(case.image != 0, axis=0)
-        outside += int(np.count_nonzero(pred[~brain]))
-        for region in REGIONS:
-            scores[region].append(dice(region_mask(pred, region), region_mask(case.classes, region)))
-    return {**{r: float(np.mean(v)) for r, v in scores.items()}, "outside": outside}
+def case_scores(pred: np.ndarray, case) -> dict:
+    """Dice per region of one case and its tumour voxels predicted outside the brain (zero in every modality)."""
+    brain = np.any(case.image != 0, axis=0)
+    scores = {r: dice(region_mask(pred, r), region_mask(case.classes, r)) for r in REGIONS}
+    return {**scores, "outside": int(np.count_nonzero(pred[~brain]))}
 
 
-def run_recipe(recipe: Recipe, setting: Setting, *, cache: Path, test_dir: Path) -> dict:
-    """Train ``recipe`` for ``setting.steps`` steps on the cache, predict and score the held-out cases."""
-    run_dir, pred_dir = setting.out / f"run_{recipe.name}", setting.out / f"pred_{recipe.name}"
-    steps_per_epoch = math.ceil(setting.train_cases / setting.batch_size)
-    epochs = math.ceil(setting.steps / steps_per_epoch)
-    config = TrainConfig(
-        data=str(cache),
-        out=str(run_dir),
-        epochs=epochs,
-        crop=tuple(setting.crop),
-        batch_size=setting.batch_size,
-        val_fraction=0.0,
-        seed=TRAINING_SEED,
-        workers=setting.workers,
-        foreground_share=recipe.foreground_share,
-        model=ModelConfig(base_channels=setting.base_channels),
-        loss=recipe.loss,
-        brain_mask=recipe.brain_mask,
-    )
-    wall, cpu = time.perf_counter(), time.process_time()
-    train(config, progress=False)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    predict_folder(
-        run_dir / "last.pt", test_dir, pred_dir, roi=tuple(setting.crop), brain_mask=recipe.brain_mask, progress=False
-    )
+def mean_scores(per_case: list) -> dict:
+    """Mean Dice per region over cases and the outside voxels summed."""
     return {
-        "recipe": recipe.name,
-        "steps": epochs * steps_per_epoch,
-        "samples": epochs * steps_per_epoch * setting.batch_size,
-        "train_min": wall / 60,
-        "train_cpu_min": cpu / 60,
-        **held_out_scores(pred_dir, test_dir),
+        **{r: float(np.mean([c[r] for c in per_case])) for r in REGIONS},
+        "outside": sum(c["outside"] for c in per_case),
     }
 
 
-def format_results(rows: list) -> str:
-    head = f"{'recipe':8s} {'steps':>6s} {'samples':>8s} {'train min':>9s} {'cpu min':>8s}  {'WT':>5s} {'TC':>5s} {'ET':>5s}  {'tumour voxels outside brain':>27s}"
-    lines = [head] + [
-        f"{r['recipe']:8s} {r['steps']:6d} {r['samples']:8d} {r['train_min']:9.1f} {r['train_cpu_min']:8.1f}  "
-        f"{r['WT']:5.3f} {r['TC']:5.3f} {r['ET']:5.3f}  {r['outside']:27d}"
-        for r in rows
+def folder_scores(pred_dir: Path, folder: Path) -> dict:
+    """``mean_scores`` of the ``cga predict`` label files in ``pred_dir`` against the cases of ``folder``."""
+    per_case = []
+    for source in find_cases(folder):
+        case = load_case(source)
+        path = pred_dir / f"{case.case_id}.nii.gz"
+        per_case.append(case_scores(segmentation_classes(read_array(load_nifti(path), path), path, case.layout), case))
+    return mean_scores(per_case)
+
+
+def train_config(variant: Variant, setting: Setting, seed: int, cohorts: dict) -> TrainConfig:
+    steps_per_epoch = math.ceil(setting.train_cases / setting.batch_size)
+    config = TrainConfig(
+        data=str(cohorts["cache"]),
+        out=str(setting.out / f"run_{variant.name}_s{seed}_{setting.steps}"),
+        epochs=math.ceil(setting.steps / steps_per_epoch),
+        crop=tuple(setting.crop),
+        batch_size=setting.batch_size,
+        lr=LR,
+        val_fraction=0.0,
+        seed=seed,
+        workers=setting.workers,
+        model=ModelConfig(base_channels=setting.base_channels, **variant.model),
+        loss=LossConfig(**variant.loss),
+        brain_mask=variant.brain_mask,
+    )
+    return replace(config, **variant.train)
+
+
+def run_cga(variant: Variant, setting: Setting, seed: int, cohorts: dict) -> dict:
+    """Train one CGA U-Net variant, predict the validation and test cases with ``cga predict``'s defaults, score."""
+    config = train_config(variant, setting, seed, cohorts)
+    steps = config.epochs * math.ceil(setting.train_cases / setting.batch_size)
+    wall, cpu = time.perf_counter(), time.process_time()
+    train(config, progress=False, overwrite=True)
+    timing = {"train_min": (time.perf_counter() - wall) / 60, "train_cpu_min": (time.process_time() - cpu) / 60}
+    scores = {}
+    for split in ("val", "test"):
+        pred_dir = Path(config.out) / f"pred_{split}"
+        predict_folder(
+            Path(config.out) / "last.pt",
+            cohorts[split],
+            pred_dir,
+            brain_mask=variant.brain_mask,
+            progress=False,
+            log=lambda line: None,
+        )
+        scores[split] = folder_scores(pred_dir, cohorts[split])
+    return {"steps": steps, **timing, **scores}
+
+
+def run_peer(setting: Setting, seed: int, cohorts: dict) -> dict:
+    """Train and apply the MONAI SegResNet peer (``benchmarks.monai_peer``) the same number of steps."""
+    from benchmarks.monai_peer import predict_segresnet, train_segresnet
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    model = train_segresnet(
+        cohorts["train"],
+        steps=setting.steps,
+        crop=setting.crop,
+        batch_size=setting.batch_size,
+        base_channels=setting.base_channels,
+        seed=seed,
+        lr=LR,
+    )
+    timing = {"train_min": (time.perf_counter() - wall) / 60, "train_cpu_min": (time.process_time() - cpu) / 60}
+    scores = {}
+    for split in ("val", "test"):
+        cases = [load_case(source) for source in find_cases(cohorts[split])]
+        scores[split] = mean_scores([case_scores(predict_segresnet(model, c.image), c) for c in cases])
+    return {"steps": setting.steps, **timing, **scores}
+
+
+def load_results(path: Path) -> list:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def measure(setting: Setting, progress: bool = True) -> list:
+    """Every variant of ``setting.variants`` for every seed (runs already in ``results.jsonl`` are kept);
+    returns the rows of this setting's step budget."""
+    setting.out.mkdir(parents=True, exist_ok=True)
+    cohorts = make_cohorts(setting)
+    results = setting.out / "results.jsonl"
+    done = {(r["variant"], r["seed"], r["steps_asked"]) for r in load_results(results)}
+    # seed-major: an interrupted measurement still holds paired runs
+    todo = [(v, s) for s in setting.seeds for v in setting.variants if (v, s, setting.steps) not in done]
+    for name, seed in tqdm(todo, desc="runs", disable=not progress):
+        variant = VARIANTS[name]
+        row = run_peer(setting, seed, cohorts) if variant.peer else run_cga(variant, setting, seed, cohorts)
+        row = {"variant": name, "seed": seed, "steps_asked": setting.steps, **row}
+        with open(results, "a") as f:
+            f.write(json.dumps(row) + "\n")
+    return [
+        r
+        for r in load_results(results)
+        if r["steps_asked"] == setting.steps and r["variant"] in setting.variants and r["seed"] in setting.seeds
     ]
-    return "\n".join(lines)
-
-
-def measure(setting: Setting) -> list:
-    """The whole measurement: cohorts, then every recipe of ``setting.recipes``; returns one row per recipe."""
-    cache, test_dir = make_cohorts(setting)
-    return [run_recipe(RECIPES[name], setting, cache=cache, test_dir=test_dir) for name in setting.recipes]
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--out", default="learning_out", help="folder for the cohorts, the cache, the runs and the predictions"
-    )
-    parser.add_argument("--steps", type=int, default=500, help="optimiser steps per recipe (the budget)")
-    parser.add_argument("--recipes", nargs="+", choices=tuple(RECIPES), default=list(RECIPES))
+    parser.add_argument("--out", default="learning_out", help="folder for the cohorts, runs and results (resumable)")
+    parser.add_argument("--steps", type=int, default=240, help="optimiser steps per run (the budget)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=["cga", "no_sam", "segresnet"])
+    parser.add_argument("--baseline", choices=tuple(VARIANTS), default="no_sam", help="the variant differences are to")
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: cga train's)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        parser.error(f"--out {out} is not empty: choose a new folder (runs and predictions are not overwritten)")
-    start = time.perf_counter()
-    rows = measure(Setting(out=out, steps=args.steps, recipes=args.recipes, workers=args.workers))
-    print(format_results(rows))
-    print(
-        f"goal (issue 12): default WT >= 0.85, TC >= 0.75, ET >= 0.70, 0 voxels outside the brain; total {(time.perf_counter() - start) / 60:.1f} min"
+    torch.set_num_threads(args.threads)
+    setting = Setting(
+        out=Path(args.out), steps=args.steps, seeds=tuple(args.seeds), variants=args.variants, workers=args.workers
     )
+    rows = measure(setting)
+    report = format_report(rows, baseline=args.baseline, help={n: v.help for n, v in VARIANTS.items()})
+    print(report)
+    (setting.out / "report.md").write_text(report + "\n")
+    plot_report(rows, setting.out / "learning.png", baseline=args.baseline)
 
 
 if __name__ == "__main__":

@@ -254,7 +254,7 @@ def _add_synth(sub) -> None:
 
 
 def _add_preprocess(sub) -> None:
-    from .data.loader import default_workers
+    from .data.workers import default_workers
 
     p = _command(
         sub,

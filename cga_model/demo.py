@@ -10,7 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
-from .data.loader import default_workers
+from .data.workers import default_workers
 from .data.preprocess import preprocess
 from .data.synth import synthesize_cohort
 from .evaluation.evaluate import evaluate_folder, format_table, plot_distribution, write_csv

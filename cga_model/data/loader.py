@@ -12,8 +12,6 @@ normalises its whole case (seconds at 240x240x155); from a cache it reads only i
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
@@ -25,7 +23,6 @@ from .errors import DataError
 from .layouts import find_cases
 from .sampling import CropBatchSampler, crop_start, foreground_voxel, read_window
 
-MAX_DEFAULT_WORKERS = 8
 PREFETCH_FACTOR = 2  # batches each worker keeps ready
 
 
@@ -163,12 +160,6 @@ def _batch_tensor(shape, dtype) -> torch.Tensor:
 def _as_batch(batch: dict) -> dict:
     """The DataLoader's collate function: ``TrainingCrops.__getitems__`` already made the batch."""
     return batch
-
-
-def default_workers(processes: int = 1) -> int:
-    """Loader workers per training process: the CPU cores this process may use, shared among
-    ``processes`` (DDP ranks), capped at ``MAX_DEFAULT_WORKERS``; at least 1."""
-    return max(1, min(len(os.sched_getaffinity(0)) // max(processes, 1), MAX_DEFAULT_WORKERS))
 
 
 def make_loader(

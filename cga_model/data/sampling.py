@@ -14,7 +14,6 @@ import math
 from collections.abc import Iterator
 
 import numpy as np
-from torch.utils.data import Sampler
 
 DEFAULT_FOREGROUND_SHARE = 1 / 3
 SEED_BITS = 63
@@ -78,8 +77,11 @@ def foreground_count(batch_size: int, share: float, rng: np.random.Generator) ->
     return int(whole) + int(rng.random() < fraction)
 
 
-class CropBatchSampler(Sampler):
+class CropBatchSampler:
     """Batches of ``(case_index, foreground, seed)`` for ``TrainingCrops``: one crop per case per epoch.
+
+    An iterable of batches, as ``DataLoader(batch_sampler=...)`` takes it (plain Python: the module
+    imports no torch, so the ``cga`` flags read its default without loading torch).
 
     Every epoch (``set_epoch``) draws, from ``(seed, epoch)`` alone, a permutation of the cases and one
     seed per sample; the last ``foreground_count`` samples of every batch are foreground crops. Under

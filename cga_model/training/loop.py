@@ -29,8 +29,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..data.layouts import get_layout
-from ..data.loader import TrainingCrops, default_workers, make_loader, open_cases, training_batch
+from ..data.loader import TrainingCrops, make_loader, open_cases, training_batch
 from ..data.sampling import DEFAULT_FOREGROUND_SHARE, CropBatchSampler
+from ..data.workers import default_workers
 from ..evaluation.metrics import dice, region_mask
 from ..nn.checkpoint import check_compatible, data_record, load_checkpoint, save_checkpoint, saved_model_config
 from ..nn.config import ModelConfig

@@ -102,3 +102,15 @@ def test_bad_model_flag_is_one_argparse_error(capsys):
         main(["train", "--data", "d", "--out", "o", "--attention-rate", "3"])
     assert exit_info.value.code == 2
     assert "cga train: error: argument --attention-rate: invalid choice: 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["synth"], ["train"], ["predict"], ["preprocess"], ["evaluate"]])
+def test_help_loads_neither_torch_nor_the_kernels(command):
+    script = (
+        "import sys\nfrom cga_model.cli import main\n"
+        f"try:\n    main({command + ['--help']!r})\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'cga_kernels', 'triton') if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr[-500:]
+    assert "usage: cga" in done.stdout

@@ -189,6 +189,16 @@ def _write_msd_description(root: Path, ids: list) -> None:
     atomic_write(root / "dataset.json", lambda tmp: Path(tmp).write_text(json.dumps(description, indent=1)))
 
 
+def _check_difficulty(difficulty: str | None, layout: str, with_cavity: bool) -> None:
+    if difficulty is not None and difficulty not in FULL_SIZE_GENERATORS:
+        raise ValueError(f"difficulty must be one of {tuple(FULL_SIZE_GENERATORS)} or None, got {difficulty!r}")
+    if difficulty is not None and with_cavity:
+        raise ValueError(
+            f"realistic (--full-size) synthetic cases have no resection cavity or cyst, which layout {layout} "
+            "expects: choose another --layout"
+        )
+
+
 def synthesize_cohort(
     out,
     cases: int = 10,
@@ -214,13 +224,7 @@ def synthesize_cohort(
     """
     chosen = get_layout(layout)
     with_cavity = has_fluid_lesion(chosen.scheme)
-    if difficulty is not None and difficulty not in FULL_SIZE_GENERATORS:
-        raise ValueError(f"difficulty must be one of {tuple(FULL_SIZE_GENERATORS)} or None, got {difficulty!r}")
-    if difficulty is not None and with_cavity:
-        raise ValueError(
-            f"realistic (--full-size) synthetic cases have no resection cavity or cyst, which layout {layout} "
-            "expects: choose another --layout"
-        )
+    _check_difficulty(difficulty, layout, with_cavity)
     shape = tuple(shape)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

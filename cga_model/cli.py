@@ -83,7 +83,7 @@ def config_from_args(config_class, args: argparse.Namespace):
 
 
 def _synth(args) -> None:
-    from .data.synth import synthesize_cohort
+    from .data.synth import check_cohort_out, synthesize_cohort
     from .data.synth_full_size import FULL_SHAPE
 
     if args.full_size and args.shape is not None:
@@ -94,6 +94,7 @@ def _synth(args) -> None:
     if args.difficulty is not None and not args.full_size:
         raise ValueError(f"--difficulty {args.difficulty} needs --full-size (the small demo cases have one difficulty)")
     difficulty = (args.difficulty or "easy") if args.full_size else None
+    check_cohort_out(args.out, args.layout, args.cases, args.seed, args.overwrite)
     ids = synthesize_cohort(
         args.out, cases=args.cases, seed=args.seed, shape=shape, layout=args.layout, difficulty=difficulty
     )
@@ -155,13 +156,18 @@ def _predict(args) -> None:
         save_probs=args.probs,
         brain_mask=not args.no_brain_mask,
         device=args.device,
+        overwrite=args.overwrite,
     )
     print(f"wrote {len(written)} predictions (+ overlay PNGs) to {args.out}")
 
 
 def _evaluate(args) -> None:
+    from .data.file_safety import check_output
     from .evaluation.evaluate import evaluate_folder, format_table, plot_distribution, write_csv
 
+    out = Path(args.out)
+    png = out.with_suffix(".png")
+    check_output(out, inputs=(args.pred, args.gt), overwrite=args.overwrite, will_write=(out, png))
     rows = evaluate_folder(
         args.pred,
         args.gt,
@@ -169,9 +175,7 @@ def _evaluate(args) -> None:
         metric_sets=tuple(m.strip() for m in args.metrics.split(",") if m.strip()),
         allow_missing=args.allow_missing,
     )
-    out = Path(args.out)
     write_csv(rows, out)
-    png = out.with_suffix(".png")
     plot_distribution(rows, png)
     print(format_table(rows))
     print(f"metrics: {out}\nplot: {png}")
@@ -229,6 +233,9 @@ def _add_synth(sub) -> None:
     )
     p.add_argument("--cases", type=int, default=10, help="number of cases")
     p.add_argument("--seed", type=int, default=0, help="seed of the cohort (same seed, same cases)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the cases of the same cohort (layout, seed, count) in the folder"
+    )
     p.add_argument(
         "--shape",
         type=int,
@@ -384,10 +391,16 @@ def _add_predict(sub) -> None:
         default="float32",
         help="arithmetic of the network (bfloat16: autocast, for CPUs and GPUs with bfloat16 units)",
     )
-    p.add_argument("--probs", action="store_true", help="also write <ID>_prob.nii.gz")
+    _add_prediction_files(p)
     _add_brain_mask(p)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     _add_layout(p, "--input; predictions are written in its file names and label values")
+
+
+def _add_prediction_files(p) -> None:
+    """``cga predict``'s optional probability maps, and whether files already in ``--out`` may be replaced."""
+    p.add_argument("--probs", action="store_true", help="also write <ID>_prob.nii.gz")
+    p.add_argument("--overwrite", action="store_true", help="replace the <ID>.nii.gz, PNG (and prob) files --out holds")
 
 
 def _add_evaluate(sub) -> None:
@@ -405,6 +418,7 @@ def _add_evaluate(sub) -> None:
         action="store_true",
         help="score a ground-truth case without a prediction as an empty (all background) prediction instead of refusing",
     )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out CSV and the PNG beside it")
     _add_layout(p, "--gt")
     p.add_argument(
         "--metrics",

@@ -19,6 +19,8 @@ import os
 import sys
 from pathlib import Path
 
+from .data.file_safety import check_name_lengths
+
 EXPECTED_ERRORS = (ValueError, OSError, RuntimeError)
 FOLDER_OUTPUTS = (
     "synth",
@@ -60,6 +62,7 @@ def _check_out(args) -> None:
     out = getattr(args, "out", None)
     if out is None:
         return
+    check_name_lengths(out)
     out = Path(out)
     if args.command in FOLDER_OUTPUTS and out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, expected a folder (a new one, or the folder of an earlier run)")
@@ -98,9 +101,10 @@ def _one_line(text: str) -> str:
 
 def run_command(args) -> int:
     """Run ``args.func(args)`` after ``check_arguments``; returns the exit status (0, or 2 after a one-line error)."""
-    created = _created_folder(args)
+    created = None
     try:
         check_arguments(args)
+        created = _created_folder(args)
         args.func(args)
         return 0
     except EXPECTED_ERRORS as err:

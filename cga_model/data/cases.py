@@ -8,11 +8,14 @@ Augmentation is in ``augmentation.py``; the training samples and their loader in
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError
+from .geometry import check_geometry
 from .layouts import LAYOUTS, CaseFiles, find_cases, segmentation_classes
 from .nifti import load_nifti, read_array
 
@@ -40,15 +43,30 @@ class Case:
         return self.image[self.modalities.index("flair") if "flair" in self.modalities else 0]
 
 
+def _not_a_file(path: Path, case: CaseFiles, modality: str) -> str:
+    """Why ``path``, the ``modality`` sequence of ``case``, cannot be read: a folder, a broken symlink, or nothing."""
+    expected = f"the {modality} sequence of case {case.case_id} must be a NIfTI file there"
+    if path.is_dir():
+        return f"{path} is a folder, not a file: {expected}; move the folder away and put the file there"
+    if path.is_symlink():
+        try:
+            os.stat(path)
+        except OSError as err:
+            target = os.readlink(path)
+            return f"{path} is a symlink that leads nowhere ({err.strerror}: {target}): {expected}; fix the link"
+        return f"{path} is a symlink to something that is not a file: {expected}; fix the link"
+    return (
+        f"{path}: missing modality file {path.name}: case {case.case_id} has no {modality} sequence, which "
+        f"the {case.layout} layout (and a network trained on it) needs; add it, or move the case out"
+    )
+
+
 def _open_images(case: CaseFiles) -> dict:
     """Each image file of ``case`` opened once (headers only), its dimensions checked against the layout."""
     opened = {}
     for path, channel, modality in zip(case.images, case.channels, case.modalities):
         if not path.is_file():
-            raise DataError(
-                f"{path}: missing modality file {path.name}: case {case.case_id} has no {modality} sequence, which "
-                f"the {case.layout} layout (and a network trained on it) needs; add it, or move the case out"
-            )
+            raise DataError(_not_a_file(path, case, modality))
         if path not in opened:
             opened[path] = load_nifti(path)
         image = opened[path]
@@ -72,6 +90,7 @@ def check_headers(case: CaseFiles) -> None:
             raise DataError(f"{path} has shape {image.shape}, expected {shape} like {case.images[0].name}; resample it")
         if not np.issubdtype(image.get_data_dtype(), np.number):
             raise DataError(f"{path}: voxel type {image.get_data_dtype()} is not numeric; convert it")
+    check_geometry(opened, files[-1] if case.seg is not None else None)
 
 
 def _read_images(case: CaseFiles) -> tuple:
@@ -85,6 +104,7 @@ def _read_images(case: CaseFiles) -> tuple:
                 f"{path} has shape {image.shape}, expected 3-D {shape} like {case.images[0].name}; "
                 "resample it to its case's grid"
             )
+    check_geometry(opened)
     stacked = np.empty((len(case.images),) + tuple(shape), dtype=np.float32)
     four_d = {}
     for m, (path, channel) in enumerate(zip(case.images, case.channels)):
@@ -119,6 +139,7 @@ def load_case(case, *, with_labels: bool = True) -> Case:
         seg_img = load_nifti(case.seg)
         if seg_img.shape != image.shape[1:]:
             raise DataError(f"{case.seg}: shape {seg_img.shape}, expected {image.shape[1:]} like the case's images")
+        check_geometry({case.images[0]: reference}, (case.seg, seg_img))
         classes = segmentation_classes(read_array(seg_img, case.seg, dtype=None), case.seg, case.layout)
     return Case(case.case_id, image, classes, reference, case.layout)
 

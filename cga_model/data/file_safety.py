@@ -1,4 +1,5 @@
-"""File safety: output paths that cannot escape their folder, and atomic writes that honour the umask."""
+"""File safety: the one output rule of every command that writes (``check_output``), output paths that cannot
+escape their folder, and atomic writes that honour the umask and keep symlinks."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 def safe_case_path(out_dir, case_id: str, suffix: str) -> Path:
     """``out_dir / (case_id + suffix)``, refusing IDs that could escape ``out_dir`` (``..``, ``/``, ...)."""
     if not _SAFE_ID.match(case_id) or ".." in case_id:
-        raise DataError(f"case ID {case_id!r} is not a safe file name (letters, digits, '.', '_', '-' only, no '..')")
+        raise DataError(
+            f"case ID {case_id!r} is not a safe file name: ASCII letters and digits, then also '.', '_', '-' "
+            "(no '..', no other characters); rename the case's files"
+        )
     out = Path(out_dir).resolve()
     path = (out / f"{case_id}{suffix}").resolve()
     if path.parent != out:
@@ -27,7 +31,7 @@ TEMP_MARK = ".tmp"  # atomic_write's temporary files: .<name>.<random>.tmp<suffi
 
 
 def current_umask() -> int:
-    """The process's file-creation mask: from /proc on Linux (no change to it), else by setting it and putting it back."""
+    """The process's file-creation mask: from /proc on Linux (no change to it), else set and put back."""
     try:
         with open("/proc/self/status") as fh:
             return next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
@@ -42,9 +46,10 @@ def atomic_write(path, write) -> None:
 
     A crash leaves either the old file or the new one, never a partial file (a SIGKILL may leave
     the temporary file: ``remove_stale_temps`` clears them). The file gets the mode a plain
-    ``open(path, "w")`` would give (0666 less the umask), not ``mkstemp``'s 0600.
+    ``open(path, "w")`` would give (0666 less the umask), not ``mkstemp``'s 0600. When ``path`` is a
+    symlink, its target is written and the link kept.
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path))  # a symlink keeps pointing at the file written
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_MARK + "".join(path.suffixes), dir=path.parent)
     os.close(fd)
     try:
@@ -63,3 +68,79 @@ def remove_stale_temps(folder) -> list:
     for p in stale:
         p.unlink()
     return stale
+
+
+MAX_NAME_BYTES = 255  # the longest file or folder name ext4, XFS, APFS and NTFS allow
+
+
+def check_name_lengths(path, flag: str = "--out") -> None:
+    """Refuse a ``path`` with a component over ``MAX_NAME_BYTES`` bytes (UTF-8), which no file system can create."""
+    for part in Path(path).parts:
+        size = len(os.fsencode(part))
+        if size > MAX_NAME_BYTES:
+            raise DataError(
+                f"{flag} {str(path)[:60]}...: the name {part[:30]}... is {size} bytes, over the {MAX_NAME_BYTES} "
+                "bytes a file system allows per name; choose a shorter one"
+            )
+
+
+def _within(path: Path, folder: Path) -> bool:
+    """Whether the real path ``path`` is ``folder`` or lies under it (both already resolved)."""
+    return path == folder or folder in path.parents
+
+
+def _check_inputs(out, real_out: Path, inputs, will_write, replaces: bool, flag: str) -> None:
+    """Refuse an output that would write into (or, with ``replaces``, delete) an input, even with ``--overwrite``."""
+    for source in inputs:
+        real_in = Path(os.path.realpath(source))
+        if _within(real_out, real_in):
+            raise DataError(
+                f"{flag} {out} is inside the input {source}: writing there would replace input files, so it is "
+                "refused even with --overwrite; choose a folder outside the input"
+            )
+        if replaces and _within(real_in, real_out):
+            raise DataError(
+                f"{flag} {out} holds the input {source}: replacing it would delete the input, so it is refused even "
+                "with --overwrite; choose another folder"
+            )
+        hit = next((p for p in will_write if _within(Path(os.path.realpath(p)), real_in)), None)
+        if hit is not None:
+            raise DataError(
+                f"{flag} {out}: {hit} leads into the input {source} (a symlink?); writing it would replace an input "
+                "file, so it is refused even with --overwrite; choose another folder"
+            )
+
+
+def check_output(out, *, inputs=(), overwrite: bool = False, will_write=(), replaces: bool = False, flag="--out"):
+    """The output rule of every command that writes, checked before anything is written (raises ``DataError``).
+
+    ``out``: the output folder or file; ``inputs``: the files and folders the command reads;
+    ``will_write``: every path it would write (checked as given, symlinks followed); ``replaces``:
+    ``out`` is replaced as a whole. Refused always: a name over ``MAX_NAME_BYTES`` bytes; ``out``
+    inside (or equal to) an input, or a path of ``will_write`` leading into one (realpaths);
+    with ``replaces``, an input inside ``out``. Refused unless ``overwrite``: a path of ``will_write``
+    that exists (the first one is named).
+    """
+    will_write = [Path(p) for p in will_write]
+    for path in [Path(out), *will_write]:
+        check_name_lengths(path, flag)
+    _check_inputs(out, Path(os.path.realpath(out)), inputs, will_write, replaces, flag)
+    existing = [p for p in will_write if os.path.lexists(p)]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more it would replace)" if len(existing) > 1 else ""
+        raise DataError(
+            f"{flag} {out}: {existing[0]} exists{more}; pass --overwrite to replace it, or choose another {flag}"
+        )
+
+
+def check_holds_only(out, will_write, *, reason: str, flag: str = "--out") -> None:
+    """Refuse a folder ``out`` holding a file that is not in ``will_write`` (symlinks followed), even with
+    ``--overwrite``: ``reason`` says why that file must not stay beside the output."""
+    if not os.path.isdir(out):
+        return
+    expected = {Path(os.path.realpath(p)) for p in will_write}
+    other = next(
+        (p for p in Path(out).rglob("*") if not p.is_dir() and Path(os.path.realpath(p)) not in expected), None
+    )
+    if other is not None:
+        raise DataError(f"{flag} {out} holds {other}; {reason}")

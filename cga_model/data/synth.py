@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from .file_safety import atomic_write
+from .file_safety import atomic_write, check_holds_only, check_output
 from .labels import CLASS_NAMES, CYST, GTV, LabelScheme
 from .layouts import LAYOUTS, MODALITIES, MSD_MODALITY_NAMES, Layout, case_paths, get_layout
 from .nifti import save_nifti
@@ -245,3 +245,25 @@ def synthesize_cohort(
     if not chosen.is_folder_per_case:
         _write_msd_description(out, ids)
     return ids
+
+
+def cohort_files(out, layout: str, cases: int, seed: int) -> list:
+    """Every file ``synthesize_cohort(out, cases, seed=seed, layout=layout)`` writes."""
+    chosen = get_layout(layout)
+    files = []
+    for i in range(cases):
+        paths, seg = case_paths(chosen, Path(out), _case_id(layout, seed, i))
+        files += [*dict.fromkeys(paths), seg]
+    return files + ([] if chosen.is_folder_per_case else [Path(out) / "dataset.json"])
+
+
+def check_cohort_out(out, layout: str, cases: int, seed: int, overwrite: bool) -> None:
+    """``cga synth``'s output rule (``check_output``): the cases it would replace only with ``overwrite``, and
+    never into a folder holding other files (cases of another layout, seed or count), which would mix cohorts."""
+    files = cohort_files(out, layout, cases, seed)
+    check_output(out, overwrite=overwrite, will_write=files, flag="folder")
+    reason = (
+        f"a {layout} cohort of {cases} cases with seed {seed} would not write it: writing there would mix cohorts "
+        "or layouts; choose a new or empty folder"
+    )
+    check_holds_only(out, files, flag="folder", reason=reason)

@@ -8,6 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data.errors import DataError
+from ..data.geometry import check_image, check_same_grid
 from ..data.layouts import LAYOUTS, find_cases, segmentation_classes
 from ..data.nifti import load_nifti, read_array
 from . import tables
@@ -18,28 +19,35 @@ from .plots import pyplot, save_png
 METRIC_SETS = ("legacy", "lesionwise")  # cga evaluate --metrics: legacy per-region metrics, BraTS 2023+ lesion-wise
 
 
-AFFINE_TOLERANCE_MM = 1e-3  # prediction and ground-truth affines may differ by this much per entry (float rounding)
-
-
 def _read_classes(path: Path, layout: str):
-    """``(class indices (X, Y, Z) uint8, the NIfTI image)`` of a label file written in ``layout``'s scheme;
-    values are checked as stored, before any cast."""
-    image = load_nifti(path)
-    if len(image.shape) != 3:
-        raise DataError(f"{path}: a segmentation must be 3-D, found shape {image.shape}")
+    """``(class indices (X, Y, Z) uint8, the NIfTI image)`` of a ground-truth label file of ``layout``;
+    values are checked as stored, before any cast, and its affine and voxel sizes (they give the spacing)."""
+    image = _open_3d(path)
+    check_image(image, path)
     return segmentation_classes(read_array(image, path, dtype=None), path, layout), image
 
 
-def _check_geometry(case_id: str, pred, truth) -> None:
-    """The prediction must lie on the ground truth's voxel grid: same shape, same affine (within tolerance)."""
-    if pred.shape != truth.shape:
-        raise DataError(f"case {case_id}: prediction shape {pred.shape} differs from ground truth shape {truth.shape}")
-    if not np.allclose(pred.affine, truth.affine, rtol=0, atol=AFFINE_TOLERANCE_MM):
+def _open_3d(path: Path):
+    image = load_nifti(path)
+    if len(image.shape) != 3:
+        raise DataError(f"{path}: a segmentation must be 3-D, found shape {image.shape}")
+    return image
+
+
+def _read_prediction(path: Path, truth_image, truth_path: Path, layout: str):
+    """Class indices ``(X, Y, Z)`` uint8 of the prediction ``path``, on the ground truth's voxel grid and in the
+    label values of its layout ``layout`` (a value outside them is the prediction's fault, and said so)."""
+    image = _open_3d(path)
+    check_same_grid(
+        image, path, truth_image, truth_path, advice="write predictions with the input's affine (cga predict does)"
+    )
+    try:
+        return LAYOUTS[layout].scheme.to_classes(read_array(image, path, dtype=None))
+    except ValueError as err:
         raise DataError(
-            f"case {case_id}: the prediction's affine differs from the ground truth's (flipped, shifted or "
-            f"rescaled?): {np.round(pred.affine, 3).tolist()} vs {np.round(truth.affine, 3).tolist()}; "
-            "write predictions with the input's affine (cga predict does)"
-        )
+            f"{path} (a prediction): {err}; predictions must use the label values of the ground truth's layout "
+            f"{layout}: predict with --layout {layout}, or convert this prediction's labels"
+        ) from err
 
 
 def _predictions(pred_dir: Path) -> dict:
@@ -64,8 +72,8 @@ def _pairs(pred_dir: Path, gt_dir, layout, allow_missing: bool) -> list:
     unmatched = sorted(set(preds) - set(labelled))
     if unmatched:
         raise DataError(
-            f"no ground-truth segmentation for prediction {', '.join(unmatched[:5])}{', ...' if len(unmatched) > 5 else ''} "
-            f"in {gt_dir} ({len(truths)} cases there)"
+            f"no ground-truth segmentation for prediction {', '.join(unmatched[:5])}"
+            f"{', ...' if len(unmatched) > 5 else ''} in {gt_dir} ({len(truths)} cases there)"
         )
     missing = sorted(set(labelled) - set(preds))
     if missing and not allow_missing:
@@ -104,8 +112,7 @@ def evaluate_folder(
         if path is None:
             pred = np.zeros_like(truth)
         else:
-            pred, pred_image = _read_classes(path, truth_case.layout)
-            _check_geometry(case_id, pred_image, truth_image)
+            pred = _read_prediction(path, truth_image, truth_case.seg, truth_case.layout)
         spacing = tuple(float(z) for z in truth_image.header.get_zooms()[:3])
         regions = LAYOUTS[truth_case.layout].scheme.evaluated
         row = {"case_id": case_id, "layout": truth_case.layout}
@@ -154,7 +161,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def plot_distribution(rows: list[dict], path) -> None:
-    """Box plots of per-case Dice and HD95 per region (legacy, and lesion-wise when present), titled with the layout; PNG, atomic."""
+    """Box plots of per-case Dice and HD95 per region (legacy, and lesion-wise when present), titled with the
+    layout; PNG, atomic."""
     plt = pyplot()
     regions = _regions(rows)
     panels = [m for m in ("dice", "hd95", "lesion_dice", "lesion_hd95") if f"{regions[0]}_{m}" in rows[0]]

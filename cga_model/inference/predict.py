@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from ..data.cases import load_case, normalize
 from ..data.errors import DataError
-from ..data.file_safety import safe_case_path
+from ..data.file_safety import check_output, safe_case_path
 from ..data.layouts import LAYOUTS, find_cases
 from ..data.nifti import save_nifti
 from ..evaluation.overlay import save_overlay
@@ -44,6 +44,7 @@ def predict_folder(
     device="cpu",
     progress=True,
     log=None,
+    overwrite=False,
     **segmentation,
 ) -> list[Path]:
     """Predict every case under ``input_path`` (any layout: detected, or ``layout``) in the input's own convention.
@@ -58,6 +59,8 @@ def predict_folder(
     ``segmentation``: ``roi``, ``overlap``, ``tta``, ``memory_limit``, ``precision`` of ``segment_volume``
     (default: the whole brain box in one pass when it fits the free memory); ``log`` gets each case's
     one-line path choice (default: printed to stderr).
+    Before anything is written, every case ID is checked and ``out_dir`` must pass ``check_output``: never
+    inside the input, and files it would replace only with ``overwrite``.
     """
     model, config = load_predictor(checkpoint, device)
     cases = find_cases(input_path, layout=layout, prefer=trained_layout(config))
@@ -65,6 +68,8 @@ def predict_folder(
     channels = model_channel_order(config, checkpoint, cases[0].layout)
     scheme = LAYOUTS[cases[0].layout].scheme
     out_dir = Path(out_dir)
+    outputs = [path for case in cases for path in _case_outputs(out_dir, case.case_id, save_probs)]
+    check_output(out_dir, inputs=(input_path, checkpoint), overwrite=overwrite, will_write=outputs)
     _writable(out_dir)
     if segmentation.get("roi") is not None:
         segmentation["roi"] = [max(SIZE_MULTIPLE, r - r % SIZE_MULTIPLE) for r in segmentation["roi"]]
@@ -88,6 +93,12 @@ def _case_line(log, case_id: str, line: str) -> None:
     log(f"{case_id}: {line}")
 
 
+def _case_outputs(out_dir: Path, case_id: str, save_probs: bool) -> tuple:
+    """What ``_write_case`` writes for ``case_id``: ``<ID>.nii.gz``, ``<ID>_overlay.png`` (and ``<ID>_prob.nii.gz``)."""
+    suffixes = (".nii.gz", "_overlay.png") + (("_prob.nii.gz",) if save_probs else ())
+    return tuple(safe_case_path(out_dir, case_id, suffix) for suffix in suffixes)
+
+
 def _write_case(out_dir: Path, case, result: torch.Tensor, scheme) -> Path:
     """``<ID>.nii.gz`` (labels of ``scheme``) and ``<ID>_overlay.png`` of one case from its class indices
     ``result (X, Y, Z)``, or from its probabilities ``result (K, X, Y, Z)``, then also ``<ID>_prob.nii.gz``.
@@ -95,12 +106,11 @@ def _write_case(out_dir: Path, case, result: torch.Tensor, scheme) -> Path:
     save_probs = result.ndim == 4
     classes = (result.argmax(0) if save_probs else result).cpu().numpy()
     affine = case.reference.affine
-    target = safe_case_path(out_dir, case.case_id, ".nii.gz")
+    target, overlay, *prob = _case_outputs(out_dir, case.case_id, save_probs)
     save_nifti(target, scheme.to_labels(classes), affine, case.reference.header.copy())
     if save_probs:
         probabilities = np.moveaxis(result.cpu().numpy(), 0, -1).astype(np.float32)
-        save_nifti(safe_case_path(out_dir, case.case_id, "_prob.nii.gz"), probabilities, affine)
+        save_nifti(prob[0], probabilities, affine)
     title = f"{case.case_id} ({case.layout})"
-    overlay = safe_case_path(out_dir, case.case_id, "_overlay.png")
     save_overlay(overlay, case.display_image, classes, truth=case.classes, title=title)
     return target

@@ -21,7 +21,8 @@ scheme maps to (``cga_model.data.labels``: 0 background, 1 necrotic / non-enhanc
 - ``labels``: the class indices themselves (softmax over the classes).
 
 The scheme comes from the dataset's layout, never from label values. ``out`` is built beside
-itself and renamed into place; an existing ``out`` is replaced only with ``overwrite=True``.
+itself and renamed into place; an existing ``out`` is replaced only with ``overwrite=True``, and never
+when it is ``data``, lies inside it or holds it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 
 from ..data.cases import load_case
 from ..data.errors import DataError
-from ..data.file_safety import safe_case_path
+from ..data.file_safety import check_output, safe_case_path
 from ..data.labels import CLASS_NAMES
 from ..data.layouts import MODALITIES, find_cases, get_layout
 
@@ -89,14 +90,14 @@ def _write_case(case, folder: Path, values: np.ndarray) -> bool:
     return True
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
+def _check_out(out: Path, data, overwrite: bool) -> None:
+    """``out`` named as nnU-Net needs, beside an existing folder, never the input ``data``, inside it or holding it."""
     if not DATASET_NAME.match(out.name):
         raise ValueError(
             f"--out {out}: the folder must be named DatasetXXX_Name (three digits, e.g. Dataset501_BraTS) "
             "inside $nnUNet_raw: nnU-Net finds datasets by that name"
         )
-    if out.exists() and not overwrite:
-        raise ValueError(f"--out {out} exists; pass --overwrite to replace it")
+    check_output(out, inputs=(data,), overwrite=overwrite, will_write=(out,), replaces=True)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"--out {out}: parent folder {out.parent} does not exist")
 
@@ -116,7 +117,7 @@ def convert_dataset(data, out, *, target: str = "regions", layout=None, overwrit
     if target not in TARGETS:
         raise ValueError(f"--target must be one of {TARGETS}, got {target!r}")
     out = Path(out).absolute()
-    _check_out(out, overwrite)
+    _check_out(out, data, overwrite)
     cases = find_cases(data, layout=layout)
     scheme = get_layout(cases[0].layout).scheme
     values = label_values(scheme.num_classes, target)

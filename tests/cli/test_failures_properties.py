@@ -56,16 +56,16 @@ def segmentation_headers(draw):
     return shape, stored, dtype, slope, inter, codes
 
 
-def _write_seg(path, stored, dtype, slope, inter, codes):
+def _write_seg(path, stored, dtype, slope, inter, codes, affine):
     info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
     raw = (
         stored
         if info is None
         else np.clip(np.nan_to_num(stored, nan=0, posinf=info.max, neginf=info.min), info.min, info.max)
     )
-    image = nib.Nifti1Image(raw.astype(dtype), np.diag([1.0, 1.0, 1.0, 1.0]))
-    image.header.set_qform(np.eye(4), code=codes[0])
-    image.header.set_sform(np.eye(4), code=codes[1])
+    image = nib.Nifti1Image(raw.astype(dtype), affine)
+    image.header.set_qform(affine, code=codes[0])
+    image.header.set_sform(affine, code=codes[1])
     nib.save(image, path)
     if slope is not None:  # scl_slope/scl_inter patched in the bytes: nibabel refuses to write 0 or a lone NaN
         raw_bytes = bytearray(gzip.decompress(path.read_bytes()))
@@ -83,14 +83,16 @@ def test_random_segmentation_headers_load_exactly_or_raise_data_error(case_dir, 
         if "_seg" not in f.name:
             (case / f.name).write_bytes(f.read_bytes())
     seg_path = case / f"{case_dir.name}_seg.nii.gz"
+    affine = nib.load(case / f"{case_dir.name}_flair.nii.gz").affine
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _write_seg(seg_path, stored, dtype, slope, inter, codes)
+        _write_seg(seg_path, stored, dtype, slope, inter, codes, affine)
         try:
             values = np.asanyarray(nib.load(seg_path).dataobj).astype(np.float64)  # what the file means, after scaling
+            on_grid = np.allclose(nib.load(seg_path).affine, affine)  # no sform/qform code: nibabel guesses another
         except nib.spatialimages.HeaderDataError:  # e.g. a valid slope with a NaN intercept: unreadable
             values = None
-    valid = values is not None and shape == (8, 7, 6) and bool(np.isin(values, SCHEME.values).all())
+    valid = values is not None and on_grid and shape == (8, 7, 6) and bool(np.isin(values, SCHEME.values).all())
     if not valid:
         with pytest.raises(DataError):
             load_case(case)

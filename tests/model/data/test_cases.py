@@ -142,7 +142,8 @@ def test_mismatched_shapes_non_finite_corrupt_and_bad_labels(cohort, tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((5, 5, 5), np.int16), np.eye(4)), t2)
     with pytest.raises(DataError, match="t2.nii.gz has shape"):
         load_case(case)
-    nib.save(nib.Nifti1Image(np.full(SHAPE, np.nan, np.float32), np.eye(4)), t2)
+    affine = nib.load(cohort / case.name / f"{case.name}_t2.nii.gz").affine
+    nib.save(nib.Nifti1Image(np.full(SHAPE, np.nan, np.float32), affine), t2)
     with pytest.raises(DataError, match="non-finite"):
         load_case(case)
     with gzip.open(t2, "wb") as fh:
@@ -150,7 +151,7 @@ def test_mismatched_shapes_non_finite_corrupt_and_bad_labels(cohort, tmp_path):
     with pytest.raises(DataError, match="cannot read .*t2.nii.gz"):
         load_case(case)
     shutil.copy(cohort / case.name / f"{case.name}_t2.nii.gz", t2)
-    nib.save(nib.Nifti1Image(np.full(SHAPE, 7, np.uint8), np.eye(4)), case / f"{case.name}_seg.nii.gz")
+    nib.save(nib.Nifti1Image(np.full(SHAPE, 7, np.uint8), affine), case / f"{case.name}_seg.nii.gz")
     with pytest.raises(DataError, match=r"_seg.nii.gz: label 7 is not in the brats2021 scheme"):
         load_case(case)
 

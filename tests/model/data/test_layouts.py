@@ -179,7 +179,7 @@ def _relabel(tmp_path, cohorts, name, old, new):
     seg = np.asanyarray(nib.load(case.seg).dataobj).copy()
     assert (seg == old).any()
     seg[seg == old] = new
-    nib.save(nib.Nifti1Image(seg, np.eye(4)), case.seg)
+    nib.save(nib.Nifti1Image(seg, nib.load(case.seg).affine), case.seg)
     return case
 
 

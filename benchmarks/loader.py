@@ -1,4 +1,4 @@
-"""Loading benchmarks of issue 12: raw ``.nii.gz`` vs the preprocessed cache, at full size (240x240x155).
+"""Loading benchmarks: raw ``.nii.gz`` vs the preprocessed cache, at full size (240x240x155).
 
 ``python -m benchmarks.loader [--workdir DIR] [--cases 4] [--step-seconds 0.5]`` prints markdown
 tables of:

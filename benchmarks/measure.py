@@ -1,4 +1,4 @@
-"""Cost measures of the benchmark suites (DESIGN.md section 5).
+"""Cost measures of the benchmark suites (docs/design.md, how we measure).
 
 Parameters, FLOPs (``cga::`` ops included) and bytes saved for backward come from the package
 (``cga_model.nn.cost``, also used by the model card and the examples); the FLOP count of an

@@ -1,5 +1,5 @@
 """A re-implementation of the released CGA U-Net code's approach, written from its description
-(DESIGN.md section 3; no code copied).
+(docs/design.md, the released code; no code copied).
 
 - ``released_one_hot``: the released ``one_hot`` (``models/Unet_Both.py``, applied to the
   attention argmax in every forward; ``utils/Construct_affinity.one_hot`` does the same to the

@@ -1,4 +1,4 @@
-"""Validation during training (issue 12): every --val-every epochs and after the last, sliding windows at
+"""Validation during training: every --val-every epochs and after the last, sliding windows at
 the training crop with the brain mask, best.pt on the mean Dice."""
 
 import json

@@ -1,4 +1,4 @@
-"""Issue 15: nothing lost, nothing silently wrong, one-line errors for the faults a careful user hits."""
+"""Nothing lost, nothing silently wrong, one-line errors for the faults a careful user hits."""
 
 import json
 import os

@@ -28,7 +28,7 @@ EXPECTED = {
     "brats-men-rt": {0: 0, 1: 1},
     "msd": {0: 0, 1: 2, 2: 1, 3: 3},  # MSD: 1 edema, 2 non-enhancing tumour, 3 enhancing tumour
 }
-EXPECTED_REGIONS = {  # region -> label values, per layout (DESIGN.md section 4)
+EXPECTED_REGIONS = {  # region -> label values, per layout (docs/data.md, the layouts and their regions)
     "brats2021": {"ET": (4,), "TC": (1, 4), "WT": (1, 2, 4)},
     "brats2023": {"ET": (3,), "TC": (1, 3), "WT": (1, 2, 3)},
     "brats2024": {"ET": (3,), "TC": (1, 3), "WT": (1, 2, 3), "RC": (4,)},

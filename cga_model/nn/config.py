@@ -9,45 +9,42 @@ network from it, and the ``cga train`` flags are generated from its fields: each
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .choices import ATTENTION_STRIDES, MASK_MODES, NORMS
+from .options import from_known_dict, option
 
 #: Spatial sizes must be multiples of this: three stride-2 encoder levels (and the SAM's rate <= 8).
 SIZE_MULTIPLE = 8
-
-
-def _option(default, help: str, cli: bool = True, **argparse_kwargs):
-    return field(default=default, metadata={"help": help, "cli": cli, **argparse_kwargs})
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Options of ``CGAUNet`` (see its docstring for what each one builds)."""
 
-    in_channels: int = _option(4, "image channels (the 4 MR sequences)", cli=False)
-    num_classes: int = _option(4, "K: background + three tumour classes", cli=False)
-    base_channels: int = _option(16, "c, channels of the first level (16 in the paper)")
-    norm: str = _option("gn", "normalisation of the residual blocks (gn = released code, bn = Table 1)", choices=NORMS)
-    sam: bool = _option(True, "the supervised attention module (SAM; without it: the baseline U-Net)")
-    intra: bool = _option(True, "the intra-class update")
-    intra_classes: tuple | None = _option(
+    in_channels: int = option(4, "image channels (the 4 MR sequences)", cli=False)
+    num_classes: int = option(4, "K: background + three tumour classes", cli=False)
+    base_channels: int = option(16, "c, channels of the first level (16 in the paper)")
+    norm: str = option("gn", "normalisation of the residual blocks (gn = released code, bn = Table 1)", choices=NORMS)
+    sam: bool = option(True, "the supervised attention module (SAM; without it: the baseline U-Net)")
+    intra: bool = option(True, "the intra-class update")
+    intra_classes: tuple | None = option(
         None, "class indices the update writes back (default: all classes)", nargs="+", type=int
     )
-    update_gate: bool = _option(
+    update_gate: bool = option(
         False,
         "a learned gate on the intra-class update, starting at 0: x + g * scatter(pool(x)) (paper: g = 1; "
         "no effect without the SAM's update)",
     )
-    inter: bool = _option(True, "prototypes for the inter-class loss")
-    attention_rate: int = _option(
+    inter: bool = option(True, "prototypes for the inter-class loss")
+    attention_rate: int = option(
         8, "attention down-sampling rate (paper Table 3)", choices=tuple(ATTENTION_STRIDES), type=int
     )
-    mask_mode: str = _option(
+    mask_mode: str = option(
         "hard", "hard = argmax of the attention (released code), soft = softmax weights", choices=MASK_MODES
     )
-    dropout: float = _option(0.2, "channel dropout after InitConv (training only)")
-    attention_channels: int = _option(16, "width of the attention conv path", cli=False)
+    dropout: float = option(0.2, "channel dropout after InitConv (training only)")
+    attention_channels: int = option(16, "width of the attention conv path", cli=False)
 
     def __post_init__(self):
         if self.intra_classes is not None and not isinstance(self.intra_classes, tuple):
@@ -74,8 +71,4 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, saved: dict, source: str = "config") -> ModelConfig:
         """Rebuild from ``to_dict()``; unknown keys are refused, naming them and ``source``."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(saved) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown model options {unknown}; known: {sorted(known)}")
-        return cls(**saved)
+        return from_known_dict(cls, saved, source, "model")

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .choices import INTER_FORMS, SEGMENTATION_LOSSES
-
-
-def _option(default, help: str, **flag):
-    return field(default=default, metadata={"help": help, "cli": True, **flag})
+from .options import from_known_dict, option
 
 
 @dataclass(frozen=True)
@@ -23,19 +20,19 @@ class LossConfig:
     """Options of ``CGALoss`` (paper section 3.1): ``total = dice_weight * L_M + attention_weight * L_A``,
     ``+ inter_weight * inter_sign * L_I`` from epoch ``inter_start_epoch`` on (0-based)."""
 
-    segmentation: str = _option(
+    segmentation: str = option(
         "dice_ce",
         "segmentation loss: dice_ce = the paper's Dice + cross-entropy (learns on full-size volumes); "
         "dice = the paper's softmax Dice over the tumour classes (collapses on full-size volumes)",
         flag="--loss",
         choices=SEGMENTATION_LOSSES,
     )
-    dice_weight: float = _option(1.0, "weight of the segmentation loss L_M")
-    attention_weight: float = _option(1.0, "weight of the attention MSE: 1 = paper, 20 = released code")
-    inter_weight: float = _option(0.1, "weight of the inter-class term")
-    inter_form: str = _option("paper", "inter-class loss: paper formula or released code's", choices=INTER_FORMS)
-    inter_start_epoch: int = _option(20, "first epoch (0-based) with the inter-class term")
-    inter_sign: float = _option(
+    dice_weight: float = option(1.0, "weight of the segmentation loss L_M")
+    attention_weight: float = option(1.0, "weight of the attention MSE: 1 = paper, 20 = released code")
+    inter_weight: float = option(0.1, "weight of the inter-class term")
+    inter_form: str = option("paper", "inter-class loss: paper formula or released code's", choices=INTER_FORMS)
+    inter_start_epoch: int = option(20, "first epoch (0-based) with the inter-class term")
+    inter_sign: float = option(
         1.0,
         "'Baseline - Inter': minimise the inter-class distance",
         flag="--reverse-inter",
@@ -66,8 +63,4 @@ class LossConfig:
     @classmethod
     def from_dict(cls, saved: dict, source: str = "config") -> LossConfig:
         """Rebuild from ``to_dict()``; unknown keys are refused, naming them and ``source``."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(saved) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown loss options {unknown}; known: {sorted(known)}")
-        return cls(**saved)
+        return from_known_dict(cls, saved, source, "loss")

@@ -14,14 +14,14 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def safe_case_path(out_dir, case_id: str, suffix: str) -> Path:
-    """``out_dir / (case_id + suffix)``, refusing IDs that could escape ``out_dir`` (``..``, ``/``, ...)."""
+    """``out_dir / (case_id + suffix)`` (``out_dir`` resolved), refusing IDs that could escape it (``..``, ``/``)."""
     if not _SAFE_ID.match(case_id) or ".." in case_id:
         raise DataError(
             f"case ID {case_id!r} is not a safe file name: ASCII letters and digits, then also '.', '_', '-' "
             "(no '..', no other characters); rename the case's files"
         )
     out = Path(out_dir).resolve()
-    path = (out / f"{case_id}{suffix}").resolve()
+    path = out / f"{case_id}{suffix}"  # not resolved: a symlink there is written through (check_output vets it)
     if path.parent != out:
         raise DataError(f"case ID {case_id!r} would write outside {out}")
     return path
@@ -119,13 +119,13 @@ def check_output(out, *, inputs=(), overwrite: bool = False, will_write=(), repl
     ``out`` is replaced as a whole. Refused always: a name over ``MAX_NAME_BYTES`` bytes; ``out``
     inside (or equal to) an input, or a path of ``will_write`` leading into one (realpaths);
     with ``replaces``, an input inside ``out``. Refused unless ``overwrite``: a path of ``will_write``
-    that exists (the first one is named).
+    that exists (the first one is named; a symlink to nothing replaces nothing).
     """
     will_write = [Path(p) for p in will_write]
     for path in [Path(out), *will_write]:
         check_name_lengths(path, flag)
     _check_inputs(out, Path(os.path.realpath(out)), inputs, will_write, replaces, flag)
-    existing = [p for p in will_write if os.path.lexists(p)]
+    existing = [p for p in will_write if os.path.exists(p)]
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more it would replace)" if len(existing) > 1 else ""
         raise DataError(

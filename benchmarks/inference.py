@@ -1,0 +1,187 @@
+"""Inference on a full-size case: seconds and peak memory per way of running the network, and the compute limit.
+
+``python -m benchmarks.inference [--base 8 16] [--repeats 2] [--seed 0]``
+
+One hard full-size synthetic case (240x240x155, ``cga synth --full-size --difficulty hard``),
+normalised as ``cga predict`` does, segmented by a CGA U-Net (random weights: the time does not
+depend on them) in each of these ways, each in a process of its own (so its peak RSS is its own),
+candidates interleaved (A B C ... A B C ...):
+
+- ``windows``: 128^3 windows at overlap 0.5, Gaussian blending (``--roi 128 128 128``);
+- ``default``: ``cga predict``'s default, the whole brain box in one pass when it fits;
+- ``default_tta8``: the default with the 8 flips batched (``--tta 8``);
+- ``monai``: MONAI's ``sliding_window_inference`` at its defaults (overlap 0.25, constant blending,
+  one window a batch) with 128^3 windows, over the brain box;
+- ``nnunet_like``: nnU-Net's defaults as windows: 128^3 at step 0.5 with the 8 mirror flips.
+
+The compute limit: the multiply-adds of one forward pass over the padded brain box
+(``FlopCounterMode``), over the multiply-adds per second oneDNN reaches on the network's largest
+convolution (the first level's 3x3x3 ``c -> c`` convolution over the box) on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+CANDIDATES = ("windows", "default", "default_tta8", "monai", "nnunet_like")
+WINDOW = (128, 128, 128)
+
+
+def hard_case(seed: int) -> torch.Tensor:
+    """The normalised image ``(4, 240, 240, 155)`` float32 of hard full-size synthetic case ``seed``."""
+    from cga_model.data.cases import normalize
+    from cga_model.data.synth_hard import synthesize_hard_case
+
+    images, _ = synthesize_hard_case(seed)
+    return torch.from_numpy(normalize(images))
+
+
+def model_of(base: int):
+    from cga_model.nn.config import ModelConfig
+    from cga_model.nn.network import CGAUNet
+
+    torch.manual_seed(0)
+    return CGAUNet(ModelConfig(base_channels=base)).eval()
+
+
+def monai_labels(model, image: torch.Tensor) -> torch.Tensor:
+    """Labels by MONAI's ``sliding_window_inference`` at its defaults over the brain box (outside: background)."""
+    from monai.inferers import sliding_window_inference
+
+    from cga_model.data.brain import brain_box
+
+    brain = (image != 0).any(0)
+    box = tuple(slice(a, b) for a, b in brain_box(brain.numpy()))
+    labels = torch.zeros(image.shape[1:], dtype=torch.uint8)
+    with torch.no_grad():
+        logits = sliding_window_inference(image[(slice(None),) + box][None], WINDOW, 1, lambda x: model(x).logits)
+    labels[box] = logits[0].argmax(0).to(torch.uint8)
+    labels[~brain] = 0
+    return labels
+
+
+def segment(candidate: str, model, image: torch.Tensor) -> torch.Tensor:
+    """Class indices ``(240, 240, 155)`` of ``image`` by ``candidate``."""
+    from cga_model.nn.sliding_window import segment_labels
+
+    windows = {"roi": WINDOW, "overlap": 0.5}
+    options = {
+        "windows": windows,
+        "default": {},
+        "default_tta8": {"tta": 8},
+        "nnunet_like": {**windows, "tta": 8},
+    }
+    if candidate == "monai":
+        return monai_labels(model, image)
+    return segment_labels(model, image, log=lambda line: None, **options[candidate])
+
+
+def child(candidate: str, base: int, seed: int) -> None:
+    """Run one candidate once and print ``{"seconds": ...}`` (the segmentation alone, not the set-up)."""
+    image, model = hard_case(seed), model_of(base)
+    start = time.perf_counter()
+    segment(candidate, model, image)
+    print(json.dumps({"seconds": time.perf_counter() - start}))
+
+
+def run_child(candidate: str, base: int, seed: int) -> dict:
+    """One candidate in a fresh process: its seconds and its peak RSS in GB (``wait4``)."""
+    args = [
+        sys.executable,
+        "-m",
+        "benchmarks.inference",
+        "--child",
+        candidate,
+        "--base",
+        str(base),
+        "--seed",
+        str(seed),
+    ]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{candidate} at base {base} failed (exit {process.returncode})")
+    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss_gb": usage.ru_maxrss / 2**20}
+
+
+def compute_limit(base: int, seed: int) -> dict:
+    """Multiply-adds of one forward pass over the padded brain box, conv throughput, the time they imply."""
+    from cga_model.data.brain import brain_box
+    from cga_model.nn.cost import flops_of
+
+    image = hard_case(seed)
+    box = [b - a for a, b in brain_box((image != 0).any(0).numpy())]
+    box = [s + (-s) % 8 for s in box]
+    with torch.device("meta"):
+        meta_model = model_of(base)
+        macs = flops_of(lambda x: meta_model(x), torch.empty(1, 4, *box)) / 2
+    conv = torch.nn.Conv3d(base, base, 3, padding=1).eval()
+    x = torch.randn(1, base, *box)
+    with torch.no_grad():
+        conv(x)
+        start = time.perf_counter()
+        conv(x)
+        seconds = time.perf_counter() - start
+    throughput = base * base * 27 * x[0, 0].numel() / seconds
+    return {"box": box, "gmacs": macs / 1e9, "conv_gmacs_per_s": throughput / 1e9, "limit_s": macs / throughput}
+
+
+def measure(bases, repeats: int, seed: int, candidates=CANDIDATES) -> list:
+    """Rows ``{"candidate", "base", "seconds", "peak_rss_gb"}``: every candidate ``repeats`` times, interleaved."""
+    rows = []
+    for _ in range(repeats):
+        for base in bases:
+            for candidate in candidates:
+                rows.append({"candidate": candidate, "base": base, **run_child(candidate, base, seed)})
+    return rows
+
+
+def format_rows(rows: list, limits: dict) -> str:
+    """Markdown: median seconds and peak RSS per candidate and base, speed-up over ``windows``, the limit."""
+    lines = [
+        "| base | candidate | seconds (median) | peak RSS GB | x faster than windows |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for base in sorted({r["base"] for r in rows}):
+        medians = {}
+        for candidate in dict.fromkeys(r["candidate"] for r in rows):
+            runs = [r for r in rows if r["base"] == base and r["candidate"] == candidate]
+            medians[candidate] = (np.median([r["seconds"] for r in runs]), max(r["peak_rss_gb"] for r in runs))
+        for candidate, (seconds, rss) in medians.items():
+            speed = medians["windows"][0] / seconds if "windows" in medians else float("nan")
+            lines.append(f"| {base} | {candidate} | {seconds:.1f} | {rss:.2f} | {speed:.1f} |")
+        limit = limits[base]
+        lines.append(
+            f"| {base} | compute limit: {limit['gmacs']:.0f} G multiply-adds over the box {limit['box']} at "
+            f"{limit['conv_gmacs_per_s']:.0f} G/s | {limit['limit_s']:.1f} | | |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", type=int, nargs="+", default=[8, 16], help="base widths of the network")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of every candidate (interleaved)")
+    parser.add_argument("--seed", type=int, default=0, help="the synthetic case")
+    parser.add_argument("--candidates", nargs="+", choices=CANDIDATES, default=list(CANDIDATES))
+    parser.add_argument("--child", choices=CANDIDATES, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args.child, args.base[0], args.seed)
+    rows = measure(args.base, args.repeats, args.seed, args.candidates)
+    limits = {base: compute_limit(base, args.seed) for base in args.base}
+    print(format_rows(rows, limits))
+
+
+if __name__ == "__main__":
+    main()

@@ -64,18 +64,20 @@ def check_image(image, path) -> None:
     check_voxel_sizes(stored_voxel_sizes(image), path)
 
 
-def check_same_grid(image, path, reference, reference_path, *, advice: str) -> None:
+def check_same_grid(image, path, reference, reference_path, *, what: tuple, advice: str) -> None:
     """``image`` (of ``path``) must lie on the voxel grid of ``reference``: the same 3-D shape and affine
-    (within ``AFFINE_TOLERANCE_MM`` per entry); ``advice`` ends the message."""
+    (within ``AFFINE_TOLERANCE_MM`` per entry). ``what``: the names of the two, e.g. ``("prediction",
+    "ground truth")``; ``advice`` ends the message."""
     if tuple(image.shape[:3]) != tuple(reference.shape[:3]):
         raise DataError(
-            f"{path}: shape {tuple(image.shape)} differs from {tuple(reference.shape)} of {reference_path}; {advice}"
+            f"{path}: {what[0]} shape {tuple(image.shape)} differs from {what[1]} shape {tuple(reference.shape)} "
+            f"({reference_path}); {advice}"
         )
     gap = float(np.abs(np.asarray(image.affine) - np.asarray(reference.affine)).max())
     if not gap <= AFFINE_TOLERANCE_MM:
         raise DataError(
-            f"{path}: its affine differs from that of {reference_path} by up to {gap:.3g} (more than "
-            f"{AFFINE_TOLERANCE_MM}; flipped, shifted or rescaled?): {_matrix(image.affine)} vs "
+            f"{path}: the {what[0]}'s affine differs from the {what[1]}'s ({reference_path}) by up to {gap:.3g} "
+            f"(more than {AFFINE_TOLERANCE_MM}; flipped, shifted or rescaled?): {_matrix(image.affine)} vs "
             f"{_matrix(reference.affine)}; {advice}"
         )
 
@@ -89,13 +91,13 @@ def check_geometry(images: dict, seg=None) -> None:
     for path, image in others:
         check_image(image, path)
         check_same_grid(
-            image, path, reference, first, advice="the sequences of a case must share one voxel grid: register and "
-            f"resample this one onto {first.name}'s",
+            image, path, reference, first, what=("sequence", "first sequence"),
+            advice=f"a case's sequences must share one voxel grid: register and resample this one onto {first.name}'s",
         )  # fmt: skip
     if seg is not None:
         path, image = seg
         check_image(image, path)
         check_same_grid(
-            image, path, reference, first,
+            image, path, reference, first, what=("segmentation", "first sequence"),
             advice=f"a segmentation must lie on its images' voxel grid: resample it onto {first.name}'s",
         )  # fmt: skip

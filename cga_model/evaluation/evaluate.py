@@ -39,8 +39,9 @@ def _read_prediction(path: Path, truth_image, truth_path: Path, layout: str):
     label values of its layout ``layout`` (a value outside them is the prediction's fault, and said so)."""
     image = _open_3d(path)
     check_same_grid(
-        image, path, truth_image, truth_path, advice="write predictions with the input's affine (cga predict does)"
-    )
+        image, path, truth_image, truth_path, what=("prediction", "ground truth"),
+        advice="write predictions on the input's grid, with its affine (cga predict does)",
+    )  # fmt: skip
     try:
         return LAYOUTS[layout].scheme.to_classes(read_array(image, path, dtype=None))
     except ValueError as err:

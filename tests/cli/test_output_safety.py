@@ -100,7 +100,7 @@ def test_a_misregistered_case_is_refused_before_prediction(setup, tmp_path, caps
     shifted[2, 3] += 3.0
     nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), shifted), t2)
     assert _predict(checkpoint, copy, tmp_path / "pred") == 2
-    assert f"{t2.name}: its affine differs" in _one_line_error(capsys, "predict")
+    assert f"{t2.name}: the sequence's affine differs" in _one_line_error(capsys, "predict")
 
 
 @pytest.mark.parametrize("command", ["synth", "predict"])

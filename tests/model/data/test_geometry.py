@@ -90,7 +90,11 @@ def test_misregistered_modalities_are_refused(case):
     shifted = nib.load(files.images[3]).affine.copy()
     shifted[0, 3] += 2.0
     _resave(files.images[3], shifted)
-    _refused(folder, files, rf"{files.images[3].name}: its affine differs from that of .*flair.* by up to 2 .*register")
+    _refused(
+        folder,
+        files,
+        rf"{files.images[3].name}: the sequence.s affine differs from the first .*flair.* by up to 2 .*register",
+    )
 
 
 def test_a_segmentation_off_its_images_grid_is_refused(case):
@@ -98,7 +102,11 @@ def test_a_segmentation_off_its_images_grid_is_refused(case):
     flipped = nib.load(files.seg).affine.copy()
     flipped[0, 0] = -1.0
     _resave(files.seg, flipped)
-    _refused(folder, files, rf"{files.seg.name}: its affine differs .*segmentation must lie on its images' voxel grid")
+    _refused(
+        folder,
+        files,
+        rf"{files.seg.name}: the segmentation.s affine differs .*segmentation must lie on its images' voxel grid",
+    )
 
 
 def test_rounding_within_the_tolerance_is_accepted(case):

@@ -190,6 +190,7 @@ def run_cga(variant: Variant, setting: Setting, seed: int, cohorts: dict) -> dic
             brain_mask=variant.brain_mask,
             progress=False,
             log=lambda line: None,
+            overwrite=True,  # the run was just replaced (train overwrite=True): so are its predictions
         )
         scores[split] = folder_scores(pred_dir, cohorts[split])
     return {"steps": steps, **timing, **scores}

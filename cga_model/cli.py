@@ -122,6 +122,7 @@ def _train(args) -> None:
         crop=tuple(args.crop),
         batch_size=args.batch_size,
         lr=args.lr,
+        weight_decay=args.weight_decay,
         val_fraction=args.val_fraction,
         seed=args.seed,
         workers=args.workers,
@@ -134,7 +135,8 @@ def _train(args) -> None:
         brain_mask=not args.no_brain_mask,
     )
     _, record = train(config, resume=args.resume, overwrite=args.overwrite)
-    print(f"done: {record}; checkpoints in {args.out}")
+    saved = [name for name in ("last.pt", "best.pt") if (Path(args.out) / name).is_file()]
+    print(f"done: {record}; checkpoints in {args.out}: {', '.join(saved)}")
 
 
 def _predict(args) -> None:
@@ -305,6 +307,7 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--batch-size", type=int, default=8, help="crops per step (per process under DDP)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate at epoch 0")
+    p.add_argument("--weight-decay", type=float, default=1e-5, help="Adam weight decay (L2 penalty, 0: none)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of the cases held out for validation Dice")
     p.add_argument(
         "--val-every",

@@ -3,14 +3,17 @@
 ``run_command(args)`` runs a parsed command. First ``check_arguments`` refuses values that need
 no data to be known wrong (``--epochs 0``, ``--overlap 1``, ``--device cuda`` without a GPU,
 ``synth --cases -2``, an ``--out`` that is a file, ...). Every failure prints one line
-``cga <command>: error: <message>`` to stderr and returns exit status 2:
+``cga <command>: error: <message>`` to stderr and returns exit status 2 (``--roi`` must be three
+positive multiples of 8, ``--overlap`` in [0, 1)):
 
 - expected errors (``ValueError`` and its ``DataError``, ``OSError`` such as a missing or
   unwritable path, ``RuntimeError`` such as a diverged run) print their message;
 - any other exception is a bug in cga: it prints ``internal error (<type>: <message>)`` with a
   request to report it, also exit status 2; ``CGA_DEBUG=1`` re-raises it with its traceback.
 
-An output folder the failed command created and left empty is removed again.
+Ctrl-C (``KeyboardInterrupt``) prints one line ``cga <command>: interrupted`` (for ``train``, with how
+to continue with ``--resume``) and returns exit status 130. An output folder the failed or
+interrupted command created and left empty is removed again.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ import sys
 from pathlib import Path
 
 from .data.file_safety import check_name_lengths
+from .flag_checks import window
 
 EXPECTED_ERRORS = (ValueError, OSError, RuntimeError)
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT)
 FOLDER_OUTPUTS = (
     "synth",
     "preprocess",
@@ -40,6 +45,8 @@ def _check_ranges(args) -> None:
     overlap = getattr(args, "overlap", None)
     if overlap is not None and not 0.0 <= overlap < 1.0:  # None: predict's default (no windows forced)
         raise ValueError(f"--overlap must be in [0, 1) (a fraction of the window shared by neighbours), got {overlap}")
+    if getattr(args, "roi", None) is not None:  # None: predict's default (the brain box, or windows that fit)
+        window("--roi", args.roi)
     if args.command == "synth":
         if args.cases < 1:
             raise ValueError(f"--cases must be at least 1, got {args.cases}")
@@ -99,8 +106,17 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _resume_hint(args) -> str:
+    """How to continue an interrupted ``cga train`` from the last epoch it saved (empty for other commands)."""
+    last = Path(getattr(args, "out", None) or ".") / "last.pt"
+    if args.command != "train" or not last.is_file():
+        return ""
+    return f"; {last} holds the last saved epoch: run the same command with --resume (not --overwrite) to continue"
+
+
 def run_command(args) -> int:
-    """Run ``args.func(args)`` after ``check_arguments``; returns the exit status (0, or 2 after a one-line error)."""
+    """Run ``args.func(args)`` after ``check_arguments``; returns the exit status: 0, 2 after a one-line error,
+    130 after Ctrl-C (one line ``cga <command>: interrupted``)."""
     created = None
     try:
         check_arguments(args)
@@ -116,6 +132,10 @@ def run_command(args) -> int:
             f"internal error ({type(err).__name__}: {_one_line(err)}); please report it with the command line "
             f"(set {DEBUG_VARIABLE}=1 to see the traceback)"
         )
+    except KeyboardInterrupt:
+        _remove_if_empty(created)
+        print(f"cga {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
+        return INTERRUPTED
     _remove_if_empty(created)
     print(f"cga {args.command}: error: {message}", file=sys.stderr)
     return 2

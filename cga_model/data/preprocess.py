@@ -2,7 +2,9 @@
 
 Re-running on the same folder finishes an interrupted run (finished cases are skipped, leftover
 partial cases removed). A folder that is not a cache, or a cache of another format, other
-settings or another dataset, is refused; ``rebuild=True`` clears a cache and starts over.
+settings or another dataset, is refused; ``rebuild=True`` clears a cache and starts over. The folder
+is locked while it is filled (``folder_lock``): a second ``cga preprocess`` into it is refused at once.
+Worker processes ignore Ctrl-C; the parent stops them and removes the partial cases.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import shutil
+import signal
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -27,6 +30,7 @@ from .cache import (
     write_case,
     write_index,
 )
+from .folder_lock import LOCK_FILE, folder_lock
 from .layouts import find_cases
 
 
@@ -65,7 +69,7 @@ def prepare_cache_folder(out, data, case_ids: list[str], *, layout: str, rebuild
             _clear_cache(out)
         else:
             _check_same_dataset(out, data, case_ids, layout)
-    elif out.is_dir() and any(out.iterdir()):
+    elif out.is_dir() and any(path.name != LOCK_FILE for path in out.iterdir()):
         raise CacheError(
             f"refusing to write into {out}: it is not empty and not a cga cache (no {INDEX_FILE}); "
             "choose a new or empty folder"
@@ -94,10 +98,15 @@ def _unfinished(out: Path, folders: list[Path]) -> list[Path]:
     return todo
 
 
+def _ignore_interrupts() -> None:
+    """In a worker process: Ctrl-C is the parent's to handle (it cancels the queued cases and cleans up)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_parallel(jobs: list, workers: int, bar) -> None:
     """``write_case`` of every job on ``workers`` processes; the first error cancels the queued jobs, and a
     worker that dies (killed, out of memory) is an error, not a hang."""
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context()) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(), initializer=_ignore_interrupts) as pool:
         futures = [pool.submit(write_case, *job) for job in jobs]
         try:
             for future in as_completed(futures):
@@ -129,10 +138,14 @@ def preprocess(data, out, workers: int = 1, rebuild: bool = False, progress: boo
     """
     data, out = Path(data), Path(out)
     folders = find_cases(data, layout=layout)
-    prepare_cache_folder(out, data, [f.name for f in folders], layout=folders[0].layout, rebuild=rebuild)
-    todo = _unfinished(out, folders)
-    try:
-        _run([(folder, out) for folder in todo], min(workers, max(len(todo), 1)), progress)
-    finally:
-        _remove_partials(out)
+    if out.exists() and not out.is_dir():
+        raise CacheError(f"--out {out} is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "cga preprocess"):
+        prepare_cache_folder(out, data, [f.name for f in folders], layout=folders[0].layout, rebuild=rebuild)
+        todo = _unfinished(out, folders)
+        try:
+            _run([(folder, out) for folder in todo], min(workers, max(len(todo), 1)), progress)
+        finally:
+            _remove_partials(out)
     return {"cases": len(folders), "written": len(todo), "skipped": len(folders) - len(todo)}

@@ -17,8 +17,8 @@ from ..data.file_safety import check_output, safe_case_path
 from ..data.layouts import LAYOUTS, find_cases
 from ..data.nifti import save_nifti
 from ..evaluation.overlay import save_overlay
+from ..flag_checks import window
 from ..nn.checkpoint import check_model_fits, model_channel_order, trained_layout
-from ..nn.config import SIZE_MULTIPLE
 from ..nn.sliding_window import segment_labels, segment_volume
 from .predictor import load_predictor
 
@@ -62,6 +62,8 @@ def predict_folder(
     Before anything is written, every case ID is checked and ``out_dir`` must pass ``check_output``: never
     inside the input, and files it would replace only with ``overwrite``.
     """
+    if segmentation.get("roi") is not None:
+        window("--roi", segmentation["roi"])
     model, config = load_predictor(checkpoint, device)
     cases = find_cases(input_path, layout=layout, prefer=trained_layout(config))
     check_model_fits(model.num_classes, config, cases[0].layout, checkpoint)
@@ -71,8 +73,6 @@ def predict_folder(
     outputs = [path for case in cases for path in _case_outputs(out_dir, case.case_id, save_probs)]
     check_output(out_dir, inputs=(input_path, checkpoint), overwrite=overwrite, will_write=outputs)
     _writable(out_dir)
-    if segmentation.get("roi") is not None:
-        segmentation["roi"] = [max(SIZE_MULTIPLE, r - r % SIZE_MULTIPLE) for r in segmentation["roi"]]
     log = log or _log
     written = []
     for source in tqdm(cases, desc="predict", disable=not progress):

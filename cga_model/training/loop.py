@@ -5,7 +5,8 @@ AMP on CUDA, a tqdm bar with the loss terms, ``metrics.jsonl`` and ``curves.png`
 folder, ``last.pt`` every epoch and ``best.pt`` (the best mean validation Dice), both written
 atomically. Validation (every ``val_every`` epochs and after the last) segments the held-out
 cases as ``cga predict`` does: sliding windows at the training crop, voxels outside the brain
-set to background unless ``brain_mask=False``, and scores WT/TC/ET Dice. ``resume=True`` continues after the epoch stored in ``last.pt``; every
+set to background unless ``brain_mask=False``, and scores WT/TC/ET Dice. ``resume=True`` continues
+after the epoch stored in ``last.pt``; every
 epoch seeds its own RNG streams from ``(seed, epoch, rank)``, so a resumed run repeats the
 same data order and augmentations as an uninterrupted one.
 
@@ -17,10 +18,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,19 +30,19 @@ from tqdm import tqdm
 
 from ..data.layouts import get_layout
 from ..data.loader import TrainingCrops, make_loader, open_cases, training_batch
-from ..data.sampling import DEFAULT_FOREGROUND_SHARE, CropBatchSampler
+from ..data.sampling import CropBatchSampler
 from ..data.workers import default_workers
 from ..evaluation.metrics import dice, region_mask
 from ..nn.checkpoint import check_compatible, data_record, load_checkpoint, save_checkpoint, saved_model_config
-from ..nn.config import ModelConfig
-from ..nn.loss_config import LossConfig
 from ..nn.losses import CGALoss
 from ..nn.network import CGAUNet
 from ..nn.sliding_window import segment_volume
 from .curves import plot_curves
 from .distributed import DistributedRun
 from .preflight import require_labels
-from .run_folder import prepare_run_folder, reconcile_log
+from .resume import check_epochs_left, check_same_run
+from .run_folder import RunFolder, reconcile_log
+from .train_config import TrainConfig, check_split
 
 # Seeds of a run: epoch e on rank r draws from (seed * RUN_SEED_STRIDE + e * EPOCH_SEED_STRIDE + r) mod SEED_MODULUS,
 # and its CropBatchSampler draws the order, crops and augmentations of epoch e from (seed * LOADER_SEED_STRIDE, e);
@@ -52,42 +52,6 @@ EPOCH_SEED_STRIDE = 101
 LOADER_SEED_STRIDE = 7919
 SEED_MODULUS = 2**31
 LOSS_TERMS = ("loss", "dice", "attention", "inter")  # the fields of LossTerms, as logged
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run needs; saved in every checkpoint (``to_dict``)."""
-
-    data: str
-    out: str
-    epochs: int = 500
-    crop: tuple = (128, 128, 128)
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    val_fraction: float = 0.2
-    seed: int = 0
-    workers: int | None = None  # loader processes; None: default_workers() (the cores, capped, shared among ranks)
-    foreground_share: float = DEFAULT_FOREGROUND_SHARE  # share of each batch centred on a foreground voxel
-    device: str = "cpu"
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)  # the options of CGALoss
-    # robustness
-    max_bad_steps: int = 10
-    val_cases: list = field(default_factory=list)
-    # validation: every val_every epochs (and after the last), voxels outside the brain are background unless brain_mask=False
-    val_every: int = 5
-    brain_mask: bool = True
-    # the data (layouts.data_record): the layout (None: detect it from the file names), its label scheme and
-    # the channel order; set_up fills them and sets model.num_classes to the scheme's class count
-    layout: str | None = None
-    label_scheme: dict = field(default_factory=dict)
-    channels: list = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        """Plain types only, as stored in checkpoints (``config["model"]`` is ``ModelConfig.to_dict()``,
-        ``config["loss"]`` is ``LossConfig.to_dict()``)."""
-        return {**asdict(self), "model": self.model.to_dict(), "loss": self.loss.to_dict()}
 
 
 def split_cases(cases: list[Path], val_fraction: float, seed: int):
@@ -133,7 +97,7 @@ class Run:
 
     config: TrainConfig
     ddp: DistributedRun
-    out: Path
+    folder: RunFolder  # out, locked by the main process until ``folder.release()``
     model: CGAUNet
     net: torch.nn.Module  # the model, wrapped in DDP when distributed
     optimizer: torch.optim.Optimizer
@@ -145,26 +109,26 @@ class Run:
     loader: torch.utils.data.DataLoader  # workers persist across epochs
     val_ids: list
     start_epoch: int = 0
-    best: float = -1.0
+    best: float = -math.inf  # the best score so far: any first score beats it, so best.pt exists after epoch 1
     bad_steps: int = 0
 
     @property
     def device(self) -> torch.device:
         return self.ddp.device
 
-
-def _prepare_out(out: Path, ddp: DistributedRun, resume: bool, overwrite: bool) -> None:
-    if ddp.main:
-        prepare_run_folder(out, resume=resume, overwrite=overwrite)
-        if not os.access(out, os.W_OK):
-            raise PermissionError(f"output folder is not writable: {out}")
+    @property
+    def out(self) -> Path:
+        return self.folder.out
 
 
 def _resume(run: Run) -> None:
-    """Continue from ``OUT/last.pt``: weights, optimiser, scheduler, epoch and best score."""
+    """Continue from ``OUT/last.pt``: weights, optimiser, scheduler, epoch and best score, once the stored run
+    agrees with the requested one (the model first, then ``resume.check_same_run``) and epochs are left."""
     path = run.out / "last.pt"
     state = load_checkpoint(path)
     check_compatible(saved_model_config(state, path), run.config.model, path)
+    check_same_run(state.get("config", {}), run.config.to_dict(), path)
+    check_epochs_left(state["epoch"] + 1, run.config.epochs, run.out)
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
@@ -174,7 +138,8 @@ def _resume(run: Run) -> None:
 
 
 def _record_data(config: TrainConfig, layout: str) -> None:
-    """The layout, label scheme and channel order into ``config``; the network's class count follows the scheme (5 with RC)."""
+    """The layout, label scheme and channel order into ``config``; the network's class count follows the
+    scheme (5 with RC)."""
     record = data_record(layout)
     config.layout, config.label_scheme, config.channels = record["layout"], record["label_scheme"], record["channels"]
     config.model = replace(
@@ -182,20 +147,20 @@ def _record_data(config: TrainConfig, layout: str) -> None:
     )
 
 
-def set_up(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> Run:
-    """Step 1: the case split (every case labelled), the output folder (``run_folder``), model, optimiser,
-    scheduler, loss and data; then ``resume``."""
-    if config.epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {config.epochs}")
-    if config.val_every < 1:
-        raise ValueError(f"--val-every must be at least 1 (epochs between validations), got {config.val_every}")
-    ddp, out = DistributedRun(config.device), Path(config.out)
+def _open_data(config: TrainConfig):
+    """The cases of ``config.data``, split and checked (``preflight``): ``(cases, train_ids, val_ids)``; fills
+    the data record and the split into ``config``."""
     cases = open_cases(config.data, layout=config.layout)
+    check_split(config.val_fraction, len(cases.case_ids), config.data)
     _record_data(config, cases.layout)
     train_ids, val_ids = split_cases(cases.case_ids, config.val_fraction, config.seed)
     require_labels(cases, train_ids, val_ids)
-    config.val_cases = val_ids
-    _prepare_out(out, ddp, resume, overwrite)
+    config.train_cases, config.val_cases = train_ids, val_ids
+    return cases, train_ids, val_ids
+
+
+def _build(config: TrainConfig, ddp: DistributedRun, folder: RunFolder, cases, train_ids, val_ids) -> Run:
+    """Model, optimiser, scheduler, loss, sampler and loader of a run."""
     torch.manual_seed(config.seed)
     model = CGAUNet(config.model).to(ddp.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, amsgrad=True)
@@ -211,10 +176,10 @@ def set_up(config: TrainConfig, resume: bool = False, overwrite: bool = False) -
     loader = make_loader(
         TrainingCrops(cases, train_ids, config.crop), sampler, workers, pin_memory=ddp.device.type == "cuda"
     )
-    run = Run(
+    return Run(
         config=config,
         ddp=ddp,
-        out=out,
+        folder=folder,
         model=model,
         net=DistributedDataParallel(model) if ddp.enabled else model,
         optimizer=optimizer,
@@ -226,14 +191,32 @@ def set_up(config: TrainConfig, resume: bool = False, overwrite: bool = False) -
         loader=loader,
         val_ids=val_ids,
     )
-    if resume:
-        _resume(run)
+
+
+def set_up(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> Run:
+    """Step 1, before anything is trained: every option checked (``TrainConfig.check``), the run folder locked
+    and checked (``RunFolder``: an earlier run stays until the first checkpoint of this one), the data split and
+    checked, model, optimiser, scheduler, loss and loader built; then ``resume``. On a failure the lock is freed;
+    otherwise ``train`` frees it (``run.folder.release()``)."""
+    config.check()
+    ddp = DistributedRun(config.device)
+    folder = RunFolder(Path(config.out), resume=resume, overwrite=overwrite, main=ddp.main)
+    try:
+        cases, train_ids, val_ids = _open_data(config)
+        run = _build(config, ddp, folder, cases, train_ids, val_ids)
+        if resume:
+            _resume(run)
+    except BaseException:
+        folder.release()
+        raise
     return run
 
 
 def _last_good(run: Run) -> str:
     """Names the checkpoint to fall back on; an epoch without a good step never writes one."""
     last = run.out / "last.pt"
+    if run.folder.replaces:
+        return f"the earlier run in {run.out} is kept as it was (--overwrite replaces it only after a first checkpoint)"
     return (
         f"last good checkpoint: {last}"
         if last.is_file()
@@ -307,28 +290,45 @@ def _epoch_score(run: Run, epoch: int, record: dict):
     return float(np.nanmean([value for key, value in record.items() if key.startswith("val_dice_")]))
 
 
-def end_of_epoch(run: Run, epoch: int, record: dict, *, progress: bool = True) -> None:
-    """Step 3 (main process): validation Dice when due, ``last.pt`` (and ``best.pt`` on a better score), log line, curves."""
-    if run.ddp.main:
-        score = _epoch_score(run, epoch, record)
-        state = dict(
-            model=run.model.state_dict(),
-            optimizer=run.optimizer.state_dict(),
-            scheduler=run.scheduler.state_dict(),
-            epoch=epoch,
-            best=run.best if score is None else max(run.best, score),
-            config=run.config.to_dict(),
-            rng=torch.get_rng_state(),
-            record=record,
-        )
+def _check_finite_weights(run: Run, epoch: int) -> None:
+    """Refuse to go on (and so to save) once a weight is NaN or infinite: each rank holds the same weights."""
+    for name, tensor in run.model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise RuntimeError(
+                f"epoch {epoch + 1}: weight {name} is no longer finite (training diverged), no checkpoint written; "
+                f"lower --lr (now {run.config.lr}); {_last_good(run)}"
+            )
+
+
+def _save_epoch(run: Run, epoch: int, record: dict, score) -> None:
+    """``last.pt``, ``best.pt`` on a better ``score``, the log line and the curves (the main process)."""
+    state = dict(
+        model=run.model.state_dict(),
+        optimizer=run.optimizer.state_dict(),
+        scheduler=run.scheduler.state_dict(),
+        epoch=epoch,
+        best=run.best if score is None else max(run.best, score),
+        config=run.config.to_dict(),
+        rng=torch.get_rng_state(),
+        record=record,
+    )
+    with run.folder.replacing():
         save_checkpoint(run.out / "last.pt", **state)
         if score is not None and score > run.best:
-            run.best = score
             save_checkpoint(run.out / "best.pt", **state)
         log_path = run.out / "metrics.jsonl"
         with open(log_path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
         plot_curves(log_path, run.out / "curves.png")
+    run.best = state["best"]
+
+
+def end_of_epoch(run: Run, epoch: int, record: dict, *, progress: bool = True) -> None:
+    """Step 3: finite weights (every rank), then in the main process validation Dice when due, ``last.pt``
+    (and ``best.pt`` on a better score), log line, curves (``_save_epoch``)."""
+    _check_finite_weights(run, epoch)
+    if run.ddp.main:
+        _save_epoch(run, epoch, record, _epoch_score(run, epoch, record))
         if progress:
             tqdm.write(
                 " ".join(
@@ -341,10 +341,14 @@ def end_of_epoch(run: Run, epoch: int, record: dict, *, progress: bool = True) -
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True, overwrite: bool = False):
     """Train; returns ``(model, last epoch's log record)``. Writes into ``config.out``: a folder holding
-    an earlier run needs ``resume`` (continue it) or ``overwrite`` (replace it)."""
+    an earlier run needs ``resume`` (continue it) or ``overwrite`` (replace it, once this run's first
+    epoch is saved). The folder is locked for the whole run."""
     run = set_up(config, resume, overwrite)
     record = {}
-    for epoch in range(run.start_epoch, config.epochs):
-        record = train_one_epoch(run, epoch, progress)
-        end_of_epoch(run, epoch, record, progress=progress)
+    try:
+        for epoch in range(run.start_epoch, config.epochs):
+            record = train_one_epoch(run, epoch, progress)
+            end_of_epoch(run, epoch, record, progress=progress)
+    finally:
+        run.folder.release()
     return run.model, record

@@ -1,16 +1,19 @@
 """Checks of a run's data made before any training step, so that a bad case fails now, as one line naming
 its file, and not inside a loader worker after the progress bar started.
 
-Raw folders: every case's header checks (``cases.check_headers``: each sequence present, NIfTI, one
-3-D shape, numeric, the segmentation of that shape). Label values need the voxels: a raw case's are
-checked when a sample reads it (the loader hands the error over as one line); ``cga preprocess``
-reads every segmentation up front and refuses a bad one before any training. Caches: each case's
-stored label values must be its layout's scheme, its classes within the scheme's class count.
+Raw folders: every case's header checks first (``cases.check_headers``: each sequence present, NIfTI,
+one 3-D shape, numeric, the segmentation of that shape), then every case is read once (``load_case``:
+finite intensities, label values of the layout's scheme), training and validation cases alike, so a
+bad case fails before the first epoch. Training from a raw folder reads every case at each sample
+anyway; one more read each is small beside it. Caches: each case's stored label values must be its
+layout's scheme, its classes within the scheme's class count (``cga preprocess`` read the voxels).
 """
 
 from __future__ import annotations
 
-from ..data.cases import check_headers
+from tqdm import tqdm
+
+from ..data.cases import check_headers, load_case
 from ..data.errors import DataError
 from ..data.layouts import get_layout
 from ..data.loader import RawCases
@@ -37,10 +40,13 @@ def _check_cached_labels(cases, case_ids) -> None:
 
 
 def check_data(cases, case_ids) -> None:
-    """Every check that needs no voxels, for ``case_ids`` of ``cases`` (raw: headers; cache: label values)."""
+    """Every data check of ``case_ids`` of ``cases`` before training (raw: headers, then each case read;
+    cache: label values)."""
     if isinstance(cases, RawCases):
         for case_id in case_ids:
             check_headers(cases.folders[case_id])
+        for case_id in tqdm(case_ids, desc="check cases", leave=False, disable=None):
+            load_case(cases.folders[case_id])
     else:
         _check_cached_labels(cases, case_ids)
 
@@ -52,7 +58,7 @@ def require_labels(cases, train_ids, val_ids) -> None:
         if missing:
             raise DataError(
                 f"{len(missing)} {role} case{'s' if len(missing) > 1 else ''} without a segmentation file "
-                f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): training needs labels for every case; "
-                "add them or move those cases out of --data"
+                f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): training needs labels for every "
+                "case; add them or move those cases out of --data"
             )
     check_data(cases, list(train_ids) + list(val_ids))

@@ -1,0 +1,55 @@
+"""One writer per folder: ``folder_lock(folder, command)`` holds an exclusive ``fcntl`` lock on
+``folder/.cga.lock`` while a command writes there (``cga train`` its run folder, ``cga preprocess``
+its cache); a second command on the same folder is refused at once (``FolderBusy``), naming it.
+
+The lock file exists only while held: it is removed before the lock is released, and a process that
+locked a file already removed retries on the new one, so two holders can never coexist. The kernel
+releases the lock of a killed process; the file it leaves behind is taken over by the next command.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+LOCK_FILE = ".cga.lock"
+
+
+class FolderBusy(RuntimeError):
+    """Another process holds the lock of the folder."""
+
+
+def _acquire(path: Path, command: str) -> int:
+    """A descriptor of ``path`` holding its exclusive lock; ``FolderBusy`` when another process holds it."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise FolderBusy(
+                f"{path.parent} is in use by another {command} (it holds {path}); wait for it to finish, "
+                "or choose another --out"
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # locked a file its holder removed on release: lock the current one
+
+
+@contextmanager
+def folder_lock(folder, command: str):
+    """Hold ``folder``'s lock (the folder must exist) for the ``with`` block; ``command`` names the holder."""
+    path = Path(folder) / LOCK_FILE
+    fd = _acquire(path, command)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{command} pid {os.getpid()}\n".encode())
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)

@@ -1,0 +1,40 @@
+"""folder_lock: one holder per folder, refused at once with the folder named; the lock file exists only while held;
+cga preprocess into a locked cache folder is refused before anything is written."""
+
+import pytest
+
+from cga_model.cli import main as cga
+from cga_model.data.folder_lock import LOCK_FILE, FolderBusy, folder_lock
+from cga_model.data.synth import synthesize_cohort
+
+
+def test_a_second_holder_is_refused_and_the_file_goes_with_the_lock(tmp_path):
+    with folder_lock(tmp_path, "cga train") as path:
+        assert path == tmp_path / LOCK_FILE and path.is_file()
+        with pytest.raises(FolderBusy, match=f"{tmp_path} is in use by another cga train"):
+            with folder_lock(tmp_path, "cga train"):
+                pass
+    assert not (tmp_path / LOCK_FILE).exists()
+    with folder_lock(tmp_path, "cga train"):  # free again
+        pass
+
+
+def test_a_lock_file_left_by_a_killed_holder_is_taken_over(tmp_path):
+    (tmp_path / LOCK_FILE).write_text("cga train pid 1\n")
+    with folder_lock(tmp_path, "cga preprocess") as path:
+        assert path.read_text().startswith("cga preprocess pid ")
+
+
+def test_preprocess_into_a_locked_cache_is_refused(tmp_path, capsys):
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    synthesize_cohort(data, cases=2, seed=1, shape=(24, 24, 16), progress=False)
+    cache.mkdir()
+    with folder_lock(cache, "cga preprocess"):
+        assert cga(["preprocess", "--data", str(data), "--out", str(cache), "--workers", "1"]) == 2
+        assert sorted(p.name for p in cache.iterdir()) == [LOCK_FILE]
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"cga preprocess: error: {cache} is in use by another cga preprocess") and err.count("\n") == 1
+    )
+    assert cga(["preprocess", "--data", str(data), "--out", str(cache), "--workers", "1"]) == 0
+    assert not (cache / LOCK_FILE).exists()

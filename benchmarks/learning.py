@@ -108,7 +108,8 @@ class Setting:
 
 
 def make_cohorts(setting: Setting) -> dict:
-    """The cohorts under ``setting.out`` (made once; kept for a rerun): ``{"cache", "train", "val", "test"}`` folders."""
+    """The cohorts under ``setting.out`` (made once; kept for a rerun): ``{"cache", "train", "val", "test"}``
+    folders."""
     folders = {split: setting.out / split for split in COHORT_SEEDS}
     counts = {"train": setting.train_cases, "val": setting.val_cases, "test": setting.test_cases}
     for split, folder in folders.items():

@@ -122,7 +122,8 @@ def throughput_table(raw: Path, cache: Path, rounds: int, raw_samples: int, cach
         ratio = rate[(name, workers)] / rate[("raw", workers)]
         rss = max(results, key=lambda r: r["main_rss"])
         lines.append(
-            f"| {name} | {workers} | {rate[(name, workers)]:.2f} | {rate[(name, workers)] / workers:.2f} | {ratio:.1f}x | "
+            f"| {name} | {workers} | {rate[(name, workers)]:.2f} | "
+            f"{rate[(name, workers)] / workers:.2f} | {ratio:.1f}x | "
             f"{rss['main_rss']:.0f} | {', '.join(f'{m:.0f}' for m in rss['worker_rss'])} |"
         )
     return "\n".join(lines), rate
@@ -234,7 +235,8 @@ def main(argv=None) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     raw, cache, preprocess_seconds = prepare(workdir, args.cases)
     print(
-        f"## Loading 240x240x155 cases ({args.cases} synthetic cases; cga preprocess, 2 workers: {preprocess_seconds:.1f} s per case)\n"
+        f"## Loading 240x240x155 cases ({args.cases} synthetic cases; "
+        f"cga preprocess, 2 workers: {preprocess_seconds:.1f} s per case)\n"
     )
     parts = set(args.parts.split(","))
     if "loader" in parts:

@@ -49,7 +49,8 @@ def _train_transforms(crop) -> mt.Compose:
 
 
 def train_segresnet(train_dir, *, steps: int, crop, batch_size: int, base_channels: int, seed: int, lr: float):
-    """A SegResNet trained for ``steps`` optimiser steps of ``batch_size`` random crops of the cases under ``train_dir``."""
+    """A SegResNet trained for ``steps`` optimiser steps of ``batch_size`` random crops of the cases under
+    ``train_dir``."""
     set_determinism(seed)
     cases = _cases(train_dir)
     transform = _train_transforms(tuple(crop))

@@ -109,15 +109,18 @@ def report(size: int, repeats: int) -> str:
     t, o = timing["median_s"]["torch"], timing["median_s"]["onnx"]
     lines = [
         f"CGA U-Net (base 16, hard masks), one 1x4x{size}^3 window on the CPU; torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__} (default threads); export took {export_s:.0f} s",
-        "| runtime | median s / window | all runs (s) | peak RSS MiB | RSS after loading MiB | forward raised RSS by MiB |",
+        f"({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__} (default threads); "
+        f"export took {export_s:.0f} s",
+        "| runtime | median s / window | all runs (s) | peak RSS MiB | RSS after loading MiB "
+        "| forward raised RSS by MiB |",
         "|---|---|---|---|---|---|",
     ]
     for runtime, name in (("torch", "PyTorch (cga:: C++ kernels)"), ("onnx", "ONNX Runtime (CPU provider)")):
         m = memory[runtime]
         runs = ", ".join(f"{s:.2f}" for s in timing["all_s"][runtime])
         lines.append(
-            f"| {name} | {timing['median_s'][runtime]:.2f} | {runs} | {m['peak_mib']:.0f} | {m['loaded_mib']:.0f} | {m['forward_mib']:.0f} |"
+            f"| {name} | {timing['median_s'][runtime]:.2f} | {runs} | {m['peak_mib']:.0f} | "
+            f"{m['loaded_mib']:.0f} | {m['forward_mib']:.0f} |"
         )
     lines.append(
         f"ONNX Runtime / PyTorch time: {o / t:.2f}; largest |logit difference| {timing['max_abs_diff']:.1e}; "

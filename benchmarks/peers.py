@@ -173,7 +173,8 @@ def main(argv=None) -> None:
     for shape, rows in result["shapes"].items():
         for name, r in rows.items():
             print(
-                f"{shape:12s} {name:38s} {r['median_ms']:9.2f} ms  roofline {r.get('copy_roofline_fraction', float('nan')):.2f}"
+                f"{shape:12s} {name:38s} {r['median_ms']:9.2f} ms  "
+                f"roofline {r.get('copy_roofline_fraction', float('nan')):.2f}"
             )
     for name, why in result["skipped"].items():
         print(f"skipped {name}: {why}")

@@ -51,21 +51,26 @@ def kernel_section(bench: dict) -> list[str]:
         "Candidates run one after another, not interleaved: for comparisons prefer the interleaved tables above. "
         "Released: its approach with the one-hot loop vectorised (hard masks; soft masks have no one-hot).",
         "",
-        "| mask | shape | pass | fused ms | reference ms | released ms | fused vs reference | fused vs released | roofline fraction | saved bytes fused / reference |",
+        "| mask | shape | pass | fused ms | reference ms | released ms | fused vs reference | fused vs released "
+        "| roofline fraction | saved bytes fused / reference |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for soft in ("hard", "soft"):
         for shape in PEER_SHAPES:
             for phase in ("fwd", "fwd+bwd"):
-                key = lambda impl: f"test_intra_update[{phase}-{impl}-{soft}-{shape}]"  # noqa: E731
-                f, r, rel = (bench.get(key(i)) for i in ("fused", "reference", "released"))
+                f, r, rel = (
+                    bench.get(f"test_intra_update[{phase}-{impl}-{soft}-{shape}]")
+                    for impl in ("fused", "reference", "released")
+                )
                 if not f or not r:
                     continue
                 fm, rm = f["stats"]["median"] * 1e3, r["stats"]["median"] * 1e3
                 relm = rel["stats"]["median"] * 1e3 if rel else float("nan")
                 lines.append(
-                    f"| {soft} | {shape} | {phase} | {fm:.1f} | {rm:.1f} | {relm:.1f} | {rm / fm:.2f}x | {relm / fm:.1f}x | "
-                    f"{f['extra_info']['roofline_fraction']:.2f} | {f['extra_info']['saved_bytes']:,} / {r['extra_info']['saved_bytes']:,} |"
+                    f"| {soft} | {shape} | {phase} | {fm:.1f} | {rm:.1f} | {relm:.1f} | "
+                    f"{rm / fm:.2f}x | {relm / fm:.1f}x | "
+                    f"{f['extra_info']['roofline_fraction']:.2f} | "
+                    f"{f['extra_info']['saved_bytes']:,} / {r['extra_info']['saved_bytes']:,} |"
                 )
     return lines
 
@@ -118,8 +123,8 @@ def goal_lines(peers: dict) -> list[str]:
     if peers.get("load_average", 0) > peers.get("cores", 1):
         lines += [
             "",
-            f"**Not a verdict:** this run shared the machine (load average {peers['load_average']:.1f} on {peers['cores']} "
-            "cores when it ended); re-run `make bench-peers` on an idle machine.",
+            f"**Not a verdict:** this run shared the machine (load average {peers['load_average']:.1f} "
+            f"on {peers['cores']} cores when it ended); re-run `make bench-peers` on an idle machine.",
         ]
     return lines
 
@@ -136,7 +141,8 @@ def released_section(peers: dict) -> list[str]:
         "(interleaved run above); where the loop was not run, its time is the measured time with the loop vectorised "
         "plus the loop's per-voxel cost times the voxels (**extrapolated**).",
         "",
-        "| shape | voxels in the mask | released, loop ms | how | released, loop vectorised ms | fused ms | fused is faster by |",
+        "| shape | voxels in the mask | released, loop ms | how | released, loop vectorised ms | fused ms "
+        "| fused is faster by |",
         "|---|---:|---:|---|---:|---:|---:|",
     ]
     for shape, rows in peers["shapes"].items():
@@ -194,10 +200,11 @@ def roofline_section(roofline: dict) -> list[str]:
         "Reference (one-hot matrix products) and `scatter_add_` + `gather`: eager operations, each reading its inputs "
         "and writing its outputs once. Bytes / bandwidth is a **lower bound** of the time on that GPU: no launch "
         "latency (the launch counts are given; a launch costs microseconds), no re-read served by a cache. "
-        f"Not measured on a GPU. MB in millions of bytes, x-sized passes in brackets. Modeled {roofline.get('modeled_at', '')}.",
+        "Not measured on a GPU. MB in millions of bytes, x-sized passes in brackets. "
+        f"Modeled {roofline.get('modeled_at', '')}.",
         "",
-        "| op | mask | shape | pass | fused MB | fused launches | fused us A100 / H100 | reference MB | reference launches "
-        "| reference us A100 / H100 | scatter_add_ MB | scatter_add_ us A100 / H100 |",
+        "| op | mask | shape | pass | fused MB | fused launches | fused us A100 / H100 | reference MB "
+        "| reference launches | reference us A100 / H100 | scatter_add_ MB | scatter_add_ us A100 / H100 |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (impl, op, mask, shape, phase), fused in by_key.items():
@@ -225,7 +232,8 @@ def attention_section(bench: dict) -> list[str]:
     lines = [
         "## SAM vs non-local vs Context Prior (C=128, K=4, B=1; paper Table 3 at 16^3)",
         "",
-        "| block | map | G multiply-adds | paper GFLOPs (= multiply-adds) | params | paper params (M) | saved for backward | time ms |",
+        "| block | map | G multiply-adds | paper GFLOPs (= multiply-adds) | params | paper params (M) "
+        "| saved for backward | time ms |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for size in SIZES:
@@ -237,7 +245,8 @@ def attention_section(bench: dict) -> list[str]:
             paper = PAPER_TABLE3[name] if size == 16 else ("", "")
             t = f"{b['stats']['median'] * 1e3:.0f}" if e["fits"] else e["reason"]
             lines.append(
-                f"| {NAMES[name]} | {size}^3 | {e['macs'] / 1e9:.3f} | {paper[0]} | {e['params']:,} | {paper[1]} | {e['saved_bytes'] / 2**20:,.1f} MiB | {t} |"
+                f"| {NAMES[name]} | {size}^3 | {e['macs'] / 1e9:.3f} | {paper[0]} | {e['params']:,} | {paper[1]} | "
+                f"{e['saved_bytes'] / 2**20:,.1f} MiB | {t} |"
             )
     return lines
 
@@ -250,8 +259,9 @@ def model_section(bench: dict) -> list[str]:
     return [
         "## Whole model: training step at 1x4x64^3 (c=16)",
         "",
-        f"baseline {base['stats']['median'] * 1e3:.0f} ms, CGA U-Net {cga['stats']['median'] * 1e3:.0f} ms: **{ratio:.3f}x** "
-        f"(target <= 1.03x: {'reached' if ratio <= 1.03 else 'missed'}); parameters {base['extra_info']['params']:,} -> {cga['extra_info']['params']:,}.",
+        f"baseline {base['stats']['median'] * 1e3:.0f} ms, CGA U-Net {cga['stats']['median'] * 1e3:.0f} ms: "
+        f"**{ratio:.3f}x** (target <= 1.03x: {'reached' if ratio <= 1.03 else 'missed'}); "
+        f"parameters {base['extra_info']['params']:,} -> {cga['extra_info']['params']:,}.",
     ]
 
 

@@ -265,7 +265,8 @@ def _check_interpreter() -> None:
 
     if not _library.TRITON_LOADED or os.environ.get("TRITON_INTERPRET") != "1":
         sys.exit(
-            f"benchmarks.roofline: error: the Triton kernels cannot run in the interpreter here ({_library.CUDA_DETAIL})"
+            "benchmarks.roofline: error: the Triton kernels cannot run in the interpreter here "
+            f"({_library.CUDA_DETAIL})"
         )
 
 

@@ -35,7 +35,8 @@ def call(name, block, size, device):
 
 
 def costs(name, size) -> dict:
-    """FLOPs (the SAM's update op included), multiply-adds, parameters and saved bytes (meta device: nothing is allocated)."""
+    """FLOPs (the SAM's update op included), multiply-adds, parameters and saved bytes (meta device: nothing is
+    allocated)."""
     block = build(name, size, "meta")
     run = call(name, block, size, "meta")
     flops = flops_of(run)
@@ -54,7 +55,8 @@ def test_attention_block(benchmark, name, size):
     info["fits"] = fits(name, size)
     if not info["fits"]:
         info["reason"] = (
-            f"not timed: needs {info['saved_bytes'] / 2**30:.1f} GiB saved for backward and {info['macs'] / 1e9:.0f} G multiply-adds"
+            f"not timed: needs {info['saved_bytes'] / 2**30:.1f} GiB saved for backward and "
+            f"{info['macs'] / 1e9:.0f} G multiply-adds"
         )
     benchmark.extra_info.update(info)
     if info["fits"]:

@@ -10,9 +10,9 @@ import argparse
 import time
 from pathlib import Path
 
-from .data.workers import default_workers
 from .data.preprocess import preprocess
 from .data.synth import synthesize_cohort
+from .data.workers import default_workers
 from .evaluation.evaluate import evaluate_folder, format_table, plot_distribution, write_csv
 from .inference.predict import predict_folder
 from .nn.config import ModelConfig
@@ -76,7 +76,8 @@ def main(argv=None) -> None:
     plot_distribution(rows, out / "metrics.png")
     print(format_table(rows))
     print(
-        f"\nmetrics: {out / 'metrics.csv'}\nplots:   {out / 'metrics.png'}, {out / 'run' / 'curves.png'}, {out / 'pred'}/*_overlay.png"
+        f"\nmetrics: {out / 'metrics.csv'}\n"
+        f"plots:   {out / 'metrics.png'}, {out / 'run' / 'curves.png'}, {out / 'pred'}/*_overlay.png"
     )
     print(f"demo finished in {time.time() - start:.0f} s")
 

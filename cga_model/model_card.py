@@ -62,17 +62,20 @@ def table(size=(128, 128, 128), batch: int = 1, variants=None) -> str:
     """The markdown model card."""
     variants = VARIANTS if variants is None else variants
     rows = [
-        "| model | parameters | of which SAM | GFLOPs (FlopCounterMode) | G multiply-adds (paper's convention) | SAM G multiply-adds |",
+        "| model | parameters | of which SAM | GFLOPs (FlopCounterMode) | G multiply-adds (paper's convention) "
+        "| SAM G multiply-adds |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, config in variants.items():
         c = count(config, size=size, batch=batch)
         rows.append(
-            f"| {name} | {c['params']:,} | {c['sam_params']:,} | {c['flops'] / 1e9:.2f} | {c['macs'] / 1e9:.2f} | {c['sam_flops'] / 2e9:.3f} |"
+            f"| {name} | {c['params']:,} | {c['sam_params']:,} | {c['flops'] / 1e9:.2f} | {c['macs'] / 1e9:.2f} | "
+            f"{c['sam_flops'] / 2e9:.3f} |"
         )
     if tuple(size) == (128, 128, 128) and batch == 1:
         rows.append(
-            f"| paper: CGA U-Net (sec. 4.3) | 4.77 M | 0.095 M (Table 3) | - | {PAPER['gmacs']} | {PAPER['sam'][8][0]} |"
+            "| paper: CGA U-Net (sec. 4.3) | 4.77 M | 0.095 M (Table 3) | - | "
+            f"{PAPER['gmacs']} | {PAPER['sam'][8][0]} |"
         )
         for rate in (4, 2):
             gmacs, p = PAPER["sam"][rate]

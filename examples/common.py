@@ -11,7 +11,8 @@ from cga_model.nn.cost import flops_of, params_of, saved_bytes_of
 
 
 def cost(fn, x, model) -> dict:
-    """Parameters, forward FLOPs and bytes saved for backward of ``fn(x)`` (``cga_model.nn.cost``, as the benchmarks)."""
+    """Parameters, forward FLOPs and bytes saved for backward of ``fn(x)`` (``cga_model.nn.cost``, as the
+    benchmarks)."""
     return {"params": params_of(model), "flops": flops_of(fn, x), "saved_bytes": saved_bytes_of(fn, x)}
 
 

@@ -162,8 +162,8 @@ def place_tumour(rng: np.random.Generator, tissue, brain, brain_dist, center, ra
 
 
 def render_intensities(rng: np.random.Generator, tissue, brain) -> np.ndarray:
-    """``(4, *box)`` float32 images in the order of ``CONTRAST_COLUMNS``: per-tissue contrast with per-case gain and texture,
-    partial-volume blur, smooth bias field and noise; exactly 0 outside ``brain``, > 0 inside."""
+    """``(4, *box)`` float32 images in the order of ``CONTRAST_COLUMNS``: per-tissue contrast with per-case gain and
+    texture, partial-volume blur, smooth bias field and noise; exactly 0 outside ``brain``, > 0 inside."""
     contrast = np.array(list(TISSUE_CONTRAST.values()), dtype=np.float32).T  # (4, tissues)
     contrast = contrast * rng.uniform(0.92, 1.08, contrast.shape).astype(np.float32)
     texture = 1 + 0.06 * smooth_field(rng, tissue.shape, 3)
@@ -178,7 +178,8 @@ def render_intensities(rng: np.random.Generator, tissue, brain) -> np.ndarray:
 
 
 def synthesize_full_size_case(seed: int = 0, shape=FULL_SHAPE):
-    """One case (``shape``: the grid; smaller grids give the same anatomy at a coarser scale, for tests): ``(images (4, *shape) float32 in the order of layouts.MODALITIES, classes (*shape) uint8)``.
+    """One case (``shape``: the grid; smaller grids give the same anatomy at a coarser scale, for tests):
+    ``(images (4, *shape) float32 in the order of layouts.MODALITIES, classes (*shape) uint8)``.
 
     ``images`` are exactly 0 outside the brain (in every modality) and > 0 inside; ``classes`` are
     class indices (0 outside the brain), as ``synth.synthesize_case`` returns them.

@@ -9,7 +9,8 @@ to a segmenter and the easy cases do not:
 - **Mimics that are not tumour**: enhancing vessels, choroid plexus in the ventricles and a
   dural rim on T1ce; periventricular white-matter hyperintensities on FLAIR and T2.
 - **Acquisition**: every sequence is a 2-D acquisition of 3-6 mm slices along its own axis,
-  resampled to 1 mm; its own gamma and scale; a stronger bias field (amplitude 0.18 over 40 voxels against 0.15 over 60); 2-5 % noise.
+  resampled to 1 mm; its own gamma and scale; a stronger bias field (amplitude 0.18 over 40 voxels against 0.15
+  over 60); 2-5 % noise.
 - **Tumours** of four kinds: a patchy enhancing rim with non-enhancing gaps around off-centre
   necrosis, solid-enhancing, non-enhancing (no ET), and small-cored; a quarter of the cases are
   multifocal (two or three lesions); the edema reaches into the white matter in fingers and

@@ -197,7 +197,8 @@ def _checked_onnx_writer(onnx_program, program, tolerance: float, measured: dict
         measured["shape"], measured["diff"] = _ort_difference(program, tmp)
         if not measured["diff"] <= tolerance:
             raise RuntimeError(
-                f"ONNX Runtime logits differ from PyTorch by {measured['diff']:.3g} (> tolerance {tolerance}); nothing written"
+                f"ONNX Runtime logits differ from PyTorch by {measured['diff']:.3g} (> tolerance {tolerance}); "
+                "nothing written"
             )
 
     return write

@@ -3,8 +3,8 @@
 ``CategoryGuidedAttention(network, module_name, num_classes, ...)`` wraps the host network and
 registers a forward hook on its submodule ``module_name``: the hook computes attention logits
 (``head="input"``: the paper's attention conv path ``cga_model.attention.AttentionPath`` on the
-network input, ``log2(rate)`` of its three convs with stride 2; ``head="feature"``: a 1x1 conv on the hooked feature map), applies
-``cga_kernels.IntraClassUpdate`` to the feature map and returns the updated map in its place.
+network input, ``log2(rate)`` of its three convs with stride 2; ``head="feature"``: a 1x1 conv on the hooked feature
+map), applies ``cga_kernels.IntraClassUpdate`` to the feature map and returns the updated map in its place.
 ``forward(x)`` returns ``GuidedOutput(output, attention, prototypes, counts)``;
 ``guided_attention_losses(result, labels)`` gives the attention MSE and inter-class terms for
 the training loop (``total = host_loss + attention_weight * mse + inter_weight * inter``).
@@ -101,14 +101,16 @@ class CategoryGuidedAttention(nn.Module):
             return output
         if not isinstance(output, torch.Tensor) or output.dim() != self._image.dim():
             raise ValueError(
-                f"module {self.module_name!r} must output one feature tensor (B, C, *S) like the input, got {type(output).__name__}"
+                f"module {self.module_name!r} must output one feature tensor (B, C, *S) like the input, "
+                f"got {type(output).__name__}"
             )
         attention = self.head(self._image if self.head_kind == "input" else output)
         for a, f in zip(attention.shape[2:], output.shape[2:]):
             if max(a, f) % min(a, f):
                 raise ValueError(
                     f"attention map {tuple(attention.shape[2:])} cannot be matched to the feature map "
-                    f"{tuple(output.shape[2:])} of {self.module_name!r}: sizes must be equal or integer multiples; fix rate"
+                    f"{tuple(output.shape[2:])} of {self.module_name!r}: "
+                    "sizes must be equal or integer multiples; fix rate"
                 )
         features, prototypes, counts = self.update(output, attention)
         self._extras = (attention, prototypes, counts)

@@ -68,12 +68,14 @@ def _check_labels(labels: torch.Tensor, reference: torch.Tensor, what: str) -> N
     expected = (reference.shape[0],) + tuple(reference.shape[2:])
     if tuple(labels.shape) != expected:
         raise ValueError(
-            f"labels must have shape {expected} (B, *S) to match the {what} {tuple(reference.shape)}, got {tuple(labels.shape)}"
+            f"labels must have shape {expected} (B, *S) to match the {what} {tuple(reference.shape)}, "
+            f"got {tuple(labels.shape)}"
         )
     num_classes = reference.shape[1]
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
         raise ValueError(
-            f"labels must be class indices in [0, {num_classes}), found values in [{int(labels.min())}, {int(labels.max())}]"
+            f"labels must be class indices in [0, {num_classes}), "
+            f"found values in [{int(labels.min())}, {int(labels.max())}]"
         )
 
 
@@ -132,7 +134,8 @@ def attention_mse_loss(attention: torch.Tensor, labels: torch.Tensor) -> torch.T
     (nearest, see ``downsample_labels``) to ``S_att``: the paper's category guided map G. Mean over all elements."""
     if not isinstance(labels, torch.Tensor) or labels.dim() != attention.dim() - 1:
         raise ValueError(
-            f"labels must be (B, *S) with the spatial rank of the attention {tuple(attention.shape)}, got {tuple(getattr(labels, 'shape', ()))}"
+            f"labels must be (B, *S) with the spatial rank of the attention {tuple(attention.shape)}, "
+            f"got {tuple(getattr(labels, 'shape', ()))}"
         )
     small = downsample_labels(labels, attention.shape[2:])
     _check_labels(small, attention, "attention")

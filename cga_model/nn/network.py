@@ -112,7 +112,8 @@ class CGAUNet(nn.Module):
         return cls(config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config))
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise ``ValueError``/``TypeError`` unless ``x`` is a floating ``(B, in_channels, D, H, W)`` with D, H, W multiples of 8."""
+        """Raise ``ValueError``/``TypeError`` unless ``x`` is a floating ``(B, in_channels, D, H, W)`` with D, H, W
+        multiples of 8."""
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"input must be a floating-point tensor, got {getattr(x, 'dtype', type(x))}")
         if x.dim() != 5:

@@ -26,7 +26,8 @@ from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
 
 def find_in_external_folders(name: str):
-    """The class ``name`` from the first ``nnUNet_extTrainer`` folder holding it, or None (nnU-Net's external search)."""
+    """The class ``name`` from the first ``nnUNet_extTrainer`` folder holding it, or None (nnU-Net's external
+    search)."""
     for folder in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep):
         if folder.strip() and os.path.isdir(folder):
             found = recursive_find_python_class(

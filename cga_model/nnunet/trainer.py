@@ -34,7 +34,9 @@ from .network import GuidedNetwork, guided_network
 class nnUNetTrainerCGA(nnUNetTrainer):
     loss_config = LossConfig()  # attention_weight, inter_weight, inter_form, inter_start_epoch, inter_sign
     mask_mode = "hard"  # "hard" (argmax, as the paper) or "soft" masks of the intra-class update
-    update_stage = -1  # encoder stage whose output the update replaces: -1 = the bottleneck (3: total stride 8 in typical 3d_fullres plans)
+    # encoder stage whose output the update replaces: -1 = the bottleneck
+    # (3: total stride 8 in typical 3d_fullres plans)
+    update_stage = -1
 
     @classmethod
     def build_network_architecture(

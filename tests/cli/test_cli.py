@@ -1,4 +1,5 @@
-"""The ``cga`` command line itself: every flag documented with its default, ``--version``, model flags from ModelConfig."""
+"""The ``cga`` command line itself: every flag documented with its default, ``--version``, model flags from
+ModelConfig."""
 
 import argparse
 import dataclasses

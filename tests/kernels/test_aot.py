@@ -53,8 +53,8 @@ def test_tile_representatives_cover_every_tile_choice():
         "import json; from cga_kernels.triton import aot, _tiles as t\n"
         "reps = aot.tile_representatives()\n"
         "chosen = {str((t.class_pad(k), t.tile_sizes(c, n))) for k, c, n in reps}\n"
-        "every = {str((t.class_pad(k), t.tile_sizes(c, n))) for k in range(1, 65) for c in (1, 16, 17, 33, 64, 100, 512)"
-        " for n in (1, 16, 4096, 2**24)}\n"
+        "every = {str((t.class_pad(k), t.tile_sizes(c, n))) for k in range(1, 65)"
+        " for c in (1, 16, 17, 33, 64, 100, 512) for n in (1, 16, 4096, 2**24)}\n"
         "print(json.dumps(sorted(every - chosen)))"
     )
     assert json.loads(out) == []

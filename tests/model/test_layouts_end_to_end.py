@@ -1,4 +1,5 @@
-"""Per layout: cga synth -> train (one tiny epoch) -> predict -> evaluate, checked file by file and against brats-evaluation."""
+"""Per layout: cga synth -> train (one tiny epoch) -> predict -> evaluate, checked file by file and against
+brats-evaluation."""
 
 import csv
 import math
@@ -43,7 +44,8 @@ def _forced(name):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """``runs(name)``: ``(data folder, run folder)`` of a 2-case synthetic cohort (one to train, one to validate) of ``name`` and a one-epoch model."""
+    """``runs(name)``: ``(data folder, run folder)`` of a 2-case synthetic cohort (one to train, one to validate) of
+    ``name`` and a one-epoch model."""
     done = {}
 
     def run(name):
@@ -78,7 +80,8 @@ def oracle(tmp_path_factory):
             return Panoptica_Evaluator.load_from_config(str(configs / LAYOUTS[name].config))
         scheme = LAYOUTS[name].scheme
         groups = "".join(
-            f"    {r.lower()}: !LabelMergeGroup\n      single_instance: false\n      value_labels: {list(scheme.region_values(r))}\n"
+            f"    {r.lower()}: !LabelMergeGroup\n      single_instance: false\n"
+            f"      value_labels: {list(scheme.region_values(r))}\n"
             for r in scheme.evaluated
         )
         path = tmp_path_factory.mktemp("config") / f"config_{name}.yaml"
@@ -96,7 +99,8 @@ def _read_csv(path):
 
 
 def _check_predictions(pred_dir, cases, name):
-    """``<ID>.nii.gz`` per case (plus its overlay only): uint8 3-D labels of the layout's scheme, the input's affine and spacing."""
+    """``<ID>.nii.gz`` per case (plus its overlay only): uint8 3-D labels of the layout's scheme, the input's affine
+    and spacing."""
     names = {p.name for p in pred_dir.iterdir()}
     assert names == {f"{c.case_id}{suffix}" for c in cases for suffix in (".nii.gz", "_overlay.png")}
     for case in cases:

@@ -1,4 +1,5 @@
-"""Lesion-wise metrics against the official BraTS evaluation package (brats-evaluation on panoptica) on the same files."""
+"""Lesion-wise metrics against the official BraTS evaluation package (brats-evaluation on panoptica) on the same
+files."""
 
 import math
 

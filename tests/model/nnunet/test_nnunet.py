@@ -35,9 +35,9 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper  # no
 from nnunetv2.utilities.find_class_by_name import recursive_find_python_class  # noqa: E402
 
 from cga_model import cli  # noqa: E402
-from cga_model.nn.loss_config import LossConfig  # noqa: E402
 from cga_model.data.cases import load_case  # noqa: E402
 from cga_model.data.layouts import find_cases  # noqa: E402
+from cga_model.nn.loss_config import LossConfig  # noqa: E402
 from cga_model.nn.losses import attention_mse_loss, inter_class_term  # noqa: E402
 from cga_model.nnunet import TRAINER_DIR  # noqa: E402
 from cga_model.nnunet.lookup import find_trainer_class, nnunet_trainer_lookup  # noqa: E402

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.cases import load_case, normalize
+from ..data.cases import check_headers, load_case, normalize
 from ..data.errors import DataError
 from ..data.file_safety import check_output, safe_case_path
 from ..data.layouts import LAYOUTS, find_cases
@@ -59,8 +59,9 @@ def predict_folder(
     ``segmentation``: ``roi``, ``overlap``, ``tta``, ``memory_limit``, ``precision`` of ``segment_volume``
     (default: the whole brain box in one pass when it fits the free memory); ``log`` gets each case's
     one-line path choice (default: printed to stderr).
-    Before anything is written, every case ID is checked and ``out_dir`` must pass ``check_output``: never
-    inside the input, and files it would replace only with ``overwrite``.
+    Before anything is written, every case's headers and geometry (``cases.check_headers``) and ID are
+    checked, and ``out_dir`` must pass ``check_output``: never inside the input, and files it would replace
+    only with ``overwrite``.
     """
     if segmentation.get("roi") is not None:
         window("--roi", segmentation["roi"])
@@ -70,9 +71,7 @@ def predict_folder(
     channels = model_channel_order(config, checkpoint, cases[0].layout)
     scheme = LAYOUTS[cases[0].layout].scheme
     out_dir = Path(out_dir)
-    outputs = [path for case in cases for path in _case_outputs(out_dir, case.case_id, save_probs)]
-    check_output(out_dir, inputs=(input_path, checkpoint), overwrite=overwrite, will_write=outputs)
-    _writable(out_dir)
+    _check_before_writing(cases, out_dir, (input_path, checkpoint), save_probs=save_probs, overwrite=overwrite)
     log = log or _log
     written = []
     for source in tqdm(cases, desc="predict", disable=not progress):
@@ -83,6 +82,16 @@ def predict_folder(
         result = segment(model, image, brain_only=brain_mask, log=case_log, **segmentation)
         written.append(_write_case(out_dir, case, result, scheme))
     return written
+
+
+def _check_before_writing(cases, out_dir: Path, inputs, *, save_probs: bool, overwrite: bool) -> None:
+    """Every case's headers and geometry (``check_headers``) and ID, then ``check_output`` for the files
+    ``cases`` would put in ``out_dir``; then ``out_dir`` is created (or found) writable."""
+    for case in cases:
+        check_headers(case)
+    outputs = [path for case in cases for path in _case_outputs(out_dir, case.case_id, save_probs)]
+    check_output(out_dir, inputs=inputs, overwrite=overwrite, will_write=outputs)
+    _writable(out_dir)
 
 
 def _log(line: str) -> None:

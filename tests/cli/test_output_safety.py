@@ -90,17 +90,18 @@ def test_a_unicode_case_id_is_refused_before_any_case_is_written(setup, tmp_path
     assert "ASCII letters and digits" in _one_line_error(capsys, "predict") and not (tmp_path / "pred").exists()
 
 
-def test_a_misregistered_case_is_refused_before_prediction(setup, tmp_path, capsys):
+def test_a_misregistered_case_is_refused_before_any_case_is_written(setup, tmp_path, capsys):
     checkpoint, data, _ = setup
     copy = tmp_path / "data"
     shutil.copytree(data, copy)
-    t2 = find_cases(copy)[0].images[3]
+    t2 = find_cases(copy)[-1].images[3]
     image = nib.load(t2)
     shifted = image.affine.copy()
     shifted[2, 3] += 3.0
     nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), shifted), t2)
     assert _predict(checkpoint, copy, tmp_path / "pred") == 2
     assert f"{t2.name}: the sequence's affine differs" in _one_line_error(capsys, "predict")
+    assert not (tmp_path / "pred").exists()  # refused before the first case was written
 
 
 @pytest.mark.parametrize("command", ["synth", "predict"])

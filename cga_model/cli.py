@@ -127,6 +127,7 @@ def _train(args) -> None:
         seed=args.seed,
         workers=args.workers,
         foreground_share=args.foreground_share,
+        sequence_dropout=args.sequence_dropout,
         device=args.device,
         model=config_from_args(ModelConfig, args),
         loss=config_from_args(LossConfig, args),
@@ -159,6 +160,7 @@ def _predict(args) -> None:
         brain_mask=not args.no_brain_mask,
         device=args.device,
         overwrite=args.overwrite,
+        allow_missing=args.allow_missing,
     )
     print(f"wrote {len(written)} predictions (+ overlay PNGs) to {args.out}")
 
@@ -330,6 +332,14 @@ def _add_train(sub) -> None:
         default=DEFAULT_FOREGROUND_SHARE,
         help="share of each batch centred on a voxel of a foreground class present in the case (the rest uniform in the brain box)",
     )
+    p.add_argument(
+        "--sequence-dropout",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="zero-fill each sample's each input sequence with probability P in [0, 1), never all of them, so the "
+        "network tolerates missing sequences (cga predict --allow-missing)",
+    )
     _add_run_folder_flags(p)
     _add_layout(p, "--data (the network's class count follows its label scheme: 5 with a resection cavity)")
     add_config_flags(p, ModelConfig, "model options (ModelConfig)")
@@ -404,6 +414,12 @@ def _add_prediction_files(p) -> None:
     """``cga predict``'s optional probability maps, and whether files already in ``--out`` may be replaced."""
     p.add_argument("--probs", action="store_true", help="also write <ID>_prob.nii.gz")
     p.add_argument("--overwrite", action="store_true", help="replace the <ID>.nii.gz, PNG (and prob) files --out holds")
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="segment a case that lacks some of the model's sequences with them zero-filled (named in the log and "
+        "the output's header description); without it such a case is refused",
+    )
 
 
 def _add_evaluate(sub) -> None:

@@ -1,4 +1,5 @@
-"""The paper's training augmentation: random flips, then a per-channel intensity scale and shift inside the brain."""
+"""The paper's training augmentation: random flips, then a per-channel intensity scale and shift inside the brain;
+and sequence dropout (``--sequence-dropout``): input sequences zero-filled as a missing one is at prediction."""
 
 from __future__ import annotations
 
@@ -41,3 +42,24 @@ def jitter_intensity(image: torch.Tensor, scale: torch.Tensor, shift: torch.Tens
     brain = (image != 0).any(dim=1, keepdim=True)
     image = image.float() * scale.float().view(view)
     return image.add_(shift.float().view(view) * brain)
+
+
+def draw_sequence_dropout(rng: np.random.Generator, channels: int, rate: float) -> np.ndarray:
+    """``keep (C,)`` bool of one sample, drawn from ``rng`` after its other augmentations: each sequence dropped
+    with probability ``rate``, never all of them (when every one is drawn, one drawn uniformly is kept, so a
+    sequence is dropped slightly less often than ``rate``: ``rate - rate**C / C``). ``rate`` 0 keeps every
+    sequence and leaves ``rng`` untouched, so a sample's other draws are those of a run without dropout."""
+    if rate <= 0:
+        return np.ones(channels, dtype=bool)
+    keep = rng.random(channels) >= rate
+    if not keep.any():
+        keep[rng.integers(channels)] = True
+    return keep
+
+
+def drop_sequences(image: np.ndarray, jitter: np.ndarray, keep: np.ndarray) -> None:
+    """In place: the channels of ``image (C, *S)`` not in ``keep (C,)`` set to 0, and their intensity scale and
+    shift (``jitter (2, C)``) to 0, so that ``jitter_intensity`` leaves them 0 and they take no part in the brain:
+    a dropped sequence is what a missing one is at prediction (``cga predict --allow-missing``)."""
+    image[~keep] = 0
+    jitter[:, ~keep] = 0

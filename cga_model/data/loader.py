@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from .augmentation import draw_augmentation, jitter_intensity, no_augmentation
+from .augmentation import draw_augmentation, draw_sequence_dropout, drop_sequences, jitter_intensity, no_augmentation
 from .cache import CaseArrays, case_arrays, is_cache, open_cache, uncrop
 from .cases import load_case, normalize
 from .errors import DataError
@@ -86,16 +86,18 @@ class TrainingCrops(Dataset):
     Item: ``{"image": (C, *crop) float16, "labels": (*crop) uint8 class indices, "scale": (C,) float32,
     "shift": (C,) float32, "case_id": str}``: a ``crop`` window (foreground-centred when asked and the
     case has foreground), flipped with ``augment`` as the paper does, and the intensity jitter drawn for
-    it (identity without ``augment``), all from the key's seed. ``training_batch`` makes the network's
-    input of a batch on the training device: widened to float32 and jittered there (one multiply-add
-    per voxel, free on a GPU). A loader worker thus only copies windows; float16 and uint8 halve and
-    eighth what crosses shared memory. A batch (``__getitems__``, as the DataLoader fetches it) is
-    written straight into its batch tensors, in shared memory inside a loader worker: no per-sample
-    arrays and no collate copy.
+    it (identity without ``augment``), then, with ``sequence_dropout`` P > 0, each sequence zero-filled
+    with probability P, never all (``augmentation.draw_sequence_dropout``), all from the key's seed.
+    ``training_batch`` makes the network's input of a batch on the training device: widened to float32
+    and jittered there (one multiply-add per voxel, free on a GPU). A loader worker thus only copies
+    windows; float16 and uint8 halve and eighth what crosses shared memory. A batch (``__getitems__``,
+    as the DataLoader fetches it) is written straight into its batch tensors, in shared memory inside a
+    loader worker: no per-sample arrays and no collate copy.
     """
 
-    def __init__(self, cases, case_ids, crop, augment: bool = True):
+    def __init__(self, cases, case_ids, crop, augment: bool = True, sequence_dropout: float = 0.0):
         self.cases, self.case_ids, self.crop, self.augment = cases, list(case_ids), tuple(crop), augment
+        self.sequence_dropout = sequence_dropout
 
     def __len__(self) -> int:
         return len(self.case_ids)
@@ -112,8 +114,10 @@ class TrainingCrops(Dataset):
         start = crop_start(arrays.image.shape[1:], self.crop, rng, center)
         channels = arrays.image.shape[0]
         augmentation = draw_augmentation(rng, channels) if self.augment else no_augmentation(channels)
+        keep = draw_sequence_dropout(rng, channels, self.sequence_dropout)
         read_window(arrays.image, arrays.classes, start, self.crop, augmentation.flips, out=(image, classes))
         jitter[0], jitter[1] = augmentation.scale, augmentation.shift
+        drop_sequences(image, jitter, keep)
         return arrays.case_id
 
     def __getitems__(self, keys) -> dict:

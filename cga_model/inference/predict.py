@@ -45,6 +45,7 @@ def predict_folder(
     progress=True,
     log=None,
     overwrite=False,
+    allow_missing=False,
     **segmentation,
 ) -> list[Path]:
     """Predict every case under ``input_path`` (any layout: detected, or ``layout``) in the input's own convention.
@@ -62,6 +63,11 @@ def predict_folder(
     Before anything is written, every case's headers and geometry (``cases.check_headers``) and ID are
     checked, and ``out_dir`` must pass ``check_output``: never inside the input, and files it would replace
     only with ``overwrite``.
+    A case lacking one of the network's sequences is refused naming the file; with ``allow_missing`` it is
+    segmented with those channels 0 (the value of a normalised missing sequence, as ``--sequence-dropout``
+    trains): its log line names them (and warns when the checkpoint was trained without sequence dropout)
+    and the output's header ``descrip`` records them (``cga: missing t1ce,t2``). A case lacking all of
+    them is always refused.
     """
     if segmentation.get("roi") is not None:
         window("--roi", segmentation["roi"])
@@ -71,27 +77,59 @@ def predict_folder(
     channels = model_channel_order(config, checkpoint, cases[0].layout)
     scheme = LAYOUTS[cases[0].layout].scheme
     out_dir = Path(out_dir)
-    _check_before_writing(cases, out_dir, (input_path, checkpoint), save_probs=save_probs, overwrite=overwrite)
+    inputs = [LAYOUTS[cases[0].layout].modalities[c] for c in channels]  # the network's sequences
+    _check_before_writing(
+        cases, out_dir, (input_path, checkpoint), save_probs=save_probs, overwrite=overwrite, needs=inputs,
+        allow_missing=allow_missing,
+    )  # fmt: skip
     log = log or _log
     written = []
     for source in tqdm(cases, desc="predict", disable=not progress):
-        case = load_case(source, with_labels=True)
-        image = torch.from_numpy(normalize(case.image[channels])).to(device)
+        case = load_case(source, with_labels=True, allow_missing=allow_missing)
+        image = torch.from_numpy(normalize(case.image[channels])).to(device)  # a missing sequence stays 0
         segment = segment_volume if save_probs else segment_labels
         case_log = functools.partial(_case_line, log, case.case_id)
+        if case.missing:
+            case_log(_missing_line(case.missing, config))
         result = segment(model, image, brain_only=brain_mask, log=case_log, **segmentation)
         written.append(_write_case(out_dir, case, result, scheme))
     return written
 
 
-def _check_before_writing(cases, out_dir: Path, inputs, *, save_probs: bool, overwrite: bool) -> None:
-    """Every case's headers and geometry (``check_headers``) and ID, then ``check_output`` for the files
+def _check_before_writing(
+    cases, out_dir: Path, inputs, *, save_probs: bool, overwrite: bool, needs: list, allow_missing: bool
+) -> None:
+    """Every case's headers and geometry (``check_headers``; with ``allow_missing`` those of its sequences
+    there, at least one of the network's sequences ``needs``) and ID, then ``check_output`` for the files
     ``cases`` would put in ``out_dir``; then ``out_dir`` is created (or found) writable."""
     for case in cases:
-        check_headers(case)
+        missing = check_headers(case, allow_missing=allow_missing)
+        if all(m in missing for m in needs):
+            raise DataError(
+                f"{case.images[0].parent}: case {case.case_id} has none of the sequences the network needs "
+                f"({', '.join(needs)}); --allow-missing needs at least one: add them, or move the case out"
+            )
     outputs = [path for case in cases for path in _case_outputs(out_dir, case.case_id, save_probs)]
     check_output(out_dir, inputs=inputs, overwrite=overwrite, will_write=outputs)
     _writable(out_dir)
+
+
+def _missing_line(missing: tuple, config: dict) -> str:
+    """The log line of a case whose sequences ``missing`` are zero-filled, warning when ``config`` (the
+    checkpoint's) was trained without sequence dropout."""
+    line = f"missing {', '.join(missing)}: zero-filled (--allow-missing)"
+    if not config.get("sequence_dropout"):
+        line += (
+            "; the model was not trained for missing sequences (sequence_dropout 0), expect a poorer segmentation: "
+            "train with --sequence-dropout"
+        )
+    return line
+
+
+def missing_description(missing: tuple) -> bytes:
+    """The output header's ``descrip`` of a case whose sequences ``missing`` were zero-filled, e.g.
+    ``b"cga: missing t1ce,t2"`` (within the field's 80 bytes)."""
+    return f"cga: missing {','.join(missing)}".encode("ascii", "replace")[:80]
 
 
 def _log(line: str) -> None:
@@ -111,12 +149,15 @@ def _case_outputs(out_dir: Path, case_id: str, save_probs: bool) -> tuple:
 def _write_case(out_dir: Path, case, result: torch.Tensor, scheme) -> Path:
     """``<ID>.nii.gz`` (labels of ``scheme``) and ``<ID>_overlay.png`` of one case from its class indices
     ``result (X, Y, Z)``, or from its probabilities ``result (K, X, Y, Z)``, then also ``<ID>_prob.nii.gz``.
-    Returns the path of ``<ID>.nii.gz``."""
+    The sequences missing from ``case`` are recorded in ``<ID>.nii.gz``'s header ``descrip``. Returns its path."""
     save_probs = result.ndim == 4
     classes = (result.argmax(0) if save_probs else result).cpu().numpy()
     affine = case.reference.affine
     target, overlay, *prob = _case_outputs(out_dir, case.case_id, save_probs)
-    save_nifti(target, scheme.to_labels(classes), affine, case.reference.header.copy())
+    header = case.reference.header.copy()
+    if case.missing:
+        header["descrip"] = missing_description(case.missing)
+    save_nifti(target, scheme.to_labels(classes), affine, header)
     if save_probs:
         probabilities = np.moveaxis(result.cpu().numpy(), 0, -1).astype(np.float32)
         save_nifti(prob[0], probabilities, affine)

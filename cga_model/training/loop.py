@@ -174,7 +174,10 @@ def _build(config: TrainConfig, ddp: DistributedRun, folder: RunFolder, cases, t
     )
     workers = default_workers(ddp.world) if config.workers is None else config.workers
     loader = make_loader(
-        TrainingCrops(cases, train_ids, config.crop), sampler, workers, pin_memory=ddp.device.type == "cuda"
+        TrainingCrops(cases, train_ids, config.crop, sequence_dropout=config.sequence_dropout),
+        sampler,
+        workers,
+        pin_memory=ddp.device.type == "cuda",
     )
     return Run(
         config=config,

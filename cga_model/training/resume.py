@@ -3,7 +3,8 @@ the requested one, after the model check (``checkpoint.check_compatible``).
 
 ``check_same_run`` refuses the first contradiction (naming the option, both values and what to do):
 the layout, ``--seed``, ``--val-fraction``, the data (the training and validation case IDs), ``--lr``,
-``--weight-decay``, ``--crop``, ``--batch-size``, ``--foreground-share`` and every loss option.
+``--weight-decay``, ``--crop``, ``--batch-size``, ``--foreground-share``, ``--sequence-dropout`` and every
+loss option.
 ``--epochs``, ``--val-every``, ``--workers``, ``--device`` and ``--no-brain-mask`` may change.
 ``check_epochs_left`` refuses an ``--epochs`` the run has already reached.
 """
@@ -24,6 +25,7 @@ SAME_RUN = (
     ("crop", "--crop"),
     ("batch_size", "--batch-size"),
     ("foreground_share", "--foreground-share"),
+    ("sequence_dropout", "--sequence-dropout"),
 )
 
 

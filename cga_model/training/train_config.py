@@ -3,9 +3,9 @@
 ``TrainConfig.check()`` refuses any option out of its range, naming its ``cga train`` flag, the value
 and the range: ``--lr`` finite and > 0, ``--weight-decay`` finite and >= 0, ``--epochs``,
 ``--batch-size``, ``--val-every`` at least 1, ``--workers`` at least 0, ``--crop`` three positive
-multiples of 8, ``--foreground-share`` in [0, 1], ``--val-fraction`` in [0, 1). ``check_split``
-refuses a ``--val-fraction`` the dataset cannot honour. ``cga train``, ``train()`` and every rank
-under ``torchrun`` run them first (``loop.set_up``).
+multiples of 8, ``--foreground-share`` in [0, 1], ``--val-fraction`` and ``--sequence-dropout`` in
+[0, 1). ``check_split`` refuses a ``--val-fraction`` the dataset cannot honour. ``cga train``,
+``train()`` and every rank under ``torchrun`` run them first (``loop.set_up``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class TrainConfig:
     seed: int = 0
     workers: int | None = None  # loader processes; None: default_workers() (the cores, capped, shared among ranks)
     foreground_share: float = DEFAULT_FOREGROUND_SHARE  # share of each batch centred on a foreground voxel
+    sequence_dropout: float = 0.0  # each sample's each sequence zero-filled with this probability, never all
     device: str = "cpu"
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)  # the options of CGALoss
@@ -65,6 +66,7 @@ class TrainConfig:
         flag_checks.window("--crop", self.crop)
         flag_checks.number("--foreground-share", self.foreground_share, 0, 1)
         flag_checks.number("--val-fraction", self.val_fraction, 0, 1, high_open=True)
+        flag_checks.number("--sequence-dropout", self.sequence_dropout, 0, 1, high_open=True)
         flag_checks.whole("--val-every", self.val_every, 1)
         flag_checks.whole("--seed", self.seed, 0)
         if self.workers is not None:

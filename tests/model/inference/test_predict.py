@@ -1,4 +1,5 @@
-"""cga predict's segmentation flags: the path choice and its log line, --tta N, --precision, --memory-limit."""
+"""cga predict's segmentation flags: the path choice and its log line, --tta N, --precision, --memory-limit,
+and --allow-missing (absent sequences zero-filled, named in the log and the header; refused without it)."""
 
 import nibabel as nib
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 from cga_model import CGAUNet
 from cga_model.cli import build_parser
 from cga_model.cli import main as cga
+from cga_model.data.synth import synthesize_cohort
 from cga_model.inference.predict import predict_folder
 from cga_model.nn.checkpoint import save_checkpoint
 
@@ -64,3 +66,79 @@ def test_cli_flags(setup, capsys):
     assert "--tta must be a number of flips from 0 to 8, got 9" in capsys.readouterr().err
     assert cga(common + ["--out", str(root / "bad"), "--memory-limit", "lots"]) == 2
     assert "--memory-limit 'lots'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """Two 24x24x16 cases, the first without its t1ce file: (input folder, its case IDs)."""
+    ids = synthesize_cohort(tmp_path / "data", cases=2, seed=3, shape=(24, 24, 16), progress=False)
+    (tmp_path / "data" / ids[0] / f"{ids[0]}_t1ce.nii.gz").unlink()
+    return tmp_path / "data", ids
+
+
+def test_a_missing_sequence_is_refused_without_allow_missing(setup, tiny, tmp_path, capsys):
+    checkpoint, _, _ = setup
+    data, ids = tiny
+    out = tmp_path / "out"
+    assert cga(["predict", "--checkpoint", str(checkpoint), "--input", str(data), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cga predict: error: ") and "\n" not in err
+    assert f"{ids[0]}_t1ce.nii.gz" in err and "no t1ce sequence" in err
+    assert not out.exists() or not list(out.glob("*.nii.gz"))
+
+
+def test_allow_missing_zero_fills_logs_and_records_the_missing_sequence(setup, tiny, tmp_path, capsys):
+    checkpoint, _, _ = setup
+    data, ids = tiny
+    out = tmp_path / "out"
+    command = ["predict", "--checkpoint", str(checkpoint), "--input", str(data), "--out", str(out), "--allow-missing"]
+    assert cga(command) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "missing" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"{ids[0]}: missing t1ce: zero-filled")
+    assert "not trained for missing sequences" in lines[0]
+    assert nib.load(out / f"{ids[0]}.nii.gz").header["descrip"].tobytes().rstrip(b"\0") == b"cga: missing t1ce"
+    assert b"missing" not in nib.load(out / f"{ids[1]}.nii.gz").header["descrip"].tobytes()
+    assert (out / f"{ids[0]}_overlay.png").is_file() and nib.load(out / f"{ids[0]}.nii.gz").shape == (24, 24, 16)
+
+
+def test_a_model_trained_with_dropout_gets_no_warning(tiny, tmp_path):
+    data, ids = tiny
+    (data / ids[0] / f"{ids[0]}_t2.nii.gz").unlink()
+    model = CGAUNet(base_channels=4)
+    checkpoint = tmp_path / "dropout.pt"
+    save_checkpoint(
+        checkpoint, model=model.state_dict(), config={"model": model.config.to_dict(), "sequence_dropout": 0.3}
+    )
+    lines = []
+    predict_folder(checkpoint, data, tmp_path / "out", progress=False, log=lines.append, allow_missing=True)
+    assert f"{ids[0]}: missing t1ce, t2: zero-filled (--allow-missing)" in lines
+    header = nib.load(tmp_path / "out" / f"{ids[0]}.nii.gz").header
+    assert header["descrip"].tobytes().rstrip(b"\0") == b"cga: missing t1ce,t2"
+
+
+def test_a_case_without_any_sequence_is_always_refused(setup, tiny, tmp_path, capsys):
+    checkpoint, _, _ = setup
+    data, ids = tiny
+    for path in (data / ids[0]).glob(f"{ids[0]}_*.nii.gz"):
+        if not path.name.endswith("_seg.nii.gz"):
+            path.unlink()
+    out = tmp_path / "out"
+    command = ["predict", "--checkpoint", str(checkpoint), "--input", str(data), "--out", str(out), "--allow-missing"]
+    assert cga(command) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cga predict: error: ") and f"case {ids[0]} has none of its sequences" in err
+    assert not out.exists() or not list(out.glob("*.nii.gz"))
+
+
+def test_allow_missing_keeps_the_geometry_checks_of_the_present_sequences(setup, tiny, tmp_path, capsys):
+    checkpoint, _, _ = setup
+    data, ids = tiny
+    t2 = data / ids[0] / f"{ids[0]}_t2.nii.gz"
+    image = nib.load(t2)
+    affine = image.affine.copy()
+    affine[0, 3] += 5.0
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj), affine, image.header), t2)
+    command = ["predict", "--checkpoint", str(checkpoint), "--input", str(data), "--out", str(tmp_path / "out")]
+    assert cga(command + ["--allow-missing"]) == 2
+    err = capsys.readouterr().err
+    assert str(t2) in err and "affine differs" in err

@@ -23,6 +23,7 @@ VALID = {
     "crop": st.tuples(multiples, multiples, multiples),
     "foreground_share": st.floats(0.0, 1.0),
     "val_fraction": st.floats(0.0, 1.0, exclude_max=True),
+    "sequence_dropout": st.floats(0.0, 1.0, exclude_max=True),
     "val_every": st.integers(1, 1000),
     "workers": st.none() | st.integers(0, 64),
     "seed": st.integers(0, 2**31),
@@ -36,6 +37,7 @@ INVALID = {
     "crop": st.tuples(not_multiple, multiples, multiples).flatmap(st.permutations),
     "foreground_share": NON_FINITE | st.floats(1.0, exclude_min=True) | st.floats(max_value=0.0, exclude_max=True),
     "val_fraction": NON_FINITE | st.floats(1.0, allow_infinity=False) | st.floats(max_value=-1e-12),
+    "sequence_dropout": NON_FINITE | st.floats(1.0, allow_infinity=False) | st.floats(max_value=-1e-12),
     "val_every": st.integers(max_value=0),
     "workers": st.integers(max_value=-1),
 }
@@ -83,6 +85,7 @@ def test_train_refuses_before_reading_or_writing(tmp_path, bad):
         ["--val-fraction", "-0.2"],
         ["--val-every", "0"],
         ["--workers", "-1"],
+        ["--sequence-dropout", "1"],
     ],
 )
 def test_cga_train_refuses_each_bad_flag_in_one_line(tmp_path, flag, capsys):

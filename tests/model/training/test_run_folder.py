@@ -164,6 +164,7 @@ def test_non_finite_weights_are_never_saved(cohort, tmp_path, monkeypatch):
         (dict(seed=1), "--seed"),
         (dict(crop=(24, 24, 24)), "--crop"),
         (dict(batch_size=1), "--batch-size"),
+        (dict(sequence_dropout=0.5), "--sequence-dropout"),
         (dict(loss=replace(TINY["loss"], inter_weight=0.5)), "--inter-weight"),
     ],
 )

@@ -63,23 +63,16 @@ def predict_folder(
     Before anything is written, every case's headers and geometry (``cases.check_headers``) and ID are
     checked, and ``out_dir`` must pass ``check_output``: never inside the input, and files it would replace
     only with ``overwrite``.
-    A case lacking one of the network's sequences is refused naming the file; with ``allow_missing`` it is
-    segmented with those channels 0 (the value of a normalised missing sequence, as ``--sequence-dropout``
-    trains): its log line names them (and warns when the checkpoint was trained without sequence dropout)
-    and the output's header ``descrip`` records them (``cga: missing t1ce,t2``). A case lacking all of
-    them is always refused.
+    A case lacking a sequence of the network is refused naming the file; with ``allow_missing`` it is segmented
+    with it zero-filled, logged (``_missing_line``) and recorded in its header (``missing_description``).
     """
     if segmentation.get("roi") is not None:
         window("--roi", segmentation["roi"])
-    model, config = load_predictor(checkpoint, device)
-    cases = find_cases(input_path, layout=layout, prefer=trained_layout(config))
-    check_model_fits(model.num_classes, config, cases[0].layout, checkpoint)
-    channels = model_channel_order(config, checkpoint, cases[0].layout)
+    model, config, cases, channels = _model_and_cases(checkpoint, input_path, layout, device)
     scheme = LAYOUTS[cases[0].layout].scheme
     out_dir = Path(out_dir)
-    inputs = [LAYOUTS[cases[0].layout].modalities[c] for c in channels]  # the network's sequences
     _check_before_writing(
-        cases, out_dir, (input_path, checkpoint), save_probs=save_probs, overwrite=overwrite, needs=inputs,
+        cases, out_dir, (input_path, checkpoint), channels, save_probs=save_probs, overwrite=overwrite,
         allow_missing=allow_missing,
     )  # fmt: skip
     log = log or _log
@@ -96,13 +89,23 @@ def predict_folder(
     return written
 
 
+def _model_and_cases(checkpoint, input_path, layout, device) -> tuple:
+    """``(model, training config, cases, channels)``: the network of ``checkpoint``, the cases under ``input_path``
+    (its training layout preferred) checked to fit it, and its input channels as indices into their sequences."""
+    model, config = load_predictor(checkpoint, device)
+    cases = find_cases(input_path, layout=layout, prefer=trained_layout(config))
+    check_model_fits(model.num_classes, config, cases[0].layout, checkpoint)
+    return model, config, cases, model_channel_order(config, checkpoint, cases[0].layout)
+
+
 def _check_before_writing(
-    cases, out_dir: Path, inputs, *, save_probs: bool, overwrite: bool, needs: list, allow_missing: bool
+    cases, out_dir: Path, inputs, channels: list, *, save_probs: bool, overwrite: bool, allow_missing: bool
 ) -> None:
     """Every case's headers and geometry (``check_headers``; with ``allow_missing`` those of its sequences
-    there, at least one of the network's sequences ``needs``) and ID, then ``check_output`` for the files
-    ``cases`` would put in ``out_dir``; then ``out_dir`` is created (or found) writable."""
+    there, at least one of the network's, ``channels`` of its sequences) and ID, then ``check_output`` for the
+    files ``cases`` would put in ``out_dir``; then ``out_dir`` is created (or found) writable."""
     for case in cases:
+        needs = [case.modalities[c] for c in channels]
         missing = check_headers(case, allow_missing=allow_missing)
         if all(m in missing for m in needs):
             raise DataError(
@@ -115,8 +118,8 @@ def _check_before_writing(
 
 
 def _missing_line(missing: tuple, config: dict) -> str:
-    """The log line of a case whose sequences ``missing`` are zero-filled, warning when ``config`` (the
-    checkpoint's) was trained without sequence dropout."""
+    """The log line of a case whose sequences ``missing`` are zero-filled after normalisation (the value
+    ``--sequence-dropout`` trains with), warning when ``config`` (the checkpoint's) was trained without it."""
     line = f"missing {', '.join(missing)}: zero-filled (--allow-missing)"
     if not config.get("sequence_dropout"):
         line += (

@@ -45,8 +45,9 @@ HARD_CONTRAST = {
     **TISSUE_CONTRAST,
     "edema": (0.78, 0.52, 0.54, 0.84),  # FLAIR 0.78 against grey matter's 0.68
     "necrosis": (0.46, 0.30, 0.27, 0.95),  # T2 0.95 against CSF's 1.00
+    "enhancing": (0.80, 0.58, 1.20, 0.72),  # T1ce 1.2: as bright as the brightest mimic, plexus
     "wmh": (0.80, 0.72, 0.70, 0.74),  # periventricular hyperintensity: edema-like on FLAIR and T2
-    "plexus": (0.50, 0.55, 1.00, 0.70),  # choroid plexus: enhances like tumour
+    "plexus": (0.50, 0.55, 1.15, 0.70),  # choroid plexus: enhances like tumour
     "dura": (0.45, 0.50, 0.92, 0.55),  # dural rim: enhances like tumour
     "non_enhancing": (0.84, 0.46, 0.50, 0.88),  # NET: edema-like, a little darker on T1
 }
@@ -125,7 +126,7 @@ def lesion_labels(rng: np.random.Generator, kind: str, inside, white_matter, rad
         labels[tc] = HARD_CODE["non_enhancing"]
         return labels
     labels[tc] = HARD_CODE["enhancing"]
-    gaps = tc & (smooth_field(rng, inside.shape, 3) > (0.6 if kind == "rim" else 1.2))
+    gaps = tc & (smooth_field(rng, inside.shape, 3) > (0.9 if kind == "rim" else 1.3))
     labels[gaps] = HARD_CODE["non_enhancing"]
     if kind in ("rim", "small_core"):
         share = rng.uniform(0.2, 0.6)

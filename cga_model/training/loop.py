@@ -1,17 +1,17 @@
 """Training loop of the CGA U-Net: single process, or DDP under ``torchrun`` (gloo on CPU, nccl on CUDA).
 
-Adam (amsgrad, weight decay 1e-5), poly learning rate (power 0.9), the two-stage CGALoss,
-AMP on CUDA, a tqdm bar with the loss terms, ``metrics.jsonl`` and ``curves.png`` in the run
-folder, ``last.pt`` every epoch and ``best.pt`` (the best mean validation Dice), both written
-atomically. Validation (every ``val_every`` epochs and after the last) segments the held-out
-cases as ``cga predict`` does: sliding windows at the training crop, voxels outside the brain
-set to background unless ``brain_mask=False``, and scores WT/TC/ET Dice. ``resume=True`` continues
-after the epoch stored in ``last.pt``; every
-epoch seeds its own RNG streams from ``(seed, epoch, rank)``, so a resumed run repeats the
-same data order and augmentations as an uninterrupted one.
+Adam (amsgrad, weight decay ``weight_decay``), poly learning rate (power 0.9), the two-stage
+CGALoss, AMP on CUDA, a tqdm bar with the loss terms, ``metrics.jsonl`` and ``curves.png`` in the
+run folder, ``last.pt`` every epoch and ``best.pt`` (the best mean validation Dice; minus the
+training loss without validation cases), both written atomically, never with non-finite weights.
+Validation (every ``val_every`` epochs and after the last) segments the held-out cases as
+``cga predict`` does: sliding windows at the training crop, voxels outside the brain set to
+background unless ``brain_mask=False``, and scores WT/TC/ET Dice. ``resume=True`` continues after
+the epoch stored in ``last.pt``; every epoch seeds its own RNG streams from ``(seed, epoch, rank)``,
+so a resumed run repeats the same data order and augmentations as an uninterrupted one.
 
-``train`` is three named steps: ``set_up`` (model, optimiser, data, resume), ``train_one_epoch``
-and ``end_of_epoch`` (validation, checkpoints, log, curves).
+``train`` is three named steps: ``set_up`` (the option check, the locked run folder, data, model,
+optimiser, resume), ``train_one_epoch`` and ``end_of_epoch`` (validation, checkpoints, log, curves).
 """
 
 from __future__ import annotations

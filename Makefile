@@ -32,8 +32,8 @@ build: $(STAMP)
 
 install: build
 
-# The test suite, then the benchmark suites as plain tests (no timing).
-test: build
+# The lint, the test suite, then the benchmark suites as plain tests (no timing).
+test: build lint
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q benchmarks --benchmark-disable
 

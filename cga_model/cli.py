@@ -16,10 +16,10 @@ from pathlib import Path
 from . import __version__
 from .cli_failures import run_command
 from .data.layouts import LAYOUTS
-from .data.sampling import DEFAULT_FOREGROUND_SHARE
 from .nn.config import ModelConfig
 from .nn.loss_config import LossConfig
 from .nnunet.commands import add_nnunet_commands
+from .training.train_config import TrainConfig
 
 DEFAULT_SYNTH_SHAPE = (64, 64, 48)
 
@@ -42,7 +42,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def add_config_flags(parser: argparse.ArgumentParser, config_class, title: str) -> None:
     """One flag per field of the dataclass ``config_class`` marked ``cli`` in its metadata (``ModelConfig``,
     ``LossConfig``): ``--no-<name>`` for switches on by default, ``--<name>`` for those off by default, else
-    ``--<name> VALUE`` with the field's ``type``, ``choices`` and ``nargs``; ``flag`` and ``action``/``const``
+    ``--<name> VALUE`` with the field's ``type``, ``choices``, ``nargs`` and ``metavar``; ``flag`` and
+    ``action``/``const``
     in the metadata override the flag's name and action."""
     group = parser.add_argument_group(title)
     for option in dataclasses.fields(config_class):
@@ -72,14 +73,14 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class, title: str) 
                 type=meta.get("type", type(option.default)),
                 choices=meta.get("choices"),
                 nargs=meta.get("nargs"),
+                metavar=meta.get("metavar"),
             )
 
 
-def config_from_args(config_class, args: argparse.Namespace):
-    """The ``config_class`` of parsed flags (fields without a flag keep their defaults)."""
-    return config_class(
-        **{f.name: getattr(args, f.name) for f in dataclasses.fields(config_class) if f.metadata.get("cli")}
-    )
+def config_from_args(config_class, args: argparse.Namespace, **fixed):
+    """The ``config_class`` of parsed flags and ``fixed`` fields (fields without either keep their defaults)."""
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_class) if f.metadata.get("cli")}
+    return config_class(**flags, **fixed)
 
 
 def _synth(args) -> None:
@@ -88,7 +89,8 @@ def _synth(args) -> None:
 
     if args.full_size and args.shape is not None:
         raise ValueError(
-            f"--shape {' '.join(map(str, args.shape))} and --full-size together: --full-size writes 240 240 155, drop one"
+            f"--shape {' '.join(map(str, args.shape))} and --full-size together: --full-size writes 240 240 155, "
+            "drop one"
         )
     shape = FULL_SHAPE if args.full_size else tuple(args.shape or DEFAULT_SYNTH_SHAPE)
     if args.difficulty is not None and not args.full_size:
@@ -113,26 +115,16 @@ def _preprocess(args) -> None:
 
 
 def _train(args) -> None:
-    from .training.loop import TrainConfig, train
+    from .training.loop import train
 
-    config = TrainConfig(
+    config = config_from_args(
+        TrainConfig,
+        args,
         data=args.data,
         out=args.out,
-        epochs=args.epochs,
-        crop=tuple(args.crop),
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        workers=args.workers,
-        foreground_share=args.foreground_share,
-        sequence_dropout=args.sequence_dropout,
-        device=args.device,
         model=config_from_args(ModelConfig, args),
         loss=config_from_args(LossConfig, args),
         layout=args.layout,
-        val_every=args.val_every,
         brain_mask=not args.no_brain_mask,
     )
     _, record = train(config, resume=args.resume, overwrite=args.overwrite)
@@ -238,7 +230,9 @@ def _add_synth(sub) -> None:
     p.add_argument("--cases", type=int, default=10, help="number of cases")
     p.add_argument("--seed", type=int, default=0, help="seed of the cohort (same seed, same cases)")
     p.add_argument(
-        "--overwrite", action="store_true", help="replace the cases of the same cohort (layout, seed, count) in the folder"
+        "--overwrite",
+        action="store_true",
+        help="replace the cases of the same cohort (layout, seed, count) in the folder",
     )
     p.add_argument(
         "--shape",
@@ -298,48 +292,7 @@ def _add_train(sub) -> None:
             "--out": "run folder (last.pt, best.pt, metrics.jsonl, curves.png)",
         },
     )
-    p.add_argument("--epochs", type=int, default=500, help="training epochs (poly learning rate over them)")
-    p.add_argument(
-        "--crop",
-        type=int,
-        nargs=3,
-        default=(128, 128, 128),
-        metavar=("X", "Y", "Z"),
-        help="random crop size (multiples of 8)",
-    )
-    p.add_argument("--batch-size", type=int, default=8, help="crops per step (per process under DDP)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate at epoch 0")
-    p.add_argument("--weight-decay", type=float, default=1e-5, help="Adam weight decay (L2 penalty, 0: none)")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="share of the cases held out for validation Dice")
-    p.add_argument(
-        "--val-every",
-        type=int,
-        default=5,
-        help="validate every N epochs (and after the last): sliding windows at --crop over the held-out cases; best.pt on the mean Dice",
-    )
-    p.add_argument(
-        "--seed", type=int, default=0, help="seed of the split, the initial weights and every epoch's data order"
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="loader worker processes (0: load in the main process; default: the CPU cores, at most 8, shared among DDP processes)",
-    )
-    p.add_argument(
-        "--foreground-share",
-        type=float,
-        default=DEFAULT_FOREGROUND_SHARE,
-        help="share of each batch centred on a voxel of a foreground class present in the case (the rest uniform in the brain box)",
-    )
-    p.add_argument(
-        "--sequence-dropout",
-        type=float,
-        default=0.0,
-        metavar="P",
-        help="zero-fill each sample's each input sequence with probability P in [0, 1), never all of them, so the "
-        "network tolerates missing sequences (cga predict --allow-missing)",
-    )
+    add_config_flags(p, TrainConfig, "training options (TrainConfig)")
     _add_run_folder_flags(p)
     _add_layout(p, "--data (the network's class count follows its label scheme: 5 with a resection cavity)")
     add_config_flags(p, ModelConfig, "model options (ModelConfig)")
@@ -348,8 +301,7 @@ def _add_train(sub) -> None:
 
 
 def _add_run_folder_flags(p) -> None:
-    """``cga train``'s device and what to do with an existing run folder."""
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    """What ``cga train`` does with an existing run folder."""
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument(
         "--overwrite",
@@ -435,7 +387,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument(
         "--allow-missing",
         action="store_true",
-        help="score a ground-truth case without a prediction as an empty (all background) prediction instead of refusing",
+        help="score a ground-truth case without a prediction as an empty (all background) prediction instead of "
+        "refusing",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out CSV and the PNG beside it")
     _add_layout(p, "--gt")
@@ -453,7 +406,8 @@ def _export(args) -> None:
     suffix = Path(args.out).suffix.lower()
     if suffix == ".pt2":
         print(
-            f"wrote {export_program(args.checkpoint, args.out, overwrite=args.overwrite)} (torch.export program with the cga:: ops)"
+            f"wrote {export_program(args.checkpoint, args.out, overwrite=args.overwrite)} "
+            "(torch.export program with the cga:: ops)"
         )
         return
     if suffix != ".onnx":
@@ -552,7 +506,8 @@ def _add_confidence(sub) -> None:
         action="append",
         required=True,
         metavar="NAME=SOURCE",
-        help="repeatable; SOURCE: a folder of <ID>_prob.nii.gz (cga predict --probs) or a checkpoint / .onnx run on --input",
+        help="repeatable; SOURCE: a folder of <ID>_prob.nii.gz (cga predict --probs) or a checkpoint / .onnx run "
+        "on --input",
     )
     _add_required(p, {"--out": "folder for confidence.csv and confidence.png"})
     p.add_argument(

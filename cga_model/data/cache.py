@@ -147,7 +147,8 @@ def stale_sources(properties: dict) -> list[str]:
             stat = path.stat()
             if (stat.st_size, stat.st_mtime_ns) != (source["size"], source["mtime_ns"]):
                 changed.append(
-                    f"{path} (size {source['size']} -> {stat.st_size}, mtime_ns {source['mtime_ns']} -> {stat.st_mtime_ns})"
+                    f"{path} (size {source['size']} -> {stat.st_size}, "
+                    f"mtime_ns {source['mtime_ns']} -> {stat.st_mtime_ns})"
                 )
     return changed
 
@@ -172,7 +173,8 @@ def _write_case_files(partial: Path, case: Case, arrays: CaseArrays, source: Cas
 
 
 def write_case(source: CaseFiles, cache) -> str:
-    """Read the raw case ``source`` (a ``find_cases`` item), preprocess it and write it into ``cache`` atomically; returns its ID.
+    """Read the raw case ``source`` (a ``find_cases`` item), preprocess it and write it into ``cache`` atomically;
+    returns its ID.
 
     Written under ``.partial-<ID>-<pid>/`` and renamed to ``<ID>/``; on any failure (e.g. a full
     disk) the partial folder is removed and ``CacheError`` names the case and the cause.
@@ -225,7 +227,8 @@ def read_index(root) -> dict:
 
 
 def write_index(root, source, case_ids, layout: str) -> None:
-    """Write ``cache.json`` atomically: this format and version, the settings, the source folder, its layout and case IDs."""
+    """Write ``cache.json`` atomically: this format and version, the settings, the source folder, its layout and
+    case IDs."""
     index = {
         "format": FORMAT,
         "version": FORMAT_VERSION,

@@ -154,7 +154,8 @@ def training_batch(batch: dict, device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _batch_tensor(shape, dtype) -> torch.Tensor:
-    """An uninitialised tensor; in shared memory inside a loader worker (so sending it to the main process copies nothing)."""
+    """An uninitialised tensor; in shared memory inside a loader worker (so sending it to the main process copies
+    nothing)."""
     if get_worker_info() is None:
         return torch.empty(shape, dtype=dtype)
     storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size())

@@ -93,7 +93,8 @@ def _unfinished(out: Path, folders: list[Path]) -> list[Path]:
         changed = stale_sources(json.loads(properties.read_text()))
         if changed:
             raise CacheError(
-                f"case {folder.name} changed since it was cached in {out}: {changed[0]}; pass --rebuild to rebuild the cache"
+                f"case {folder.name} changed since it was cached in {out}: {changed[0]}; "
+                "pass --rebuild to rebuild the cache"
             )
     return todo
 
@@ -131,7 +132,8 @@ def _run(jobs: list, workers: int, progress: bool) -> None:
 
 
 def preprocess(data, out, workers: int = 1, rebuild: bool = False, progress: bool = True, *, layout=None) -> dict:
-    """Cache every case of the raw dataset ``data`` (any layout: detected, or ``layout``) into ``out`` with ``workers`` processes.
+    """Cache every case of the raw dataset ``data`` (any layout: detected, or ``layout``) into ``out`` with
+    ``workers`` processes.
 
     Returns ``{"cases": n, "written": n_new, "skipped": n_already_cached}``. On an error (a bad
     source file, a full disk) the workers stop, partial cases are removed and finished ones stay.

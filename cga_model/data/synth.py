@@ -71,7 +71,8 @@ def _anatomy(rng, shape) -> tuple:
 
 
 def _tumour(rng, shape, brain, center, radii, enhancing: bool) -> tuple:
-    """``(classes (*shape) uint8, tumour centre, tumour size)``: edema, enhancing rim and necrotic core (class indices)."""
+    """``(classes (*shape) uint8, tumour centre, tumour size)``: edema, enhancing rim and necrotic core (class
+    indices)."""
     classes = np.zeros(shape, dtype=np.uint8)
     size = rng.uniform(0.09, 0.17) * min(shape)
     tumour_center = center + rng.uniform(-0.45, 0.45, 3) * radii

@@ -1,4 +1,5 @@
-"""Legacy BraTS metrics per region (ET, TC, WT, and RC where the scheme has it): Dice, HD95, HD100, sensitivity, specificity.
+"""Legacy BraTS metrics per region (ET, TC, WT, and RC where the scheme has it): Dice, HD95, HD100, sensitivity,
+specificity.
 
 Regions are unions of class indices: the layout's (``LabelScheme.evaluated``: e.g. PED's ET is
 class 1), by default the GLI family's ``labels.REGIONS``; callers convert label files to classes

@@ -57,9 +57,8 @@ def predict_folder(
     ``checkpoint`` may be a ``.onnx`` file of ``cga export``: the same windows then run in ONNX Runtime (CPU).
     ``brain_mask`` (default): voxels zero in every modality (outside a skull-stripped brain) are
     background and only the brain's box is segmented; turn it off for images that are not skull-stripped.
-    ``segmentation``: ``roi``, ``overlap``, ``tta``, ``memory_limit``, ``precision`` of ``segment_volume``
-    (default: the whole brain box in one pass when it fits the free memory); ``log`` gets each case's
-    one-line path choice (default: printed to stderr).
+    ``segmentation``: ``roi``, ``overlap``, ``tta``, ``memory_limit``, ``precision`` of ``segment_volume`` (default:
+    the whole brain box in one pass when it fits); ``log`` gets each case's path choice (default: stderr).
     Before anything is written, every case's headers and geometry (``cases.check_headers``) and ID are
     checked, and ``out_dir`` must pass ``check_output``: never inside the input, and files it would replace
     only with ``overwrite``.
@@ -76,17 +75,24 @@ def predict_folder(
         allow_missing=allow_missing,
     )  # fmt: skip
     log = log or _log
+    segment = functools.partial(
+        _segment_case, model, config, channels, device=device, brain_mask=brain_mask, save_probs=save_probs, log=log
+    )
     written = []
     for source in tqdm(cases, desc="predict", disable=not progress):
         case = load_case(source, with_labels=True, allow_missing=allow_missing)
-        image = torch.from_numpy(normalize(case.image[channels])).to(device)  # a missing sequence stays 0
-        segment = segment_volume if save_probs else segment_labels
-        case_log = functools.partial(_case_line, log, case.case_id)
-        if case.missing:
-            case_log(_missing_line(case.missing, config))
-        result = segment(model, image, brain_only=brain_mask, log=case_log, **segmentation)
-        written.append(_write_case(out_dir, case, result, scheme))
+        written.append(_write_case(out_dir, case, segment(case, **segmentation), scheme))
     return written
+
+
+def _segment_case(model, config, channels, case, *, device, brain_mask, save_probs, log, **segmentation):
+    """Labels (or probabilities with ``save_probs``) of one loaded ``case``; its log lines go to ``log``."""
+    image = torch.from_numpy(normalize(case.image[channels])).to(device)  # a missing sequence stays 0
+    segment = segment_volume if save_probs else segment_labels
+    case_log = functools.partial(_case_line, log, case.case_id)
+    if case.missing:
+        case_log(_missing_line(case.missing, config))
+    return segment(model, image, brain_only=brain_mask, log=case_log, **segmentation)
 
 
 def _model_and_cases(checkpoint, input_path, layout, device) -> tuple:

@@ -235,7 +235,9 @@ def _train_step(run: Run, batch: dict, epoch: int):
     run.optimizer.zero_grad(set_to_none=True)
     if not torch.isfinite(terms.total):
         run.bad_steps += 1
-        warnings.warn(f"epoch {epoch + 1}: non-finite loss ({terms.total.item()}), step skipped", RuntimeWarning)
+        warnings.warn(
+            f"epoch {epoch + 1}: non-finite loss ({terms.total.item()}), step skipped", RuntimeWarning, stacklevel=2
+        )
         if run.bad_steps >= run.config.max_bad_steps:
             raise RuntimeError(f"{run.bad_steps} non-finite losses in a row; {_last_good(run)}")
         return None

@@ -16,25 +16,43 @@ from .. import flag_checks
 from ..data.sampling import DEFAULT_FOREGROUND_SHARE
 from ..nn.config import ModelConfig
 from ..nn.loss_config import LossConfig
+from ..nn.options import option
 
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; saved in every checkpoint (``to_dict``)."""
+    """Everything a run needs; saved in every checkpoint (``to_dict``). The fields made with ``option`` are
+    ``cga train``'s training flags (``cli.add_config_flags``), their help lines in the metadata."""
 
     data: str
     out: str
-    epochs: int = 500
-    crop: tuple = (128, 128, 128)
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    val_fraction: float = 0.2
-    seed: int = 0
-    workers: int | None = None  # loader processes; None: default_workers() (the cores, capped, shared among ranks)
-    foreground_share: float = DEFAULT_FOREGROUND_SHARE  # share of each batch centred on a foreground voxel
-    sequence_dropout: float = 0.0  # each sample's each sequence zero-filled with this probability, never all
-    device: str = "cpu"
+    epochs: int = option(500, "training epochs (poly learning rate over them)")
+    crop: tuple = option(
+        (128, 128, 128), "random crop size (multiples of 8)", type=int, nargs=3, metavar=("X", "Y", "Z")
+    )
+    batch_size: int = option(8, "crops per step (per process under DDP)")
+    lr: float = option(1e-3, "Adam learning rate at epoch 0")
+    weight_decay: float = option(1e-5, "Adam weight decay (L2 penalty, 0: none)")
+    val_fraction: float = option(0.2, "share of the cases held out for validation Dice")
+    seed: int = option(0, "seed of the split, the initial weights and every epoch's data order")
+    workers: int | None = option(
+        None,
+        "loader worker processes (0: load in the main process; default: the CPU cores, at most 8, shared among "
+        "DDP processes)",
+        type=int,
+    )
+    foreground_share: float = option(
+        DEFAULT_FOREGROUND_SHARE,
+        "share of each batch centred on a voxel of a foreground class present in the case (the rest uniform in "
+        "the brain box)",
+    )
+    sequence_dropout: float = option(
+        0.0,
+        "zero-fill each sample's each input sequence with probability P in [0, 1), never all of them, so the "
+        "network tolerates missing sequences (cga predict --allow-missing)",
+        metavar="P",
+    )
+    device: str = option("cpu", "cpu or cuda")
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)  # the options of CGALoss
     # robustness
@@ -42,15 +60,21 @@ class TrainConfig:
     # the split (set_up fills them): the IDs of the training and the validation cases
     train_cases: list = field(default_factory=list)
     val_cases: list = field(default_factory=list)
-    # validation: every val_every epochs (and after the last); voxels outside the brain are background
-    # unless brain_mask=False
-    val_every: int = 5
+    val_every: int = option(
+        5,
+        "validate every N epochs (and after the last): sliding windows at --crop over the held-out cases; best.pt "
+        "on the mean Dice",
+    )
+    # voxels outside the brain are background at validation (and in predictions) unless brain_mask=False
     brain_mask: bool = True
     # the data (layouts.data_record): the layout (None: detect it from the file names), its label scheme and
     # the channel order; set_up fills them and sets model.num_classes to the scheme's class count
     layout: str | None = None
     label_scheme: dict = field(default_factory=dict)
     channels: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.crop = tuple(self.crop)
 
     def to_dict(self) -> dict:
         """Plain types only, as stored in checkpoints (``config["model"]`` is ``ModelConfig.to_dict()``,

@@ -443,7 +443,10 @@ def test_hard_mask_double_backward_matches_gradgradcheck():
     for classes in (None, [1]):
         for residual in (True, False):
             assert torch.autograd.gradgradcheck(
-                lambda x: ck.intra_class_update(x, labels, 3, residual=residual, classes=classes)[:2], (x,)
+                lambda x, residual=residual, classes=classes: ck.intra_class_update(
+                    x, labels, 3, residual=residual, classes=classes
+                )[:2],
+                (x,),
             )
 
 

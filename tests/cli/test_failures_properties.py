@@ -1,4 +1,4 @@
-"""Property-based tests over corrupted inputs (issue 15): each input either gives the reference's
+"""Property-based tests over corrupted inputs: each input either gives the reference's
 result or raises one of the documented error types (``DataError``/``ValueError``/``TypeError``).
 
 Bounded: few examples each, no deadline (the first kernel call compiles nothing but may be slow).

@@ -195,12 +195,15 @@ def test_wrong_labels_name_the_file_value_and_likely_layout(cohorts, tmp_path):
     case = _relabel(tmp_path, cohorts, "brats2021", 4, 3)  # 2023-style ET under 2018-2021 names
     with pytest.raises(
         DataError,
-        match=rf"{case.seg}: label 3 is not in the brats2021 scheme .*values fit brats2023 or brats-ssa or brats-men or brats-goat: ",
+        match=rf"{case.seg}: label 3 is not in the brats2021 scheme "
+        r".*values fit brats2023 or brats-ssa or brats-men or brats-goat: ",
     ):
         load_case(case)
     case = _relabel(tmp_path, cohorts, "msd", 2, 7)
     with pytest.raises(
-        DataError, match=rf"{case.seg.name}: label 7 is not in the msd scheme .*no layout that reads labels as msd does uses these values"
+        DataError,
+        match=rf"{case.seg.name}: label 7 is not in the msd scheme "
+        r".*no layout that reads labels as msd does uses these values",
     ):
         load_case(case)
 

@@ -21,7 +21,12 @@ from cga_model.training.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = dict(
-    crop=(16, 16, 16), batch_size=2, model=ModelConfig(base_channels=4), val_fraction=0.25, loss=LossConfig(inter_start_epoch=1), lr=3e-3
+    crop=(16, 16, 16),
+    batch_size=2,
+    model=ModelConfig(base_channels=4),
+    val_fraction=0.25,
+    loss=LossConfig(inter_start_epoch=1),
+    lr=3e-3,
 )
 
 
@@ -168,7 +173,7 @@ def test_predict_writes_nifti_with_input_geometry(trained, cohort, tmp_path):
     assert (
         lines[0].startswith("case_id,layout,ET_dice")
         and "ET_lesion_dice" in lines[0]
-        and [l.split(",")[0] for l in lines[-3:]] == ["mean", "std", "median"]
+        and [line.split(",")[0] for line in lines[-3:]] == ["mean", "std", "median"]
     )
     assert csv.with_suffix(".png").is_file()
 

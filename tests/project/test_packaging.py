@@ -48,6 +48,9 @@ def test_sdist_holds_the_sources_and_builds_a_wheel_whose_kernels_load(tmp_path)
         "x = torch.randn(1, 3, 4, 4); m = torch.randint(0, 2, (1, 4, 4))\n"
         "p, c = ck.prototype_pool(x, m, num_classes=2)\n"
         "print(tuple(p.shape), cga_model.__version__)\n"
+        "from cga_model.cli import main\n"
+        "main(['--version'])\n"
     )
     out = _run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, 'site')\n{script}"], tmp_path)
     assert out.split()[:3] == ["(1,", "2,", "3)"], out
+    assert out.splitlines()[-1].startswith("cga "), out  # cga --version

@@ -4,7 +4,8 @@ its cache); a second command on the same folder is refused at once (``FolderBusy
 
 The lock file exists only while held: it is removed before the lock is released, and a process that
 locked a file already removed retries on the new one, so two holders can never coexist. The kernel
-releases the lock of a killed process; the file it leaves behind is taken over by the next command.
+releases the lock of a killed process; the file it leaves behind is taken over by the next command, and a
+lock still held by a killed command's forked loader workers (its recorded pid gone) is replaced.
 """
 
 from __future__ import annotations
@@ -21,6 +22,25 @@ class FolderBusy(RuntimeError):
     """Another process holds the lock of the folder."""
 
 
+def _holder_is_dead(path: Path) -> bool:
+    """Whether the process named in the lock file (``<command> pid <pid>``) is gone: a killed command whose
+    forked children (loader workers) still hold the lock until they notice. An empty or unreadable file is
+    a holder still starting: not dead."""
+    try:
+        pid = int(path.read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _acquire(path: Path, command: str) -> int:
     """A descriptor of ``path`` holding its exclusive lock; ``FolderBusy`` when another process holds it."""
     while True:
@@ -29,6 +49,9 @@ def _acquire(path: Path, command: str) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
+            if _holder_is_dead(path):
+                path.unlink(missing_ok=True)  # a killed command's loader workers may hold it a while: replace it
+                continue
             raise FolderBusy(
                 f"{path.parent} is in use by another {command} (it holds {path}); wait for it to finish, "
                 "or choose another --out"

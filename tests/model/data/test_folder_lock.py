@@ -1,6 +1,10 @@
 """folder_lock: one holder per folder, refused at once with the folder named; the lock file exists only while held;
 cga preprocess into a locked cache folder is refused before anything is written."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from cga_model.cli import main as cga
@@ -38,3 +42,40 @@ def test_preprocess_into_a_locked_cache_is_refused(tmp_path, capsys):
     )
     assert cga(["preprocess", "--data", str(data), "--out", str(cache), "--workers", "1"]) == 0
     assert not (cache / LOCK_FILE).exists()
+
+
+def _hold_from_another_process(path, recorded_pid):
+    """A process holding ``path``'s lock with ``recorded_pid`` in the file, as a killed run's loader worker does."""
+    script = (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(path)!r}, os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        f"os.write(fd, b'cga train pid {recorded_pid}\\n')\n"
+        "print('held', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_lock_left_to_a_dead_commands_workers_is_taken_over(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    holder = _hold_from_another_process(tmp_path / LOCK_FILE, int(gone.stdout))
+    try:
+        with folder_lock(tmp_path, "cga train") as path:
+            assert path.read_text().startswith("cga train pid ")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_lock_of_a_live_command_is_still_refused(tmp_path):
+    live = _hold_from_another_process(tmp_path / LOCK_FILE, os.getppid())  # a process that exists
+    try:
+        with pytest.raises(FolderBusy, match="in use by another cga train"):
+            with folder_lock(tmp_path, "cga train"):
+                pass
+    finally:
+        live.kill()
+        live.wait()

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from cga_model.cli import main as cga
-from cga_model.data.synth import synthesize_cohort
 from cga_model.nn.config import ModelConfig
 from cga_model.nn.loss_config import LossConfig
 from cga_model.training.loop import TrainConfig, train
@@ -28,13 +27,6 @@ TINY = dict(
     loss=LossConfig(inter_start_epoch=1),
     lr=3e-3,
 )
-
-
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    synthesize_cohort(root, cases=4, seed=9, shape=(24, 24, 16), progress=False)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,6 @@ FAST = {**TINY, "workers": 0, "val_every": 1}
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cohort")
-    synthesize_cohort(root, cases=4, seed=9, shape=(24, 24, 16), progress=False)
-    return root
-
-
-@pytest.fixture(scope="module")
 def old_run(cohort, tmp_path_factory):
     """A finished one-epoch run (last.pt, best.pt, metrics.jsonl, curves.png)."""
     out = tmp_path_factory.mktemp("old")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cga_model.evaluation.plots import pyplot, save_png
+
 REGIONS = ("WT", "TC", "ET")
 SPLITS = ("val", "test")
 
@@ -79,11 +81,7 @@ def format_report(rows: list, *, baseline: str, help: dict | None = None) -> str
 
 def plot_report(rows: list, path: Path, *, baseline: str) -> None:
     """Test Dice per region: one bar per variant (seed mean), one dot per seed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     table = by_variant(rows)
     fig, axes = plt.subplots(1, len(REGIONS), figsize=(4 * len(REGIONS), 3.6), sharey=True)
     for ax, region in zip(axes, REGIONS):
@@ -95,5 +93,4 @@ def plot_report(rows: list, path: Path, *, baseline: str) -> None:
         ax.set_title(f"{region} Dice (held-out cases)")
         ax.set_ylim(0, 1)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path, dpi=110)

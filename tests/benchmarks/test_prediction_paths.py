@@ -1,0 +1,101 @@
+"""The prediction-path benchmark scores every finished run of a tiny ``benchmarks.learning`` measurement along
+every path, pairs each with ``windows128``, and resumes without redoing a case."""
+
+import shutil
+
+import pytest
+
+import benchmarks.prediction_paths as paths_bench
+from benchmarks.learning import REGIONS, Setting, load_results, measure
+
+TINY = dict(
+    train_cases=2,
+    val_cases=1,
+    test_cases=2,
+    shape=(40, 40, 24),
+    steps=2,
+    crop=(16, 16, 16),
+    batch_size=2,
+    base_channels=4,
+    workers=0,
+    seeds=(1, 2),
+)
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+    """A tiny learning out folder with finished cga runs for seeds 1 and 2, and a seed-3 run still training
+    (its last.pt there, no results.jsonl row)."""
+    out = tmp_path_factory.mktemp("learn")
+    rows = measure(Setting(out=out, variants=["cga"], **TINY), progress=False)
+    (out / "run_cga_s3_2").mkdir()
+    shutil.copy(out / "run_cga_s1_2" / "last.pt", out / "run_cga_s3_2" / "last.pt")
+    return out, {row["seed"]: row for row in rows}
+
+
+def run(out, capsys):
+    paths_bench.main(["--out", str(out), "--steps", "2", "--seeds", "1", "2", "3", "--threads", "1"])
+    return capsys.readouterr().out
+
+
+def test_every_path_seed_and_case_is_scored_and_paired(learned, capsys):
+    out, learning_rows = learned
+    printed = run(out, capsys)
+    assert "no finished run_cga_s<seed>_2 for seeds [3]: skipped" in printed
+    rows = load_results(out / "prediction_paths.jsonl")
+    cases = {"SYN_0012_000", "SYN_0012_001"}
+    keys = [(r["seed"], r["path"], r["case"]) for r in rows]
+    assert sorted(keys) == sorted((s, p, c) for s in (1, 2) for p in paths_bench.PATHS for c in cases)
+    for row in rows:
+        assert all(0.0 <= row[r] <= 1.0 for r in REGIONS) and row["cpu_s"] > 0 and row["outside"] == 0
+        expected = "windows of 16x16x16" if row["path"] == "windows_crop" else "whole box"
+        assert paths_bench.plan_kind(row["plan"]) == expected, row["plan"]
+    for seed, learning_row in learning_rows.items():  # the default path is what benchmarks.learning scored
+        default = [r for r in rows if (r["seed"], r["path"]) == (seed, "default")]
+        for region in REGIONS:
+            assert sum(r[region] for r in default) / 2 == pytest.approx(learning_row["test"][region], abs=1e-9)
+    report = printed[printed.index("### prediction paths") :]
+    assert (out / "prediction_paths" / "report.md").read_text() == report
+    assert (out / "prediction_paths" / "prediction_paths.png").stat().st_size > 10_000
+    lines = report.splitlines()
+    scores = [line for line in lines if line.startswith("| ") and " | 2 | 2 | " in line]
+    assert [line.split(":")[0][2:] for line in scores] == list(paths_bench.PATHS)
+    (reference,) = [line for line in lines if line.startswith("| windows128 | 2 |")]
+    assert reference.count("+0.000 ± 0.000") == 3 and reference.count("+0.0000") == 6
+    assert sum(line.startswith("| ") and " | 2 | " in line for line in lines) == 2 * len(paths_bench.PATHS)
+    for path, against in paths_bench.RULES:
+        (rule,) = [line for line in lines if line.startswith(f"- {path} vs {against} (2 seeds)")]
+        assert any(f"**{v}**" in rule for v in ("HOLDS", "holds on the seed mean only", "FAILS"))
+    assert "indicative only" in report
+
+
+def test_a_second_call_recomputes_nothing(learned, capsys, monkeypatch):
+    out, _ = learned
+    first = run(out, capsys) if not (out / "prediction_paths.jsonl").exists() else None
+    before = (out / "prediction_paths.jsonl").read_text()
+    report = (out / "prediction_paths" / "report.md").read_text()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"predicted again: {args}")
+
+    monkeypatch.setattr(paths_bench, "predict_folder", refuse)
+    again = run(out, capsys)
+    assert (out / "prediction_paths.jsonl").read_text() == before
+    assert again.endswith(report) and (first is None or first.endswith(report))
+
+
+def test_the_rule_fails_when_a_region_drops(tmp_path):
+    rows = [
+        {"path": path, "seed": 1, "case": "c", "cpu_s": 1.0, "outside": 0, "plan": "c: whole box", **dice}
+        for path, dice in (
+            ("windows128", {"WT": 0.8, "TC": 0.7, "ET": 0.6}),
+            ("default", {"WT": 0.8, "TC": 0.694, "ET": 0.6}),
+            ("default_bf16", {"WT": 0.8, "TC": 0.694, "ET": 0.6}),
+        )
+    ]
+    report = paths_bench.format_report(rows, "cga", 240)
+    assert "- default vs windows128 (1 seeds): no region drops by more than 0.005 Dice: **FAILS**" in report
+    assert "TC -0.0060" in report
+    assert "- default_bf16 vs default (1 seeds): no region drops by more than 0.005 Dice: **HOLDS**" in report
+    paths_bench.plot_paths(rows, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 10_000

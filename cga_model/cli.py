@@ -190,6 +190,12 @@ def _add_required(parser: argparse.ArgumentParser, flags: dict) -> None:
         parser.add_argument(flag, required=True, help=text)
 
 
+def _add_switches(parser: argparse.ArgumentParser, flags: dict) -> None:
+    """Switches, off unless given, ``{flag: help line}``."""
+    for flag, text in flags.items():
+        parser.add_argument(flag, action="store_true", help=text)
+
+
 def _add_layout(parser: argparse.ArgumentParser, what: str) -> None:
     """``--layout NAME``: force the dataset layout of ``what`` instead of detecting it from the file names."""
     parser.add_argument(
@@ -203,23 +209,20 @@ def _add_layout(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _add_brain_mask(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--no-brain-mask",
-        action="store_true",
-        help="segment the whole volume as it is, for images that are not skull-stripped; without it, voxels zero in "
-        "every modality (outside a skull-stripped brain) are background and only the brain's box is segmented",
+    _add_switches(
+        parser,
+        {
+            "--no-brain-mask": "segment the whole volume as it is, for images that are not skull-stripped; without it, "
+            "voxels zero in every modality (outside a skull-stripped brain) are background and only the brain's box "
+            "is segmented",
+        },
     )
 
 
-def _add_synth(sub) -> None:
+def _add_synth(p) -> None:
+    """The flags of ``cga synth``."""
     from .data.synth import FULL_SIZE_GENERATORS
 
-    p = _command(
-        sub,
-        "synth",
-        summary="write a synthetic cohort in a dataset layout (BraTS 2021/2023/2024, MSD Task01)",
-        run=_synth,
-    )
     p.add_argument("out", help="folder for the cases, in the files of --layout")
     p.add_argument(
         "--layout",
@@ -229,11 +232,7 @@ def _add_synth(sub) -> None:
     )
     p.add_argument("--cases", type=int, default=10, help="number of cases")
     p.add_argument("--seed", type=int, default=0, help="seed of the cohort (same seed, same cases)")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the cases of the same cohort (layout, seed, count) in the folder",
-    )
+    _add_switches(p, {"--overwrite": "replace the cases of the same cohort (layout, seed, count) in the folder"})
     p.add_argument(
         "--shape",
         type=int,
@@ -242,11 +241,12 @@ def _add_synth(sub) -> None:
         metavar=("X", "Y", "Z"),
         help=f"volume size in voxels, 1 mm (default: {' '.join(map(str, DEFAULT_SYNTH_SHAPE))})",
     )
-    p.add_argument(
-        "--full-size",
-        action="store_true",
-        help="realistic 240x240x155 cases: a brain of 1.5-1.9 M voxels in a zero background, gliomas of 0.5-3 %% of it "
-        "with the three nested sub-regions (to judge training as on real scans)",
+    _add_switches(
+        p,
+        {
+            "--full-size": "realistic 240x240x155 cases: a brain of 1.5-1.9 M voxels in a zero background, gliomas of "
+            "0.5-3 %% of it with the three nested sub-regions (to judge training as on real scans)",
+        },
     )
     p.add_argument(
         "--difficulty",
@@ -258,15 +258,10 @@ def _add_synth(sub) -> None:
     )
 
 
-def _add_preprocess(sub) -> None:
+def _add_preprocess(p) -> None:
+    """The flags of ``cga preprocess``."""
     from .data.workers import default_workers
 
-    p = _command(
-        sub,
-        "preprocess",
-        summary="cache a dataset for fast training: brain crop, z-score, memory-mappable arrays",
-        run=_preprocess,
-    )
     _add_required(
         p,
         {
@@ -275,16 +270,12 @@ def _add_preprocess(sub) -> None:
         },
     )
     p.add_argument("--workers", type=int, default=default_workers(), help="parallel processes (one case each)")
-    p.add_argument(
-        "--rebuild",
-        action="store_true",
-        help="clear an existing cache of other settings, format or data and rebuild it",
-    )
+    _add_switches(p, {"--rebuild": "clear an existing cache of other settings, format or data and rebuild it"})
     _add_layout(p, "--data")
 
 
-def _add_train(sub) -> None:
-    p = _command(sub, "train", summary="train a CGA U-Net (use torchrun --nproc_per_node=N for DDP)", run=_train)
+def _add_train(p) -> None:
+    """The flags of ``cga train``."""
     _add_required(
         p,
         {
@@ -302,16 +293,17 @@ def _add_train(sub) -> None:
 
 def _add_run_folder_flags(p) -> None:
     """What ``cga train`` does with an existing run folder."""
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="start afresh in an --out folder that holds an earlier run (replacing it)",
+    _add_switches(
+        p,
+        {
+            "--resume": "continue from OUT/last.pt",
+            "--overwrite": "start afresh in an --out folder that holds an earlier run (replacing it)",
+        },
     )
 
 
-def _add_predict(sub) -> None:
-    p = _command(sub, "predict", summary="segment cases, writing <ID>.nii.gz and an overlay PNG", run=_predict)
+def _add_predict(p) -> None:
+    """The flags of ``cga predict``."""
     model = p.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", help="a best.pt or last.pt of cga train (this or --onnx is required)")
     model.add_argument("--onnx", help="a model.onnx of cga export, run by ONNX Runtime on the CPU instead of PyTorch")
@@ -364,18 +356,19 @@ def _add_predict(sub) -> None:
 
 def _add_prediction_files(p) -> None:
     """``cga predict``'s optional probability maps, and whether files already in ``--out`` may be replaced."""
-    p.add_argument("--probs", action="store_true", help="also write <ID>_prob.nii.gz")
-    p.add_argument("--overwrite", action="store_true", help="replace the <ID>.nii.gz, PNG (and prob) files --out holds")
-    p.add_argument(
-        "--allow-missing",
-        action="store_true",
-        help="segment a case that lacks some of the model's sequences with them zero-filled (named in the log and "
-        "the output's header description); without it such a case is refused",
+    _add_switches(
+        p,
+        {
+            "--probs": "also write <ID>_prob.nii.gz",
+            "--overwrite": "replace the <ID>.nii.gz, PNG (and prob) files --out holds",
+            "--allow-missing": "segment a case that lacks some of the model's sequences with them zero-filled (named "
+            "in the log and the output's header description); without it such a case is refused",
+        },
     )
 
 
-def _add_evaluate(sub) -> None:
-    p = _command(sub, "evaluate", summary="BraTS metrics of predictions against ground truth", run=_evaluate)
+def _add_evaluate(p) -> None:
+    """The flags of ``cga evaluate``."""
     _add_required(
         p,
         {
@@ -384,13 +377,14 @@ def _add_evaluate(sub) -> None:
             "--out": "CSV path ending in .csv (a PNG is written beside it)",
         },
     )
-    p.add_argument(
-        "--allow-missing",
-        action="store_true",
-        help="score a ground-truth case without a prediction as an empty (all background) prediction instead of "
-        "refusing",
+    _add_switches(
+        p,
+        {
+            "--allow-missing": "score a ground-truth case without a prediction as an empty (all background) prediction "
+            "instead of refusing",
+            "--overwrite": "replace an existing --out CSV and the PNG beside it",
+        },
     )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out CSV and the PNG beside it")
     _add_layout(p, "--gt")
     p.add_argument(
         "--metrics",
@@ -419,10 +413,8 @@ def _export(args) -> None:
     )
 
 
-def _add_export(sub) -> None:
-    p = _command(
-        sub, "export", summary="export a checkpoint to ONNX (.onnx) or a torch.export program (.pt2)", run=_export
-    )
+def _add_export(p) -> None:
+    """The flags of ``cga export``."""
     _add_required(
         p,
         {
@@ -430,7 +422,7 @@ def _add_export(sub) -> None:
             "--out": "model.onnx (dynamic batch and sizes, multiples of 8, at least 16) or model.pt2",
         },
     )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    _add_switches(p, {"--overwrite": "replace an existing --out file"})
 
 
 def _explain(args) -> None:
@@ -450,13 +442,8 @@ def _explain(args) -> None:
     )
 
 
-def _add_explain(sub) -> None:
-    p = _command(
-        sub,
-        "explain",
-        summary="attention maps per class and features before/after the intra-class update (paper Figs. 6-7)",
-        run=_explain,
-    )
+def _add_explain(p) -> None:
+    """The flags of ``cga explain``."""
     _add_required(
         p,
         {
@@ -475,7 +462,7 @@ def _add_explain(sub) -> None:
     )
     p.add_argument("--channels", type=int, default=4, help="feature channels shown: those the update changes most")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--overwrite", action="store_true", help="replace existing PNGs")
+    _add_switches(p, {"--overwrite": "replace existing PNGs"})
 
 
 def _confidence(args) -> None:
@@ -494,13 +481,8 @@ def _confidence(args) -> None:
     print(f"shares: {csv_path}\nchart: {png}")
 
 
-def _add_confidence(sub) -> None:
-    p = _command(
-        sub,
-        "confidence",
-        summary="share of voxel probabilities in [0,0.1], (0.1,0.5], (0.5,0.9], (0.9,1] per region (paper Fig. 8)",
-        run=_confidence,
-    )
+def _add_confidence(p) -> None:
+    """The flags of ``cga confidence``."""
     p.add_argument(
         "--model",
         action="append",
@@ -520,7 +502,35 @@ def _add_confidence(sub) -> None:
         "--overlap", type=float, default=0.5, help="overlap of neighbouring windows, as a fraction of the window"
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing confidence.csv/.png")
+    _add_switches(p, {"--overwrite": "replace an existing confidence.csv/.png"})
+
+
+#: One row per command: its name, its line in ``cga --help``, what runs it, what adds its flags.
+COMMANDS = (
+    ("synth", "write a synthetic cohort in a dataset layout (BraTS 2021/2023/2024, MSD Task01)", _synth, _add_synth),
+    (
+        "preprocess",
+        "cache a dataset for fast training: brain crop, z-score, memory-mappable arrays",
+        _preprocess,
+        _add_preprocess,
+    ),
+    ("train", "train a CGA U-Net (use torchrun --nproc_per_node=N for DDP)", _train, _add_train),
+    ("predict", "segment cases, writing <ID>.nii.gz and an overlay PNG", _predict, _add_predict),
+    ("evaluate", "BraTS metrics of predictions against ground truth", _evaluate, _add_evaluate),
+    ("export", "export a checkpoint to ONNX (.onnx) or a torch.export program (.pt2)", _export, _add_export),
+    (
+        "explain",
+        "attention maps per class and features before/after the intra-class update (paper Figs. 6-7)",
+        _explain,
+        _add_explain,
+    ),
+    (
+        "confidence",
+        "share of voxel probabilities in [0,0.1], (0.1,0.5], (0.5,0.9], (0.9,1] per region (paper Fig. 8)",
+        _confidence,
+        _add_confidence,
+    ),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -531,17 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for add in (
-        _add_synth,
-        _add_preprocess,
-        _add_train,
-        _add_predict,
-        _add_evaluate,
-        _add_export,
-        _add_explain,
-        _add_confidence,
-    ):
-        add(sub)
+    for name, summary, run, add_flags in COMMANDS:
+        add_flags(_command(sub, name, summary=summary, run=run))
     add_nnunet_commands(sub, HelpFormatter)
     return parser
 

@@ -432,6 +432,7 @@ def _explain(args) -> None:
         args.checkpoint,
         args.input,
         args.out,
+        layout=args.layout,
         roi=tuple(args.roi),
         channels=args.channels,
         device=args.device,
@@ -461,6 +462,7 @@ def _add_explain(p) -> None:
         help="window around the tumour (multiples of 8)",
     )
     p.add_argument("--channels", type=int, default=4, help="feature channels shown: those the update changes most")
+    _add_layout(p, "--input")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     _add_switches(p, {"--overwrite": "replace existing PNGs"})
 
@@ -472,6 +474,7 @@ def _confidence(args) -> None:
         parse_models(args.model),
         args.out,
         input_path=args.input,
+        layout=args.layout,
         roi=tuple(args.roi),
         overlap=args.overlap,
         device=args.device,
@@ -501,6 +504,7 @@ def _add_confidence(p) -> None:
     p.add_argument(
         "--overlap", type=float, default=0.5, help="overlap of neighbouring windows, as a fraction of the window"
     )
+    _add_layout(p, "--input, and whose classes the probability maps hold")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     _add_switches(p, {"--overwrite": "replace an existing confidence.csv/.png"})
 

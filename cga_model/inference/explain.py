@@ -5,12 +5,19 @@ wrapped by ``cga_model.nn.dropin.CategoryGuidedAttention``), one forward pass ov
 around the tumour is observed through a forward hook on that module, which sees the features
 before the update, the attention logits driving it, and the features after it.
 
-- ``<ID>_attention.png`` (Fig. 7): per class, the attention map (softmax over classes of the
-  SAM's logits), up-sampled trilinearly to the image and overlaid on FLAIR at the axial slice
-  of largest tumour extent, with the class's outline (ground truth, else prediction).
+- ``<ID>_attention.png`` (Fig. 7): per class (named as in the label scheme of the model's training
+  layout: GLI, PED, MEN-RT, ...), the attention map (softmax over classes of the SAM's logits),
+  up-sampled trilinearly to the image and overlaid on FLAIR (or the first sequence a case has: T1c
+  for MEN-RT) at the axial slice of largest tumour extent, with the class's outline (ground truth,
+  else prediction).
 - ``<ID>_features.png`` (Fig. 6): the feature channels the update changes most (variance of
   ``after - before`` over the slice), before and after the intra-class update, at the
   feature map's own resolution, beside the reference classes down-sampled to it.
+
+``explain_folder`` runs a ``cga train`` checkpoint of any number of input sequences on the cases it
+fits (``check_model_fits``), and writes under the output rule of every writing command
+(``file_safety.check_output``, checked for every case before the first is read: nothing replaced without
+``--overwrite``, never inside an input; each PNG atomic, a symlink's target written).
 """
 
 from __future__ import annotations
@@ -25,11 +32,11 @@ import torch
 import cga_kernels as ck
 
 from ..data.cases import load_case, normalize, pad_to_multiple
-from ..data.file_safety import safe_case_path
+from ..data.file_safety import check_output, safe_case_path
 from ..data.labels import CLASS_NAMES
-from ..data.layouts import MODALITIES, find_cases
+from ..data.layouts import find_cases, get_layout
 from ..evaluation.plots import pyplot, save_png
-from ..nn.checkpoint import model_channel_order, trained_layout
+from ..nn.checkpoint import check_model_fits, model_channel_order, trained_layout
 from ..nn.config import SIZE_MULTIPLE
 
 ATTENTION_PNG, FEATURES_PNG = "_attention.png", "_features.png"
@@ -100,22 +107,36 @@ def _grey(plane: np.ndarray) -> np.ndarray:
     return (plane - low) / (high - low + 1e-8)
 
 
+def class_names(scheme) -> tuple:
+    """Each class's panel title of a label ``scheme``: its label name, then its tissue on a second line
+    (``ET``, ``(enhancing tumour)``)."""
+    return tuple(n if n == t else f"{n}\n({t})" for n, t in zip(scheme.names, scheme.tissues))
+
+
 def attention_figure(
-    flair: np.ndarray, attention: np.ndarray, reference: np.ndarray, path, *, title: str, outline: str
+    backdrop: np.ndarray,
+    attention: np.ndarray,
+    reference: np.ndarray,
+    path,
+    *,
+    title: str,
+    outline: str,
+    names: tuple = CLASS_NAMES,
 ) -> None:
-    """Fig. 7: per class ``k`` of ``attention (K, X, Y)``, the map over ``flair (X, Y)`` with the outline
-    of ``reference == k`` (``reference (X, Y)`` class indices, from ``outline``)."""
+    """Fig. 7: per class ``k`` of ``attention (K, X, Y)``, the map over ``backdrop (X, Y)`` (a sequence) with
+    the outline of ``reference == k`` (``reference (X, Y)`` class indices, from ``outline``); ``names[k]``
+    titles class ``k``'s panel."""
     from matplotlib.lines import Line2D
 
     plt = pyplot()
     classes = attention.shape[0]
     fig, axes = plt.subplots(1, classes, figsize=(PANEL_INCHES * classes + 1.2, PANEL_INCHES + 0.9), squeeze=False)
     for k, ax in enumerate(axes[0]):
-        _show(ax, _grey(flair), cmap="gray")
+        _show(ax, _grey(backdrop), cmap="gray")
         image = _show(ax, attention[k], cmap="jet", alpha=0.5, vmin=0.0, vmax=1.0)
         if (reference == k).any():
             ax.contour(np.rot90(reference == k).astype(float), levels=[0.5], colors="black", linewidths=0.8)
-        ax.set_title(f"class {k}: {CLASS_NAMES[k] if k < len(CLASS_NAMES) else k}", fontsize=8)
+        ax.set_title(f"class {k}: {names[k] if k < len(names) else k}", fontsize=8)
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="attention: softmax over classes")
     fig.legend(
         handles=[Line2D([0], [0], color="black", label=f"outline of the class: {outline}")],
@@ -169,17 +190,21 @@ def _reference(model, image: torch.Tensor, truth: np.ndarray | None, roi) -> tup
 def explain_volume(
     model,
     image: torch.Tensor,
-    flair: np.ndarray,
+    backdrop: np.ndarray,
     truth: np.ndarray | None,
     out_prefix: Path,
     *,
     roi=(128, 128, 128),
     channels: int = 4,
+    names: tuple = CLASS_NAMES,
+    sequence: str = "FLAIR",
 ) -> tuple[Path, Path]:
     """Write ``<out_prefix>_attention.png`` and ``<out_prefix>_features.png`` for one normalised
-    ``image (C_in, X, Y, Z)`` (sizes multiples of 8), its raw ``flair (X, Y, Z)`` and ``truth`` (or None)."""
+    ``image (C_in, X, Y, Z)`` (any number of sequences; sizes multiples of 8), the raw ``backdrop (X, Y, Z)``
+    the maps are drawn on (the sequence named ``sequence``), ``truth`` (class indices, or None) and the
+    ``names`` of the model's classes; ``channels``: how many feature channels Fig. 6 shows."""
     reference, outline = _reference(model, image, truth, roi)
-    flair = pad_to_multiple(flair, SIZE_MULTIPLE)
+    backdrop = pad_to_multiple(backdrop, SIZE_MULTIPLE)
     z = tumour_slice(reference)
     window = tumour_window(reference, z, [max(SIZE_MULTIPLE, r - r % SIZE_MULTIPLE) for r in roi])
     seen = capture_update(model, image[(slice(None),) + window][None])
@@ -191,12 +216,13 @@ def explain_volume(
     name = out_prefix.name
     paths = Path(f"{out_prefix}{ATTENTION_PNG}"), Path(f"{out_prefix}{FEATURES_PNG}")
     attention_figure(
-        flair[window][:, :, local_z],
+        backdrop[window][:, :, local_z],
         attention[:, :, :, local_z].cpu().numpy(),
         reference[window][:, :, local_z],
         paths[0],
-        title=f"{name}: attention per class at axial slice z={z} (paper Fig. 7)",
+        title=f"{name}: attention per class over {sequence} at axial slice z={z} (paper Fig. 7)",
         outline=outline,
+        names=names,
     )
     step = size[2] // seen.before.shape[-1]  # image voxels per feature voxel
     before, after = (t[..., local_z // step].cpu().numpy() for t in (seen.before, seen.after))
@@ -212,28 +238,55 @@ def explain_volume(
     return paths
 
 
+SEQUENCE_NAMES = {"flair": "FLAIR", "t1ce": "T1c", "t1": "T1", "t2": "T2"}  # for figure titles
+
+
+def _fitting_cases(model, config: dict, checkpoint, input_path, layout) -> tuple:
+    """``(cases, channels)``: the cases under ``input_path`` (the training layout preferred, or ``layout``),
+    checked to fit the model (same tissue per class, its sequences there), and its input channels as
+    indices into their sequences."""
+    cases = find_cases(input_path, layout=layout, prefer=trained_layout(config))
+    check_model_fits(model.num_classes, config, cases[0].layout, checkpoint)
+    return cases, model_channel_order(config, checkpoint, cases[0].layout)
+
+
+def explain_outputs(out_dir, cases) -> list:
+    """The two PNGs ``explain_folder`` writes per case: ``[(prefix, (attention.png, features.png)), ...]``."""
+    prefixes = [safe_case_path(out_dir, c.case_id, "") for c in cases]
+    return [(p, (Path(f"{p}{ATTENTION_PNG}"), Path(f"{p}{FEATURES_PNG}"))) for p in prefixes]
+
+
 def explain_folder(
-    checkpoint, input_path, out_dir, *, roi=(128, 128, 128), channels: int = 4, device="cpu", overwrite: bool = False
+    checkpoint,
+    input_path,
+    out_dir,
+    *,
+    layout=None,
+    roi=(128, 128, 128),
+    channels: int = 4,
+    device="cpu",
+    overwrite: bool = False,
 ) -> list[Path]:
-    """``explain_volume`` for every case under ``input_path`` with the CGA U-Net of a ``cga train`` checkpoint."""
+    """``explain_volume`` for every case under ``input_path`` (read in ``layout`` when given) with the CGA U-Net
+    of a ``cga train`` checkpoint. Every output path passes ``check_output`` before the first case is read."""
     from ..nn.checkpoint import load_model
 
     if channels < 1:
         raise ValueError(f"--channels must be at least 1, got {channels}")
     model, config = load_model(checkpoint, device)
-    cases = find_cases(input_path, prefer=trained_layout(config))
-    order = model_channel_order(config, checkpoint)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    cases, order = _fitting_cases(model, config, checkpoint, input_path, layout)
+    outputs = explain_outputs(out_dir, cases)
+    will_write = [path for _, pair in outputs for path in pair]
+    check_output(out_dir, inputs=(input_path, checkpoint), overwrite=overwrite, will_write=will_write)
+    names = class_names(get_layout(cases[0].layout).scheme)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     written = []
-    for source in cases:
-        prefix = safe_case_path(out_dir, source.case_id, "")
-        existing = [p for p in (Path(f"{prefix}{ATTENTION_PNG}"), Path(f"{prefix}{FEATURES_PNG}")) if p.exists()]
-        if existing and not overwrite:
-            raise ValueError(f"{existing[0]} exists; pass --overwrite to replace it")
+    for source, (prefix, _) in zip(cases, outputs):
         case = load_case(source, with_labels=True)
         image = torch.from_numpy(pad_to_multiple(normalize(case.image[order]), SIZE_MULTIPLE)).to(device)
+        shown = "flair" if "flair" in case.modalities else case.modalities[0]  # as the overlays of cga predict
         written += explain_volume(
-            model, image, case.image[MODALITIES.index("flair")], case.classes, prefix, roi=roi, channels=channels
-        )
+            model, image, case.image[case.modalities.index(shown)], case.classes, prefix, roi=roi,
+            channels=channels, names=names, sequence=SEQUENCE_NAMES[shown],
+        )  # fmt: skip
     return written

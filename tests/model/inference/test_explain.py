@@ -1,4 +1,5 @@
-"""Look inside a prediction: attention / feature PNGs (Figs. 6-7) and the confidence distribution (Fig. 8)."""
+"""cga explain (paper Figs. 6-7): attention and feature PNGs for every cohort, models of any number of input
+sequences, and the output rule of every writing command."""
 
 from collections import OrderedDict
 
@@ -9,11 +10,12 @@ import torch
 from torch import nn
 
 from cga_model.cli import main
-from cga_model.data.nifti import save_nifti
+from cga_model.data.layouts import LAYOUTS, find_cases
 from cga_model.data.synth import synthesize_cohort
-from cga_model.inference import confidence as conf
+from cga_model.inference import explain
 from cga_model.inference.explain import DPI, PANEL_INCHES, capture_update, explain_volume
-from cga_model.nn.checkpoint import save_checkpoint
+from cga_model.nn.checkpoint import data_record, save_checkpoint
+from cga_model.nn.config import ModelConfig
 from cga_model.nn.dropin import CategoryGuidedAttention
 from cga_model.nn.network import CGAUNet
 
@@ -110,58 +112,110 @@ def test_explain_works_for_the_dropin_wrapper(tmp_path):
     _check_png(paths[1], 3 * PANEL_INCHES + 0.8, PANEL_INCHES * 2)
 
 
-def _probs(shape, seed):
-    rng = np.random.default_rng(seed)
-    logits = rng.normal(scale=4.0, size=(4, *shape))
-    e = np.exp(logits - logits.max(0))
-    return (e / e.sum(0)).astype(np.float32)
+# every cohort: any number of input sequences, the scheme's own classes
+
+SHAPE = (24, 24, 16)
+ROI = ["--roi", "24", "24", "16"]
 
 
-def test_bin_shares_match_a_direct_count():
-    probs = _probs((9, 8, 7), 0)
-    probs[:, 0, 0, 0] = [0.9, 0.1, 0.0, 0.0]  # bin edges: 0.1 -> first bin, 0.9 -> third
-    brain = np.random.default_rng(1).random((9, 8, 7)) > 0.3
-    counts = conf.region_bin_counts(probs, brain)
-    assert set(counts) == {"ET", "TC", "WT"}
-    for region, classes in {"ET": [3], "TC": [1, 3], "WT": [1, 2, 3]}.items():
-        p = np.clip(probs[classes].sum(0)[brain], 0, 1)
-        direct = [(p <= 0.1).sum(), ((p > 0.1) & (p <= 0.5)).sum(), ((p > 0.5) & (p <= 0.9)).sum(), (p > 0.9).sum()]
-        assert counts[region].tolist() == direct
-    shares = [r["share"] for r in conf.rows_of("m", counts, 1) if r["region"] == "WT"]
-    assert sum(shares) == pytest.approx(1.0)
+@pytest.fixture(scope="module")
+def cohorts(tmp_path_factory):
+    """``{layout: (data folder of 2 cases, checkpoint of a base-4 model of that layout's sequences and classes)}``."""
+    root = tmp_path_factory.mktemp("explain_cohorts")
+    made = {}
+    for layout in ("brats2021", "brats-ped", "brats-men-rt"):
+        synthesize_cohort(root / layout, cases=2, seed=3, shape=SHAPE, layout=layout, progress=False)
+        chosen = LAYOUTS[layout]
+        torch.manual_seed(0)
+        config = ModelConfig(in_channels=len(chosen.modalities), num_classes=chosen.scheme.num_classes, base_channels=4)
+        checkpoint = root / f"{layout}.pt"
+        model = CGAUNet(config)
+        save_checkpoint(checkpoint, model=model.state_dict(), config={"model": config.to_dict(), **data_record(layout)})
+        made[layout] = root / layout, checkpoint
+    return made
 
 
-def test_cga_confidence_puts_two_models_side_by_side(tmp_path, capsys):
-    truth = {}
-    for name, seed in (("cga", 0), ("baseline", 1)):
-        folder = tmp_path / name
-        folder.mkdir()
-        for case in ("A", "B"):
-            probs = _probs((6, 5, 4), seed + (case == "B") * 10)
-            save_nifti(folder / f"{case}_prob.nii.gz", np.moveaxis(probs, 0, -1), np.eye(4))
-            truth[name] = conf.add_counts(truth.get(name, {}), conf.region_bin_counts(probs))
-    out = tmp_path / "out"
+def _explain(checkpoint, data, out, *extra) -> int:
+    return main(["explain", "--checkpoint", str(checkpoint), "--input", str(data), "--out", str(out), *ROI, *extra])
+
+
+def _titles(monkeypatch) -> list:
+    """Records ``(suptitle, [axes titles])`` of every figure explain saves (then saves it)."""
+    seen = []
+    real = explain.save_png
+
+    def record(fig, path, dpi):
+        seen.append((fig._suptitle.get_text(), [ax.get_title() for ax in fig.axes]))
+        real(fig, path, dpi)
+
+    monkeypatch.setattr(explain, "save_png", record)
+    return seen
+
+
+NETC, ET = "necrotic / non-enhancing tumour core", "ET\n(enhancing tumour)"
+
+
+@pytest.mark.parametrize(
+    "layout, classes, sequence",
+    [
+        ("brats-ped", ["background", ET, f"NETC\n({NETC})", "CC\n(cyst)", "ED\n(edema)"], "FLAIR"),
+        ("brats-men-rt", ["background", "GTV\n(gross tumour volume)"], "T1c"),  # one input channel, T1c only
+        ("brats2021", ["background", f"NCR/NET\n({NETC})", "ED\n(edema)", ET], "FLAIR"),
+    ],
+)
+def test_explain_draws_the_cohorts_own_classes(cohorts, tmp_path, monkeypatch, layout, classes, sequence):
+    data, checkpoint = cohorts[layout]
+    seen = _titles(monkeypatch)
+    assert _explain(checkpoint, data, tmp_path) == 0
+    assert len(list(tmp_path.glob("*_attention.png"))) == len(list(tmp_path.glob("*_features.png"))) == 2
+    attention_title, panels = seen[0]
+    assert f"over {sequence} at axial slice" in attention_title
+    assert panels[: len(classes)] == [f"class {k}: {c}" for k, c in enumerate(classes)]
+    assert panels[len(classes)] == ""  # then the colour bar: one panel per class, no more
+    _check_png(next(tmp_path.glob("*_attention.png")), PANEL_INCHES * len(classes) + 1.2, PANEL_INCHES + 0.9)
+
+
+def test_explain_refuses_a_gli_model_on_ped_cases(cohorts, tmp_path, capsys):
+    _, gli = cohorts["brats2021"]
+    data, _ = cohorts["brats-ped"]
+    assert _explain(gli, data, tmp_path / "out") == 2
+    assert "has no label for" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+# the output rule of every writing command
+
+
+def test_an_existing_png_of_any_case_is_refused_before_any_is_written(cohorts, tmp_path, capsys):
+    data, checkpoint = cohorts["brats-men-rt"]
+    last = find_cases(data)[-1].case_id
+    (tmp_path / f"{last}_features.png").write_bytes(b"the user's file")
+    assert _explain(checkpoint, data, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cga explain: error: ") and f"{last}_features.png exists" in err and "--overwrite" in err
+    assert [p.name for p in tmp_path.iterdir()] == [f"{last}_features.png"]  # the first case not written either
+    assert _explain(checkpoint, data, tmp_path, "--overwrite") == 0
+    assert len(list(tmp_path.glob("*.png"))) == 4 and (tmp_path / f"{last}_features.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_explain_into_its_input_is_refused_even_with_overwrite(cohorts, capsys):
+    data, checkpoint = cohorts["brats-ped"]
+    case = find_cases(data)[0].images[0].parent
+    assert _explain(checkpoint, data, case, "--overwrite") == 2
+    assert "is inside the input" in capsys.readouterr().err
+    assert not list(case.glob("*.png"))
+
+
+def test_explain_through_symlinks_keeps_the_links(cohorts, tmp_path):
+    data, checkpoint = cohorts["brats-ped"]
+    first = find_cases(data)[0].case_id
+    (tmp_path / "real").mkdir()
+    out = tmp_path / "link"
+    out.symlink_to(tmp_path / "real")
+    (out / f"{first}_attention.png").symlink_to(tmp_path / "archive.png")  # to nothing yet: replaces nothing
+    assert _explain(checkpoint, data, out) == 0
+    assert out.is_symlink() and (out / f"{first}_attention.png").is_symlink()
+    assert (tmp_path / "archive.png").read_bytes()[:4] == b"\x89PNG"
     assert (
-        main(
-            [
-                "confidence",
-                "--model",
-                f"CGA={tmp_path / 'cga'}",
-                "--model",
-                f"baseline={tmp_path / 'baseline'}",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    rows = list(__import__("csv").DictReader((out / "confidence.csv").open()))
-    assert len(rows) == 2 * 3 * 4 and {r["model"] for r in rows} == {"CGA", "baseline"}
-    for name, label in (("cga", "CGA"), ("baseline", "baseline")):
-        for region, counts in truth[name].items():
-            got = [float(r["share"]) for r in rows if r["model"] == label and r["region"] == region]
-            assert got == pytest.approx((counts / counts.sum()).tolist())
-    _check_png(out / "confidence.png", 12, 3.6)
-    assert main(["confidence", "--model", f"CGA={tmp_path / 'cga'}", "--out", str(out)]) == 2
-    assert main(["confidence", "--model", f"CGA={tmp_path / 'nothing.pt'}", "--out", str(tmp_path / "o2")]) == 2
-    assert "give them with --input" in capsys.readouterr().err
+        sorted(p.name for p in (tmp_path / "real").iterdir() if not p.is_symlink())
+        == sorted(f"{c.case_id}{s}" for c in find_cases(data) for s in ("_attention.png", "_features.png"))[1:]
+    )  # every PNG but the linked one, no temporary file left

@@ -509,32 +509,39 @@ def _add_confidence(p) -> None:
     _add_switches(p, {"--overwrite": "replace an existing confidence.csv/.png"})
 
 
-#: One row per command: its name, its line in ``cga --help``, what runs it, what adds its flags.
-COMMANDS = (
-    ("synth", "write a synthetic cohort in a dataset layout (BraTS 2021/2023/2024, MSD Task01)", _synth, _add_synth),
-    (
-        "preprocess",
-        "cache a dataset for fast training: brain crop, z-score, memory-mappable arrays",
-        _preprocess,
-        _add_preprocess,
-    ),
-    ("train", "train a CGA U-Net (use torchrun --nproc_per_node=N for DDP)", _train, _add_train),
-    ("predict", "segment cases, writing <ID>.nii.gz and an overlay PNG", _predict, _add_predict),
-    ("evaluate", "BraTS metrics of predictions against ground truth", _evaluate, _add_evaluate),
-    ("export", "export a checkpoint to ONNX (.onnx) or a torch.export program (.pt2)", _export, _add_export),
-    (
-        "explain",
-        "attention maps per class and features before/after the intra-class update (paper Figs. 6-7)",
-        _explain,
-        _add_explain,
-    ),
-    (
-        "confidence",
-        "share of voxel probabilities in [0,0.1], (0.1,0.5], (0.5,0.9], (0.9,1] per region (paper Fig. 8)",
-        _confidence,
-        _add_confidence,
-    ),
-)
+def _commands() -> tuple:
+    """One row per command: its name, its line in ``cga --help``, what runs it, what adds its flags (looked up when
+    the parser is built, so a replaced runner is the one that runs)."""
+    return (
+        (
+            "synth",
+            "write a synthetic cohort in a dataset layout (BraTS 2021/2023/2024, MSD Task01)",
+            _synth,
+            _add_synth,
+        ),
+        (
+            "preprocess",
+            "cache a dataset for fast training: brain crop, z-score, memory-mappable arrays",
+            _preprocess,
+            _add_preprocess,
+        ),
+        ("train", "train a CGA U-Net (use torchrun --nproc_per_node=N for DDP)", _train, _add_train),
+        ("predict", "segment cases, writing <ID>.nii.gz and an overlay PNG", _predict, _add_predict),
+        ("evaluate", "BraTS metrics of predictions against ground truth", _evaluate, _add_evaluate),
+        ("export", "export a checkpoint to ONNX (.onnx) or a torch.export program (.pt2)", _export, _add_export),
+        (
+            "explain",
+            "attention maps per class and features before/after the intra-class update (paper Figs. 6-7)",
+            _explain,
+            _add_explain,
+        ),
+        (
+            "confidence",
+            "share of voxel probabilities in [0,0.1], (0.1,0.5], (0.5,0.9], (0.9,1] per region (paper Fig. 8)",
+            _confidence,
+            _add_confidence,
+        ),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -545,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for name, summary, run, add_flags in COMMANDS:
+    for name, summary, run, add_flags in _commands():
         add_flags(_command(sub, name, summary=summary, run=run))
     add_nnunet_commands(sub, HelpFormatter)
     return parser

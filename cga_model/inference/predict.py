@@ -171,5 +171,5 @@ def _write_case(out_dir: Path, case, result: torch.Tensor, scheme) -> Path:
         probabilities = np.moveaxis(result.cpu().numpy(), 0, -1).astype(np.float32)
         save_nifti(prob[0], probabilities, affine)
     title = f"{case.case_id} ({case.layout})"
-    save_overlay(overlay, case.display_image, classes, truth=case.classes, title=title)
+    save_overlay(overlay, case.display_image, classes, truth=case.classes, title=title, scheme=scheme)
     return target

@@ -74,17 +74,22 @@ def add_nnunet_commands(sub, formatter_class) -> None:
     p.add_argument(
         "--data",
         required=True,
-        help="dataset folder in any layout cga reads (BraTS 2021/2023/2024 case folders, MSD task)",
+        help="dataset folder in any layout cga reads (BraTS 2021, 2023-2025 cohorts: GLI, SSA, MEN, GoAT, MET, PED, "
+        "MEN-RT; MSD task)",
     )
     p.add_argument("--out", required=True, help="nnU-Net raw dataset folder to create, $nnUNet_raw/DatasetXXX_Name")
     p.add_argument(
         "--target",
         choices=("regions", "labels"),
         default="regions",
-        help="regions: WT/TC/ET with sigmoids (nnU-Net's BraTS recipe); labels: one softmax class per label",
+        help="regions: the cohort's regions with sigmoids (nnU-Net's BraTS recipe; GLI WT/TC/ET(/RC), PED's own, "
+        "MEN-RT's GTV as a label); labels: one softmax class per label",
     )
     p.add_argument(
-        "--layout", default=None, choices=tuple(LAYOUTS), help="dataset layout (default: detected from the file names)"
+        "--layout",
+        default=None,
+        choices=tuple(LAYOUTS),
+        help="dataset layout (default: detected from the file names and the cohort code of the case IDs)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.set_defaults(func=_convert)

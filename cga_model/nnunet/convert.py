@@ -3,22 +3,27 @@
 ``convert_dataset(data, out, target="regions")`` writes ``out`` (named ``DatasetXXX_Name``, as
 nnU-Net finds datasets by their three-digit ID):
 
-- ``imagesTr/<case>_0000.nii.gz`` .. ``_0003`` (float32, channels in this package's tensor order
-  ``layout.MODALITIES``: FLAIR, T1ce, T1, T2) and ``labelsTr/<case>.nii.gz`` (uint8) for cases with
-  a segmentation; ``imagesTs/`` for cases without one. Every file of a case carries the affine and
-  header of its first modality, so nnU-Net's geometry checks pass.
-- ``dataset.json``: ``channel_names``, ``labels``, ``numTraining``, ``file_ending``, and for
-  ``target="regions"`` (nnU-Net's BraTS recipe) ``regions_class_order``.
+- ``imagesTr/<case>_0000.nii.gz``, ... (float32, one file per sequence of the layout, in this package's
+  tensor order ``Layout.modalities``: FLAIR, T1ce, T1, T2 for four-sequence layouts, T1ce alone for
+  MEN-RT) and ``labelsTr/<case>.nii.gz`` (uint8) for cases with a segmentation; ``imagesTs/`` for
+  cases without one. Every file of a case carries the affine and header of its first sequence, so
+  nnU-Net's geometry checks pass.
+- ``dataset.json``: ``channel_names``, ``labels``, ``numTraining``, ``file_ending``, for
+  ``target="regions"`` (nnU-Net's BraTS recipe) ``regions_class_order``, and ``cga_source``: the
+  layout and, per nnU-Net label value, the source layout's label value and name (to read nnU-Net's
+  predictions in the cohort's own labels).
 
-Label values written (consecutive, as nnU-Net requires), from the class indices every layout's
-scheme maps to (``cga_model.data.labels``: 0 background, 1 necrotic / non-enhancing core, 2 edema,
-3 enhancing tumour, 4 resection cavity where the layout has it):
+Label values written (consecutive, as nnU-Net requires), from the class indices of the layout's
+label scheme (``cga_model.data.labels``), so every cohort keeps its own regions:
 
-- ``regions``: 1 edema, 2 necrotic core, 3 enhancing tumour, 4 resection cavity, so the challenge's
-  regions (``labels.REGIONS``) are label sets, outer first: WT [1, 2, 3], TC [2, 3], ET [3] (and RC
-  [4]); the network predicts the regions with sigmoids and ``regions_class_order`` [1, 2, 3(, 4)]
-  turns them back into these labels.
-- ``labels``: the class indices themselves (softmax over the classes).
+- ``regions``: the scheme's regions (GLI: WT, TC, ET, + RC; PED: its own WT, TC, ET; MEN-RT: GTV),
+  outer first, and where they leave two classes painted alike a region of the one class more (PED's
+  CC, whose TC would paint it as NETC): ``nnunet_regions``. Each class's nnU-Net value is the
+  position of the last region holding it, so ``regions_class_order`` is ``[1, 2, ...]`` and nnU-Net's
+  sigmoid outputs turn back into every class (GLI: 1 edema, 2 necrotic core, 3 enhancing tumour,
+  4 resection cavity; WT [1, 2, 3], TC [2, 3], ET [3], RC [4]). A scheme whose regions are single
+  labels (MEN-RT) is written as plain labels, which nnU-Net trains with a softmax.
+- ``labels``: the class indices themselves (softmax over the classes), named as in the scheme.
 
 The scheme comes from the dataset's layout, never from label values. ``out`` is built beside
 itself and renamed into place; an existing ``out`` is replaced only with ``overwrite=True``, and never
@@ -39,37 +44,66 @@ import numpy as np
 from ..data.cases import load_case
 from ..data.errors import DataError
 from ..data.file_safety import check_output, safe_case_path
-from ..data.labels import CLASS_NAMES
-from ..data.layouts import MODALITIES, find_cases, get_layout
+from ..data.labels import LabelScheme
+from ..data.layouts import find_cases, get_layout
 
 DATASET_NAME = re.compile(r"^Dataset\d{3}_[A-Za-z0-9_.-]+$")
 TARGETS = ("regions", "labels")
 CHANNEL_NAMES = {"flair": "FLAIR", "t1ce": "T1ce", "t1": "T1", "t2": "T2"}
-REGION_VALUES = (0, 2, 1, 3, 4)  # class index -> label value written for region-based training
-NESTED_ORDER = ("WT", "TC", "ET", "RC")  # outer regions first: with regions_class_order, later regions win
 
 
-def label_values(num_classes: int, target: str) -> np.ndarray:
-    """Class index -> nnU-Net label value, ``(num_classes,)`` uint8."""
-    return np.asarray(REGION_VALUES[:num_classes] if target == "regions" else range(num_classes), dtype=np.uint8)
+def _painter(regions: list, k: int):
+    """The index of the last of ``regions`` (``(name, classes)``) that holds class ``k``, None if none does."""
+    return max((i for i, (_, classes) in enumerate(regions) if k in classes), default=None)
 
 
-def dataset_json(scheme, *, target: str, num_training: int, name: str, description: str) -> dict:
-    """nnU-Net v2's ``dataset.json`` for the label ``scheme`` of a layout (4 classes, or 5 with resection cavity)."""
+def nnunet_regions(scheme: LabelScheme) -> list:
+    """``[(name, class indices), ...]`` in nnU-Net's painting order (later regions win): the scheme's regions,
+    outer (more classes) first, then a one-class region for each class no region paints alone (named as
+    its label group, else as its label). Every foreground class is then the one class its last region paints."""
+    regions = sorted(scheme.regions.items(), key=lambda rc: -len(rc[1]))
+    groups = {classes: name for name, classes in scheme.label_groups.items()}
+    for k in range(1, scheme.num_classes):
+        painter = _painter(regions, k)
+        if painter is None or any(_painter(regions, j) == painter for j in range(1, k)):
+            regions.append((groups.get((k,), scheme.names[k]), (k,)))
+    return regions
+
+
+def label_values(scheme: LabelScheme, target: str) -> np.ndarray:
+    """Class index -> nnU-Net label value, ``(num_classes,)`` uint8: for ``regions`` the position (from 1) of the
+    region that paints the class (``nnunet_regions``), for ``labels`` the class index."""
+    if target != "regions":
+        return np.arange(scheme.num_classes, dtype=np.uint8)
+    regions = nnunet_regions(scheme)
+    return np.asarray([0] + [_painter(regions, k) + 1 for k in range(1, scheme.num_classes)], dtype=np.uint8)
+
+
+def _source_labels(layout, values: np.ndarray) -> dict:
+    """nnU-Net label value -> ``"<source label value> <name>"`` of the layout's scheme."""
+    scheme = layout.scheme
+    return {str(int(values[k])): f"{scheme.values[k]} {scheme.names[k]}" for k in np.argsort(values)}
+
+
+def dataset_json(layout, *, target: str, num_training: int, name: str, description: str) -> dict:
+    """nnU-Net v2's ``dataset.json`` for a dataset of ``layout`` (a ``Layout``: its sequences and label scheme)."""
+    scheme = layout.scheme
+    values = label_values(scheme, target)
     info = {
         "name": name,
         "description": description,
-        "channel_names": {str(i): CHANNEL_NAMES[m] for i, m in enumerate(MODALITIES)},
+        "channel_names": {str(i): CHANNEL_NAMES[m] for i, m in enumerate(layout.modalities)},
     }
-    if target == "regions":
-        regions = {
-            r: sorted(int(REGION_VALUES[k]) for k in scheme.regions[r]) for r in NESTED_ORDER if r in scheme.regions
-        }
-        info["labels"] = {"background": 0, **regions}
-        info["regions_class_order"] = [values[0] for values in regions.values()]
+    regions = nnunet_regions(scheme)
+    if target == "regions" and any(len(classes) > 1 for _, classes in regions):
+        labels = {r: sorted(int(values[k]) for k in classes) for r, classes in regions}
+        info["labels"] = {"background": 0, **labels}
+        info["regions_class_order"] = list(range(1, len(regions) + 1))
     else:
-        info["labels"] = {CLASS_NAMES[k]: k for k in range(scheme.num_classes)}
-    return {**info, "numTraining": num_training, "file_ending": ".nii.gz"}
+        order = np.argsort(values)
+        info["labels"] = {scheme.names[k]: int(values[k]) for k in order}
+    source = {"layout": layout.name, "labels": _source_labels(layout, values)}
+    return {**info, "numTraining": num_training, "file_ending": ".nii.gz", "cga_source": source}
 
 
 def _save(path: Path, data: np.ndarray, reference) -> None:
@@ -119,8 +153,8 @@ def convert_dataset(data, out, *, target: str = "regions", layout=None, overwrit
     out = Path(out).absolute()
     _check_out(out, data, overwrite)
     cases = find_cases(data, layout=layout)
-    scheme = get_layout(cases[0].layout).scheme
-    values = label_values(scheme.num_classes, target)
+    layout_used = get_layout(cases[0].layout)
+    values = label_values(layout_used.scheme, target)
     work = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
         for sub in ("imagesTr", "labelsTr", "imagesTs"):
@@ -129,7 +163,7 @@ def convert_dataset(data, out, *, target: str = "regions", layout=None, overwrit
         if num_training == 0:
             raise DataError(f"--data {data}: no case has a segmentation; nnU-Net needs labelled training cases")
         info = dataset_json(
-            scheme,
+            layout_used,
             target=target,
             num_training=num_training,
             name=out.name.split("_", 1)[1],

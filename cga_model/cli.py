@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .cli_failures import run_command
+from .cli_failures import OneLineParser, parse_arguments, run_command
 from .data.layouts import LAYOUTS
 from .nn.config import ModelConfig
 from .nn.loss_config import LossConfig
@@ -545,7 +545,7 @@ def _commands() -> tuple:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cga",
         description="CGA U-Net: synthesise, train, predict, evaluate (BraTS layout)",
         formatter_class=HelpFormatter,
@@ -560,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Parse and run a command: 0, or 2 after a one-line ``cga <command>: error: ...`` (``cli_failures``)."""
-    return run_command(build_parser().parse_args(argv))
+    return run_command(parse_arguments(build_parser(), argv))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,15 @@ positive multiples of 8, ``--overlap`` in [0, 1)):
 
 - expected errors (``ValueError`` and its ``DataError``, ``OSError`` such as a missing or
   unwritable path, ``RuntimeError`` such as a diverged run) print their message;
+- an error marked ``reported_elsewhere`` (a ``torchrun`` rank stopped because another rank failed, which
+  prints its own line) prints nothing and returns 2;
 - any other exception is a bug in cga: it prints ``internal error (<type>: <message>)`` with a
   request to report it, also exit status 2; ``CGA_DEBUG=1`` re-raises it with its traceback.
+
+Command-line syntax errors (an unknown flag, a missing or malformed value) are the same one line with exit
+status 2, without argparse's usage block (``OneLineParser``, ``parse_arguments``): ``cga <command> --help``
+lists the flags. A missing optional package (``onnxruntime``, ``nnunetv2``, ...) names the extra that
+installs it (``OPTIONAL_EXTRAS``), not an internal error.
 
 Ctrl-C (``KeyboardInterrupt``) prints one line ``cga <command>: interrupted`` (for ``train``, with how
 to continue with ``--resume``) and returns exit status 130. An output folder the failed or
@@ -18,6 +25,7 @@ interrupted command created and left empty is removed again.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -36,6 +44,35 @@ FOLDER_OUTPUTS = (
     "confidence",
 )  # commands whose --out is a folder
 DEBUG_VARIABLE = "CGA_DEBUG"
+OPTIONAL_EXTRAS = {  # top-level module -> the pip extra of cga-unet that installs it (pyproject.toml)
+    "onnx": "onnx",
+    "onnxscript": "onnx",
+    "onnxruntime": "onnx",
+    "monai": "monai",
+    "nnunetv2": "nnunet",
+    "brats": "brats",
+    "panoptica": "brats",
+    "triton": "triton",
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose syntax errors are one line ``<prog>: error: <message>`` on stderr, exit
+    status 2, with no usage block; its sub-command parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} ({self.prog} --help lists the flags)\n")
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, with unrecognised arguments reported by the sub-command's parser
+    (``cga train: error: unrecognized arguments: ...``) rather than the top-level ``cga``'s."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        owner = commands.choices.get(getattr(args, "command", None), parser)
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _check_ranges(args) -> None:
@@ -114,6 +151,18 @@ def _resume_hint(args) -> str:
     return f"; {last} holds the last saved epoch: run the same command with --resume (not --overwrite) to continue"
 
 
+def _missing_package(err: ModuleNotFoundError) -> str:
+    """The line for a missing module: an optional extra names its ``pip install``; any other is a broken install."""
+    module = (err.name or "").split(".")[0]
+    if module in OPTIONAL_EXTRAS:
+        extra = OPTIONAL_EXTRAS[module]
+        return (
+            f"this needs the optional package {module}, which is not installed: pip install 'cga-unet[{extra}]' "
+            f"(from a clone: pip install --no-build-isolation -e '.[{extra}]')"
+        )
+    return f"the module {err.name} is missing: the installation of cga-unet is incomplete; reinstall it ({err})"
+
+
 def run_command(args) -> int:
     """Run ``args.func(args)`` after ``check_arguments``; returns the exit status: 0, 2 after a one-line error,
     130 after Ctrl-C (one line ``cga <command>: interrupted``)."""
@@ -124,7 +173,11 @@ def run_command(args) -> int:
         args.func(args)
         return 0
     except EXPECTED_ERRORS as err:
+        if getattr(err, "reported_elsewhere", False):  # a torchrun rank stopped by another's error: it printed it
+            return 2
         message = _one_line(err)
+    except ModuleNotFoundError as err:
+        message = _missing_package(err)
     except Exception as err:  # a bug in cga: say so in one line, keep the traceback behind CGA_DEBUG
         if os.environ.get(DEBUG_VARIABLE):
             raise

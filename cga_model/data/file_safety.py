@@ -13,13 +13,29 @@ from .errors import DataError
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+ID_RULE = "ASCII letters and digits, then also '.', '_', '-' (no '..', no other characters)"
+
+
+def is_safe_id(case_id: str) -> bool:
+    """Whether ``case_id`` may name output files: it matches ``ID_RULE`` (so it cannot leave a folder)."""
+    return bool(_SAFE_ID.match(case_id)) and ".." not in case_id
+
+
+def check_case_ids(case_ids, root) -> None:
+    """Refuse the cases of ``root`` at once when any ID breaks ``ID_RULE``, naming them all (up to five), so a
+    command stops before it writes the first case (predict, preprocess, train, nnunet-convert, evaluate)."""
+    bad = [case_id for case_id in case_ids if not is_safe_id(case_id)]
+    if bad:
+        shown = ", ".join(repr(case_id) for case_id in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise DataError(
+            f"{root}: case ID {shown} is not a safe file name: {ID_RULE}; rename the case's folder and files"
+        )
+
+
 def safe_case_path(out_dir, case_id: str, suffix: str) -> Path:
     """``out_dir / (case_id + suffix)`` (``out_dir`` resolved), refusing IDs that could escape it (``..``, ``/``)."""
-    if not _SAFE_ID.match(case_id) or ".." in case_id:
-        raise DataError(
-            f"case ID {case_id!r} is not a safe file name: ASCII letters and digits, then also '.', '_', '-' "
-            "(no '..', no other characters); rename the case's files"
-        )
+    if not is_safe_id(case_id):
+        raise DataError(f"case ID {case_id!r} is not a safe file name: {ID_RULE}; rename the case's files")
     out = Path(out_dir).resolve()
     path = out / f"{case_id}{suffix}"  # not resolved: a symlink there is written through (check_output vets it)
     if path.parent != out:

@@ -40,6 +40,7 @@ import numpy as np
 
 from .cohorts import COHORT_LAYOUTS, cohort_of, folder_cohort
 from .errors import DataError
+from .file_safety import check_case_ids
 from .labels import CLASS_NAMES, CYST, GTV, LabelScheme
 
 MODALITIES = ("flair", "t1ce", "t1", "t2")  # the channel order inside the network (a layout may have fewer)
@@ -384,7 +385,8 @@ def find_cases(root, *, layout: str | None = None, prefer: str | None = None) ->
     The layout is detected from the file names and, among layouts sharing them, the cohort code of
     the case IDs; ``layout`` forces one where the IDs allow it; ``prefer`` (e.g. a checkpoint's
     layout) is taken when they allow it. Mixed or unknown folders raise ``DataError`` listing what
-    was found and what each layout expects.
+    was found and what each layout expects; so do case IDs that are not safe file names
+    (``file_safety.check_case_ids``), all of them before any command writes a case.
     """
     root = Path(root)
     if not root.is_dir():
@@ -399,6 +401,7 @@ def find_cases(root, *, layout: str | None = None, prefer: str | None = None) ->
     cases = msd_cases(folders[0]) if kinds[0] == "msd" else [folder_case(folder, chosen) for folder in folders]
     if not cases:
         raise DataError(f"no {chosen.name} cases in {root}: found {_describe(found, root)}; expected {chosen.expects}")
+    check_case_ids([c.case_id for c in cases], root)
     return [CaseFiles(c.case_id, chosen.name, c.images, c.channels, c.seg) for c in cases]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.layouts import MODALITIES
 from ..nn.checkpoint import saved_model_config
 from ..nn.config import ModelConfig
 from ..nn.network import CGAOutput, CGAUNet
@@ -55,8 +56,9 @@ class OnnxSegmenter:
                 f"{path} has no '{LOGITS}' output (outputs: {sorted(outputs)}); export it with `cga export`"
             )
         self.output_names = list(outputs)
-        self.num_classes = outputs[LOGITS].shape[1]
         self.config = json.loads(self.session.get_modelmeta().custom_metadata_map.get(CONFIG_KEY, "{}"))
+        check_shapes(path, self.session.get_inputs(), outputs[LOGITS].shape, self.config)
+        self.num_classes = outputs[LOGITS].shape[1]
         self.path, self._per_voxel = path, None
         self.fixed_shape = _fixed_sizes(self.session.get_inputs()[0].shape)
 
@@ -77,6 +79,29 @@ class OnnxSegmenter:
         return CGAOutput(
             torch.from_numpy(outputs[LOGITS]), None if attention is None else torch.from_numpy(attention), None, None
         )
+
+
+def check_shapes(path, inputs: list, logits_shape: list, config: dict) -> None:
+    """Refuse, when the model is opened, an ONNX model that cannot take the input ``cga predict`` feeds: one
+    image ``(B, C, D, H, W)`` with C the sequences of its training ``config`` (``channels``; the four
+    ``MODALITIES`` without one), giving ``logits (B, K, D, H, W)``. ``inputs``: the session's inputs."""
+    channels = len(config.get("channels") or MODALITIES)
+    shape = list(inputs[0].shape) if len(inputs) == 1 else None
+    wants = f"one input (batch, {channels} sequences, D, H, W) and logits (batch, classes, D, H, W)"
+    if shape is None or len(shape) != 5 or len(logits_shape) != 5:
+        found = ", ".join(f"{i.name} {list(i.shape)}" for i in inputs)
+        raise ValueError(
+            f"{path} takes {found} with logits {list(logits_shape)}; cga predict needs {wants}: "
+            "export a cga model with `cga export`"
+        )
+    if isinstance(shape[1], int) and shape[1] != channels:
+        raise ValueError(
+            f"{path} takes images of {shape[1]} channels ({inputs[0].name} {shape}), but cga predict feeds "
+            f"{channels} ({', '.join(config.get('channels') or MODALITIES)}); export the model trained on these "
+            "sequences with `cga export`"
+        )
+    if not isinstance(logits_shape[1], int) or logits_shape[1] < 2:
+        raise ValueError(f"{path}: its logits {list(logits_shape)} have no fixed class count of 2 or more; {wants}")
 
 
 def _fixed_sizes(shape) -> tuple:

@@ -4,6 +4,9 @@ record of the data a network was trained on (layout, label scheme, channel order
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -17,8 +20,30 @@ from .network import CGAUNet
 
 
 def save_checkpoint(path, **state) -> None:
-    """Save ``state`` (tensors, state dicts, numbers, strings, lists, dicts) atomically."""
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    """Save ``state`` (tensors, state dicts, numbers, strings, lists, dicts) atomically.
+
+    A failed write (a full disk, a file-size limit, a lost mount) raises ``OSError`` naming ``path``, the space
+    left on its file system and torch's own message (which names neither); the file there stays as it was."""
+    try:
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+    except (OSError, RuntimeError) as err:
+        raise OSError(f"cannot write the checkpoint {path}: {_write_failure(path, err)}") from err
+
+
+def _write_failure(path, err: BaseException) -> str:
+    """Why writing ``path`` failed, as far as can be told: the free space on its file system and ``err``."""
+    out_of_space = not isinstance(err, OSError) or err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    try:
+        free = shutil.disk_usage(Path(os.path.realpath(path)).parent).free
+    except OSError:
+        out_of_space = False
+    if not out_of_space:
+        return f"{' '.join(str(err).split())}; check that its folder exists and is writable"
+    return (
+        f"the write stopped part-way with {free / 2**20:.1f} MiB free on its file system (a full disk, a quota or "
+        f"a file-size limit) ({' '.join(str(err).split())[:200]}); free some space or choose another --out, "
+        "the file there is unchanged"
+    )
 
 
 def load_checkpoint(path) -> dict:
@@ -67,11 +92,51 @@ def load_model(checkpoint, device="cpu"):
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{checkpoint} is not a cga training checkpoint (needs 'model' and 'config')")
     model = CGAUNet.from_config(saved_model_config(state, checkpoint))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        raise ValueError(f"checkpoint {checkpoint} does not match its own configuration: {err}") from err
+    load_weights(model, state["model"], checkpoint, "its own configuration")
     return model.to(device).eval(), state["config"]
+
+
+def _shape(value) -> str:
+    return "x".join(map(str, value.shape)) if hasattr(value, "shape") else type(value).__name__
+
+
+def weight_mismatch(own: dict, stored) -> str:
+    """What keeps the state dict ``stored`` from loading into a network whose state dict is ``own``, in one
+    short clause (counts, and the first weight of each kind); empty when it fits."""
+    if not isinstance(stored, dict):
+        return f"its weights are a {type(stored).__name__}, not a state dict"
+    parts = []
+    resized = [k for k in own if k in stored and _shape(stored[k]) != _shape(own[k])]
+    if resized:
+        first = resized[0]
+        parts.append(
+            f"{len(resized)} weights of another shape (first {first}: {_shape(stored[first])} stored, "
+            f"{_shape(own[first])} in the network)"
+        )
+    for what, names in (
+        ("missing", [k for k in own if k not in stored]),
+        ("unknown", [k for k in stored if k not in own]),
+    ):
+        if names:
+            parts.append(f"{len(names)} {what} (first {names[0]})")
+    return ", ".join(parts)
+
+
+def load_weights(model: torch.nn.Module, stored, checkpoint, built_from: str) -> None:
+    """Load the state dict ``stored`` of ``checkpoint`` into ``model`` (built from ``built_from``, e.g. "its own
+    configuration"); a mismatch raises one short ``ValueError`` (``weight_mismatch``), never torch's list of
+    every key."""
+    problem = weight_mismatch(model.state_dict(), stored)
+    if not problem:
+        try:
+            model.load_state_dict(stored)
+        except (RuntimeError, TypeError, ValueError) as err:
+            problem = " ".join(str(err).split())[:200]
+    if problem:
+        raise ValueError(
+            f"checkpoint {checkpoint} does not fit the network of {built_from}: {problem}; it was edited or is not "
+            "a checkpoint of this cga's train: use a best.pt or last.pt written by cga train"
+        )
 
 
 def data_record(layout: str) -> dict:

@@ -1,4 +1,9 @@
-"""Process-group facts for DDP under ``torchrun`` (gloo on CPU, nccl on CUDA); one process without it."""
+"""Process-group facts for DDP under ``torchrun`` (gloo on CPU, nccl on CUDA); one process without it.
+
+``DistributedRun.agree(step)`` runs a step that may fail on one rank only (the main process's run-folder
+checks and lock, its checkpoint writing) so that every rank learns of the failure and stops, instead of
+waiting for the failed rank in its next collective: a refusal on rank 0 never leaves the others hanging.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +28,42 @@ class DistributedRun:
         self.world = dist.get_world_size() if self.enabled else 1
         self.main = self.rank == 0
         self.device = torch.device(f"cuda:{self.rank}" if self.enabled and device.startswith("cuda") else device)
+        if self.device.type == "cuda" and self.enabled:
+            torch.cuda.set_device(self.device)  # all_gather_object on nccl uses the current device
 
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
+
+    def agree(self, step, undo=None):
+        """``step()`` on this rank, then (a barrier) every rank learns whether it failed anywhere. A rank whose
+        step raised re-raises its own error; the others call ``undo(result)`` (when given) and raise
+        ``PeerStopped`` naming the first failed rank. Returns ``step()``'s result when it succeeded everywhere."""
+        try:
+            result, failure = step(), None
+        except Exception as err:
+            if not self.enabled:
+                raise
+            result, failure = None, err
+        if not self.enabled:
+            return result
+        reports = [None] * self.world
+        dist.all_gather_object(reports, None if failure is None else f"{type(failure).__name__}: {failure}")
+        if failure is not None:
+            raise failure
+        failed = [(rank, report) for rank, report in enumerate(reports) if report is not None]
+        if failed:
+            if undo is not None:
+                undo(result)
+            raise PeerStopped(failed[0][0], failed[0][1])
+        return result
+
+
+class PeerStopped(RuntimeError):
+    """Another rank's step of ``DistributedRun.agree`` failed; that rank reports its error, so the ``cga``
+    command line prints nothing more for this one (``reported_elsewhere``) and exits with status 2."""
+
+    reported_elsewhere = True
+
+    def __init__(self, rank: int, report: str):
+        super().__init__(f"rank {rank} stopped ({report}); this rank stopped with it")

@@ -33,7 +33,14 @@ from ..data.loader import TrainingCrops, make_loader, open_cases, training_batch
 from ..data.sampling import CropBatchSampler
 from ..data.workers import default_workers
 from ..evaluation.metrics import dice, region_mask
-from ..nn.checkpoint import check_compatible, data_record, load_checkpoint, save_checkpoint, saved_model_config
+from ..nn.checkpoint import (
+    check_compatible,
+    data_record,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    saved_model_config,
+)
 from ..nn.losses import CGALoss
 from ..nn.network import CGAUNet
 from ..nn.sliding_window import segment_volume
@@ -129,7 +136,7 @@ def _resume(run: Run) -> None:
     check_compatible(saved_model_config(state, path), run.config.model, path)
     check_same_run(state.get("config", {}), run.config.to_dict(), path)
     check_epochs_left(state["epoch"] + 1, run.config.epochs, run.out)
-    run.model.load_state_dict(state["model"])
+    load_weights(run.model, state["model"], path, "the requested model options")
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     run.start_epoch, run.best = state["epoch"] + 1, state["best"]
@@ -200,15 +207,18 @@ def set_up(config: TrainConfig, resume: bool = False, overwrite: bool = False) -
     """Step 1, before anything is trained: every option checked (``TrainConfig.check``), the run folder locked
     and checked (``RunFolder``: an earlier run stays until the first checkpoint of this one), the data split and
     checked, model, optimiser, scheduler, loss and loader built; then ``resume``. On a failure the lock is freed;
-    otherwise ``train`` frees it (``run.folder.release()``)."""
+    otherwise ``train`` frees it (``run.folder.release()``). Under ``torchrun`` the folder, data and resume steps
+    are agreed (``DistributedRun.agree``): a refusal on one rank stops every rank at once."""
     config.check()
     ddp = DistributedRun(config.device)
-    folder = RunFolder(Path(config.out), resume=resume, overwrite=overwrite, main=ddp.main)
+    folder = ddp.agree(
+        lambda: RunFolder(Path(config.out), resume=resume, overwrite=overwrite, main=ddp.main), undo=RunFolder.release
+    )
     try:
-        cases, train_ids, val_ids = _open_data(config)
+        cases, train_ids, val_ids = ddp.agree(lambda: _open_data(config))
         run = _build(config, ddp, folder, cases, train_ids, val_ids)
         if resume:
-            _resume(run)
+            ddp.agree(lambda: _resume(run))
     except BaseException:
         folder.release()
         raise
@@ -330,18 +340,21 @@ def _save_epoch(run: Run, epoch: int, record: dict, score) -> None:
 
 def end_of_epoch(run: Run, epoch: int, record: dict, *, progress: bool = True) -> None:
     """Step 3: finite weights (every rank), then in the main process validation Dice when due, ``last.pt``
-    (and ``best.pt`` on a better score), log line, curves (``_save_epoch``)."""
+    (and ``best.pt`` on a better score), log line, curves (``_save_epoch``); the other ranks wait for it and stop
+    with it when it fails (``DistributedRun.agree``)."""
     _check_finite_weights(run, epoch)
-    if run.ddp.main:
-        _save_epoch(run, epoch, record, _epoch_score(run, epoch, record))
-        if progress:
-            tqdm.write(
-                " ".join(
-                    f"{k}={v:.4f}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}"
-                    for k, v in record.items()
-                )
+    run.ddp.agree(lambda: _main_end_of_epoch(run, epoch, record, progress) if run.ddp.main else None)
+
+
+def _main_end_of_epoch(run: Run, epoch: int, record: dict, progress: bool) -> None:
+    """The main process's part of ``end_of_epoch``: score, checkpoints, log line, curves, the printed record."""
+    _save_epoch(run, epoch, record, _epoch_score(run, epoch, record))
+    if progress:
+        tqdm.write(
+            " ".join(
+                f"{k}={v:.4f}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}" for k, v in record.items()
             )
-    run.ddp.barrier()
+        )
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True, overwrite: bool = False):

@@ -1,0 +1,65 @@
+"""Under DDP a refusal on one rank stops every rank at once (``DistributedRun.agree``), with one error line.
+
+The two ranks are started by hand (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``/``MASTER_PORT`` as torchrun sets
+them), without torchrun's agent, which would otherwise kill a rank left waiting."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from cga_model.data.synth import synthesize_cohort
+from cga_model.training.distributed import DistributedRun
+
+FLAGS = ["--epochs", "1", "--crop", "8", "8", "8", "--batch-size", "1", "--base-channels", "4", "--workers", "0"]
+WAIT_S = 240  # a rank still running after this is hanging (a normal start takes seconds)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _two_ranks(argv: list, cwd) -> list:
+    """``python -m cga_model *argv`` as ranks 0 and 1 of one gloo group: ``[(exit status, stderr)]`` per rank."""
+    env = dict(os.environ, WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), OMP_NUM_THREADS="1")
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cga_model", *argv],
+            env=dict(env, RANK=str(rank), LOCAL_RANK=str(rank)),
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    try:
+        return [(rank.wait(timeout=WAIT_S), rank.stderr.read()) for rank in ranks]
+    finally:
+        for rank in ranks:
+            rank.kill()
+
+
+@pytest.mark.slow
+def test_a_refusal_on_rank_0_stops_rank_1_without_a_second_error(tmp_path):
+    """Rank 0 alone checks the run folder (here it holds an earlier run): rank 1 must stop with it, exit 2 and
+    print nothing (before: it failed later, in its first collective, with gloo's "Connection closed by peer")."""
+    data, out = tmp_path / "data", tmp_path / "run"
+    synthesize_cohort(data, cases=2, seed=1, shape=(16, 16, 16), progress=False)
+    out.mkdir()
+    (out / "metrics.jsonl").write_text("{}\n")  # an earlier run's log: refused without --resume or --overwrite
+    (code0, err0), (code1, err1) = _two_ranks(["train", "--data", str(data), "--out", str(out), *FLAGS], tmp_path)
+    lines0 = [line for line in err0.splitlines() if line.startswith("cga ")]
+    assert code0 == 2 and len(lines0) == 1 and "already holds a run" in lines0[0], err0
+    assert code1 == 2 and "cga train" not in err1 and "Traceback" not in err1, err1
+
+
+def test_agree_without_ddp_is_the_step_itself():
+    ddp = DistributedRun("cpu")
+    assert not ddp.enabled and ddp.agree(lambda: 3) == 3
+    with pytest.raises(ValueError, match="refused"):
+        ddp.agree(lambda: (_ for _ in ()).throw(ValueError("refused")))

@@ -5,6 +5,7 @@ Bounded: few examples each, no deadline (the first kernel call compiles nothing 
 """
 
 import gzip
+import math
 import struct
 import warnings
 
@@ -158,3 +159,142 @@ def test_zero_batch_or_channels_is_refused_not_computed():
     """The documented outcome of the shapes the property test draws with B=0 or C=0."""
     with pytest.raises(ValueError, match="B >= 1 and C >= 1"):
         reference.prototype_pool(torch.randn(0, 2, 3), torch.zeros(0, 3, dtype=torch.long), 2)
+
+
+# ---- geometry: affines and voxel sizes -----------------------------------------------------------
+
+PIXDIM_OFFSET = 80  # byte offset of pixdim[1:4] (float32) in a NIfTI-1 header
+SROW_OFFSET = 280  # byte offset of srow_x, srow_y, srow_z (the sform's rows, 12 float32)
+AFFINE_CHANGES = ("none", "none", "none", "tiny shift", "shift", "nan", "inf", "zero axis", "two axes alike")
+VOXEL_SIZES = ((1.0, 1.0, 1.0), (1.0, 1.0, 1.0), (2.0, 1.0, 1.0), (0.0, 1.0, 1.0), (1.0, -1.0, 1.0),
+               (1.0, 1.0, float("nan")), (float("inf"), 1.0, 1.0))  # fmt: skip
+
+
+def _changed_affine(base: np.ndarray, change: str) -> np.ndarray:
+    affine = base.copy()
+    if change == "tiny shift":  # float rounding: within geometry.AFFINE_TOLERANCE_MM
+        affine[0, 3] += 1e-5
+    elif change == "shift":  # misregistered by half a voxel
+        affine[1, 3] += 0.5
+    elif change in ("nan", "inf"):
+        affine[1, 2] = float(change)
+    elif change == "zero axis":
+        affine[:3, 2] = 0.0
+    elif change == "two axes alike":
+        affine[:3, 1] = affine[:3, 0]
+    return affine
+
+
+def _usable(affine: np.ndarray, sizes) -> bool:
+    """The oracle of one file: finite, non-singular affine and positive finite stored voxel sizes."""
+    axes = affine[:3, :3]
+    if not np.isfinite(affine).all() or not all(np.isfinite(s) and s > 0 for s in sizes):
+        return False
+    return abs(np.linalg.det(axes)) > 1e-3 * np.prod(np.linalg.norm(axes, axis=0))
+
+
+def _write_with_geometry(source, target, affine, sizes) -> None:
+    """``source``'s voxels at ``target`` with sform ``affine`` (code 1, no qform) and ``sizes`` as stored pixdim,
+    patched in the header's bytes (nibabel refuses to write a NaN affine)."""
+    image = nib.Nifti1Image(np.asanyarray(nib.load(source).dataobj), np.eye(4))
+    image.header.set_sform(np.eye(4), code=1)
+    image.header.set_qform(None, code=0)
+    nib.save(image, target)
+    raw = bytearray(gzip.decompress(target.read_bytes()))
+    struct.pack_into("<fff", raw, PIXDIM_OFFSET, *sizes)
+    struct.pack_into("<12f", raw, SROW_OFFSET, *np.asarray(affine[:3], dtype=np.float32).ravel())
+    target.write_bytes(gzip.compress(bytes(raw)))
+
+
+@SETTINGS
+@given(data=st.data())
+def test_random_affines_and_voxel_sizes_load_or_raise_data_error(case_dir, tmp_path_factory, data):
+    """Each file of a case (4 sequences, segmentation) gets a drawn affine change and stored voxel size: the case
+    loads iff every affine is finite and non-singular, every voxel size positive and finite, and all affines
+    agree within 1e-3; otherwise ``load_case`` raises ``DataError`` naming one of its files."""
+    case = tmp_path_factory.mktemp("geometry") / case_dir.name
+    case.mkdir()
+    files = sorted(case_dir.iterdir())
+    base = nib.load(files[0]).affine.astype(np.float32).astype(np.float64)  # as the header stores it
+    drawn = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for source in files:
+            affine = _changed_affine(base, data.draw(st.sampled_from(AFFINE_CHANGES), label=source.name))
+            sizes = data.draw(st.sampled_from(VOXEL_SIZES), label=f"{source.name} pixdim")
+            _write_with_geometry(source, case / source.name, affine, sizes)
+            drawn[source.name] = (affine, sizes)
+    usable = all(_usable(a, s) for a, s in drawn.values())
+    same_grid = usable and all(np.abs(a - base).max() <= 1e-3 for a, _ in drawn.values())
+    if not same_grid:
+        with pytest.raises(DataError) as refused:
+            load_case(case)
+        assert case_dir.name in str(refused.value) and "\n" not in str(refused.value)
+        return
+    loaded = load_case(case)
+    assert loaded.image.shape[1:] == (8, 7, 6) and loaded.classes.shape == (8, 7, 6)
+
+
+# ---- flag values -----------------------------------------------------------------------------------
+
+ODD_NUMBERS = (0, 1, 2, -1, 0.5, 1.0, 0.999, 1e-3, 1e6, -1e-9, float("nan"), float("inf"), float("-inf"), True)
+TRAIN_FLAGS = {  # TrainConfig field -> (flag, accepted range as a predicate)
+    "lr": ("--lr", lambda v: v > 0),
+    "weight_decay": ("--weight-decay", lambda v: v >= 0),
+    "foreground_share": ("--foreground-share", lambda v: 0 <= v <= 1),
+    "val_fraction": ("--val-fraction", lambda v: 0 <= v < 1),
+    "sequence_dropout": ("--sequence-dropout", lambda v: 0 <= v < 1),
+}
+WHOLE_FLAGS = {"epochs": ("--epochs", 1), "batch_size": ("--batch-size", 1), "val_every": ("--val-every", 1),
+               "seed": ("--seed", 0), "workers": ("--workers", 0)}  # fmt: skip
+
+
+def _real(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_random_training_flag_values_pass_or_are_refused_naming_the_flag(data):
+    """``TrainConfig.check`` accepts exactly the values in each flag's range; a refusal names the flag of a value
+    out of range (the first one checked may be any of them)."""
+    from cga_model.training.train_config import TrainConfig
+
+    values = {name: data.draw(st.sampled_from(ODD_NUMBERS), label=name) for name in TRAIN_FLAGS}
+    values |= {name: data.draw(st.sampled_from((-1, 0, 1, 3, 1.5, True)), label=name) for name in WHOLE_FLAGS}
+    crop = tuple(data.draw(st.lists(st.sampled_from((-8, 0, 7, 8, 9, 16, 20, 24)), min_size=3, max_size=3)))
+    wrong = {flag for name, (flag, fits) in TRAIN_FLAGS.items() if not (_real(values[name]) and fits(values[name]))}
+    wrong |= {
+        flag
+        for name, (flag, least) in WHOLE_FLAGS.items()
+        if isinstance(values[name], bool) or not isinstance(values[name], int) or values[name] < least
+    }
+    if not all(c > 0 and c % 8 == 0 for c in crop):
+        wrong.add("--crop")
+    config = TrainConfig(data="d", out="o", crop=crop, **values)
+    if not wrong:
+        config.check()
+        return
+    with pytest.raises(ValueError) as refused:
+        config.check()
+    assert str(refused.value).split(" ")[0] in wrong, (str(refused.value), wrong)
+
+
+@SETTINGS
+@given(
+    roi=st.lists(st.sampled_from((-16, 0, 1, 8, 9, 12, 16, 128)), min_size=3, max_size=3),
+    overlap=st.sampled_from((-0.1, 0.0, 0.25, 0.5, 0.99, 1.0, 2.0, float("nan"), float("inf"))),
+)
+def test_random_predict_window_flags_pass_or_are_refused(roi, overlap):
+    """``cga predict``'s ``--roi`` (three positive multiples of 8) and ``--overlap`` (in [0, 1)) before any work."""
+    from argparse import Namespace
+
+    from cga_model.cli_failures import check_arguments
+
+    args = Namespace(command="predict", roi=roi, overlap=overlap, out=None, device="cpu")
+    roi_ok = all(r > 0 and r % 8 == 0 for r in roi)
+    if roi_ok and 0 <= overlap < 1:
+        check_arguments(args)
+        return
+    with pytest.raises(ValueError, match="--overlap|--roi"):
+        check_arguments(args)

@@ -31,7 +31,7 @@ import torch
 
 import cga_kernels as ck
 
-from ..data.cases import load_case, normalize, pad_to_multiple
+from ..data.cases import check_headers, load_case, normalize, pad_to_multiple
 from ..data.file_safety import check_output, safe_case_path
 from ..data.labels import CLASS_NAMES
 from ..data.layouts import find_cases, get_layout
@@ -243,11 +243,14 @@ SEQUENCE_NAMES = {"flair": "FLAIR", "t1ce": "T1c", "t1": "T1", "t2": "T2"}  # fo
 
 def _fitting_cases(model, config: dict, checkpoint, input_path, layout) -> tuple:
     """``(cases, channels)``: the cases under ``input_path`` (the training layout preferred, or ``layout``),
-    checked to fit the model (same tissue per class, its sequences there), and its input channels as
-    indices into their sequences."""
+    checked to fit the model (same tissue per class, its sequences there) and each by its headers
+    (``check_headers``), and the model's input channels as indices into their sequences."""
     cases = find_cases(input_path, layout=layout, prefer=trained_layout(config))
     check_model_fits(model.num_classes, config, cases[0].layout, checkpoint)
-    return cases, model_channel_order(config, checkpoint, cases[0].layout)
+    order = model_channel_order(config, checkpoint, cases[0].layout)
+    for case in cases:  # every case's files, shapes and grids before the first PNG is written
+        check_headers(case)
+    return cases, order
 
 
 def explain_outputs(out_dir, cases) -> list:

@@ -1,6 +1,7 @@
 """cga explain (paper Figs. 6-7): attention and feature PNGs for every cohort, models of any number of input
 sequences, and the output rule of every writing command."""
 
+import shutil
 from collections import OrderedDict
 
 import matplotlib.image
@@ -219,3 +220,14 @@ def test_explain_through_symlinks_keeps_the_links(cohorts, tmp_path):
         sorted(p.name for p in (tmp_path / "real").iterdir() if not p.is_symlink())
         == sorted(f"{c.case_id}{s}" for c in find_cases(data) for s in ("_attention.png", "_features.png"))[1:]
     )  # every PNG but the linked one, no temporary file left
+
+
+def test_a_bad_later_case_is_refused_before_any_png_is_written(cohorts, tmp_path, capsys):
+    data, checkpoint = cohorts["brats-men-rt"]
+    shutil.copytree(data, tmp_path / "data")
+    last = find_cases(tmp_path / "data")[-1]
+    last.images[0].unlink()  # MEN-RT's one sequence, T1c
+    assert _explain(checkpoint, tmp_path / "data", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cga explain: error: ") and last.images[0].name in err
+    assert not (tmp_path / "out").exists()

@@ -69,13 +69,27 @@ def paired_table(table: dict, split: str, baseline: str) -> list:
     return lines
 
 
+def run_table(rows: list) -> list:
+    """Markdown rows: every run's own Dice, so that a later run of the same variant and seed can be compared."""
+    lines = [
+        "| variant | seed | steps | val WT / TC / ET | test WT / TC / ET | train CPU min |",
+        "|---|---:|---:|---|---|---:|",
+    ]
+    for r in rows:
+        val, test = (" / ".join(f"{r[split][region]:.4f}" for region in REGIONS) for split in SPLITS)
+        lines.append(f"| {r['variant']} | {r['seed']} | {r['steps']} | {val} | {test} | {r['train_cpu_min']:.1f} |")
+    return lines
+
+
 def format_report(rows: list, *, baseline: str, help: dict | None = None) -> str:
-    """The whole report in markdown: scores and paired differences on the validation and test cases."""
+    """The whole report in markdown: scores and paired differences on the validation and test cases, then
+    every run."""
     table, help = by_variant(rows), help or {}
     parts = []
     for split in SPLITS:
         name = "validation cases (to choose defaults)" if split == "val" else "held-out test cases (reported only)"
         parts += [f"### {name}", "", *score_table(table, split, help), "", *paired_table(table, split, baseline), ""]
+    parts += ["### every run", "", *run_table(rows)]
     return "\n".join(parts).rstrip()
 
 

@@ -9,7 +9,9 @@ condition (``all``, then ``no <sequence>`` for each sequence of the cases' layou
 every checkpoint segments them as ``cga predict --allow-missing`` does (``predict_folder``, its
 defaults: the missing channel zero-filled after normalisation). The table gives the mean Dice over
 the cases per region (WT, TC, ET), per checkpoint and condition, with each checkpoint's
-``sequence_dropout``; it is printed and written to ``DIR/missing_sequences.md``.
+``sequence_dropout``; a second table gives, per dropout rate (checkpoints trained alike, e.g. one per
+seed), the mean ± std over its checkpoints and the change from ``all``. Both are printed and written
+to ``DIR/missing_sequences.md``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmarks.learning import REGIONS, folder_scores
+from benchmarks.learning_report import seed_stats
 from cga_model.data.layouts import find_cases
 from cga_model.inference.predict import predict_folder
 from cga_model.nn.checkpoint import load_checkpoint
@@ -84,6 +88,26 @@ def format_table(rows: list) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary_table(rows: list) -> str:
+    """Markdown: per sequence dropout rate (the checkpoints trained alike, e.g. one per seed) and condition, the
+    mean ± std over those checkpoints of the mean Dice per region, and its change from the ``all`` condition."""
+    lines = [
+        "| sequence dropout | checkpoints | condition | " + " | ".join(REGIONS) + " | change from all (WT / TC / ET) |",
+        "|---|---:|---|" + "---|" * len(REGIONS) + "---|",
+    ]
+    for rate in sorted({row["sequence_dropout"] for row in rows}):
+        group = [row for row in rows if row["sequence_dropout"] == rate]
+        full = {row["checkpoint"]: row for row in group if row["condition"] == ALL}
+        for condition in dict.fromkeys(row["condition"] for row in group):
+            runs = [row for row in group if row["condition"] == condition]
+            cells = " | ".join(seed_stats([row[region] for row in runs]) for region in REGIONS)
+            change = " / ".join(
+                f"{np.mean([row[region] - full[row['checkpoint']][region] for row in runs]):+.3f}" for region in REGIONS
+            )
+            lines.append(f"| {rate:g} | {len(runs)} | {condition} | {cells} | {change} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", type=Path, help="last.pt or best.pt files of cga train")
@@ -93,7 +117,8 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    table = format_table(measure(args.checkpoints, args.cases, args.out, args.device))
+    rows = measure(args.checkpoints, args.cases, args.out, args.device)
+    table = format_table(rows) + "\n" + summary_table(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "missing_sequences.md").write_text(table)
     print(table, end="")

@@ -30,6 +30,7 @@ from .cache import (
     write_case,
     write_index,
 )
+from .cases import check_headers
 from .folder_lock import LOCK_FILE, folder_lock
 from .layouts import find_cases
 
@@ -135,11 +136,14 @@ def preprocess(data, out, workers: int = 1, rebuild: bool = False, progress: boo
     """Cache every case of the raw dataset ``data`` (any layout: detected, or ``layout``) into ``out`` with
     ``workers`` processes.
 
-    Returns ``{"cases": n, "written": n_new, "skipped": n_already_cached}``. On an error (a bad
-    source file, a full disk) the workers stop, partial cases are removed and finished ones stay.
+    Returns ``{"cases": n, "written": n_new, "skipped": n_already_cached}``. Every case's ID, files, headers
+    and geometry are checked before the first case is written (``find_cases``, ``cases.check_headers``); on a
+    later error (bad voxel values, a full disk) the workers stop, partial cases are removed and finished ones stay.
     """
     data, out = Path(data), Path(out)
     folders = find_cases(data, layout=layout)
+    for folder in folders:  # every case's files, headers and geometry, before the first case is written
+        check_headers(folder)
     if out.exists() and not out.is_dir():
         raise CacheError(f"--out {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)

@@ -169,3 +169,16 @@ def test_a_missing_onnx_extra_names_the_install_not_an_internal_error(run, tmp_p
         line = _error_line(capsys, "cga export")
         assert not (tmp_path / "m.onnx").exists()
     assert module in line and "cga-unet[onnx]" in line, line
+
+
+def test_preprocess_checks_every_case_before_writing_the_first(cubes, tmp_path, capsys):
+    """A folder where the last case's T2 file should be: refused before any case is cached (not after the
+    cases before it were written)."""
+    data = shutil.copytree(cubes, tmp_path / "data")
+    last = sorted(p for p in data.iterdir() if p.is_dir())[-1]
+    t2 = last / f"{last.name}_t2.nii.gz"
+    t2.unlink()
+    t2.mkdir()
+    out = tmp_path / "cache"
+    assert cga(["preprocess", "--data", str(data), "--out", str(out), "--workers", "1"]) == 2
+    assert "is a folder" in _error_line(capsys, "cga preprocess") and not out.exists()

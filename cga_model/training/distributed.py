@@ -36,9 +36,10 @@ class DistributedRun:
             dist.barrier()
 
     def agree(self, step, undo=None):
-        """``step()`` on this rank, then (a barrier) every rank learns whether it failed anywhere. A rank whose
-        step raised re-raises its own error; the others call ``undo(result)`` (when given) and raise
-        ``PeerStopped`` naming the first failed rank. Returns ``step()``'s result when it succeeded everywhere."""
+        """``step()`` on this rank, then (a barrier) every rank learns whether it failed anywhere. The lowest
+        rank whose step raised re-raises its own error; every other rank calls ``undo(result)`` (when its step
+        succeeded and ``undo`` is given) and raises ``PeerStopped`` naming that rank, so one line is printed
+        however many ranks failed alike. Returns ``step()``'s result when it succeeded everywhere."""
         try:
             result, failure = step(), None
         except Exception as err:
@@ -49,14 +50,14 @@ class DistributedRun:
             return result
         reports = [None] * self.world
         dist.all_gather_object(reports, None if failure is None else f"{type(failure).__name__}: {failure}")
-        if failure is not None:
-            raise failure
         failed = [(rank, report) for rank, report in enumerate(reports) if report is not None]
-        if failed:
-            if undo is not None:
-                undo(result)
-            raise PeerStopped(failed[0][0], failed[0][1])
-        return result
+        if not failed:
+            return result
+        if failed[0][0] == self.rank:
+            raise failure
+        if failure is None and undo is not None:
+            undo(result)
+        raise PeerStopped(*failed[0]) from failure
 
 
 class PeerStopped(RuntimeError):

@@ -207,10 +207,10 @@ def set_up(config: TrainConfig, resume: bool = False, overwrite: bool = False) -
     """Step 1, before anything is trained: every option checked (``TrainConfig.check``), the run folder locked
     and checked (``RunFolder``: an earlier run stays until the first checkpoint of this one), the data split and
     checked, model, optimiser, scheduler, loss and loader built; then ``resume``. On a failure the lock is freed;
-    otherwise ``train`` frees it (``run.folder.release()``). Under ``torchrun`` the folder, data and resume steps
-    are agreed (``DistributedRun.agree``): a refusal on one rank stops every rank at once."""
-    config.check()
+    otherwise ``train`` frees it (``run.folder.release()``). Under ``torchrun`` the option check, the folder, data
+    and resume steps are agreed (``DistributedRun.agree``): a refusal on one rank stops every rank at once."""
     ddp = DistributedRun(config.device)
+    ddp.agree(config.check)
     folder = ddp.agree(
         lambda: RunFolder(Path(config.out), resume=resume, overwrite=overwrite, main=ddp.main), undo=RunFolder.release
     )

@@ -45,17 +45,26 @@ def _two_ranks(argv: list, cwd) -> list:
 
 
 @pytest.mark.slow
-def test_a_refusal_on_rank_0_stops_rank_1_without_a_second_error(tmp_path):
-    """Rank 0 alone checks the run folder (here it holds an earlier run): rank 1 must stop with it, exit 2 and
-    print nothing (before: it failed later, in its first collective, with gloo's "Connection closed by peer")."""
+@pytest.mark.parametrize(
+    "refused, extra, expected",
+    [
+        ("an occupied --out, which rank 0 alone checks", [], "already holds a run"),
+        ("a bad flag, which every rank refuses alike", ["--lr", "-1"], "--lr must be"),
+    ],
+)
+def test_a_refusal_stops_both_ranks_with_one_error_line(tmp_path, refused, extra, expected):
+    """Rank 1 must stop with rank 0, exit 2 and print nothing: one error line in all (before: rank 1 failed later
+    in its first collective with gloo's "Connection closed by peer", or printed the same refusal again)."""
     data, out = tmp_path / "data", tmp_path / "run"
     synthesize_cohort(data, cases=2, seed=1, shape=(16, 16, 16), progress=False)
-    out.mkdir()
-    (out / "metrics.jsonl").write_text("{}\n")  # an earlier run's log: refused without --resume or --overwrite
-    (code0, err0), (code1, err1) = _two_ranks(["train", "--data", str(data), "--out", str(out), *FLAGS], tmp_path)
+    if not extra:
+        out.mkdir()
+        (out / "metrics.jsonl").write_text("{}\n")  # an earlier run's log: refused without --resume or --overwrite
+    argv = ["train", "--data", str(data), "--out", str(out), *FLAGS, *extra]
+    (code0, err0), (code1, err1) = _two_ranks(argv, tmp_path)
     lines0 = [line for line in err0.splitlines() if line.startswith("cga ")]
-    assert code0 == 2 and len(lines0) == 1 and "already holds a run" in lines0[0], err0
-    assert code1 == 2 and "cga train" not in err1 and "Traceback" not in err1, err1
+    assert code0 == 2 and len(lines0) == 1 and expected in lines0[0], (refused, err0)
+    assert code1 == 2 and "cga train" not in err1 and "Traceback" not in err1, (refused, err1)
 
 
 def test_agree_without_ddp_is_the_step_itself():

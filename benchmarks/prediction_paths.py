@@ -5,7 +5,8 @@
 ``DIR`` is the ``--out`` folder of ``benchmarks.learning``: its held-out test cases (``DIR/test``) are
 segmented with each finished run's final weights (``run_<variant>_s<seed>_<steps>/last.pt``, a run
 being finished when ``results.jsonl`` holds it) along each path of ``PATHS`` (``predict_folder``'s
-segmentation options), one case at a time, and scored as ``benchmarks.learning`` scores (Dice per
+segmentation options), one case at a time (every path of ``--paths``, in its order, on a case before
+the next case), and scored as ``benchmarks.learning`` scores (Dice per
 region WT, TC, ET, the tumour voxels predicted outside the brain). Each case's row, with the CPU
 seconds (process time, torch on ``--threads`` threads) of its ``predict_folder`` call (reading the
 case, segmenting it, writing its label file and overlay) and the path's log line, is appended to
@@ -40,11 +41,11 @@ from cga_model.inference.predict import predict_folder
 #: name: (what it is, ``predict_folder`` segmentation options; ``"crop"``: the run's training crop).
 PATHS = {
     "default": ("cga predict's default: the whole brain box in one pass when it fits", {}),
-    "default_bf16": ("the default under bfloat16 autocast (--precision bfloat16)", {"precision": "bfloat16"}),
     "windows128": ("--roi 128 128 128 --overlap 0.5", {"roi": (128,) * 3, "overlap": 0.5}),
+    "default_bf16": ("the default under bfloat16 autocast (--precision bfloat16)", {"precision": "bfloat16"}),
     "default_tta8": ("the default averaged over 8 flips (--tta 8)", {"tta": 8}),
     "windows_crop": ("windows of the training crop at overlap 0.5", {"roi": "crop", "overlap": 0.5}),
-}  # the order they run in: the cheap ones first
+}
 REFERENCE = "windows128"
 TOLERANCE = 0.005  # the largest drop of a region's Dice a path may cost against the one it replaces
 RULES = (("default", "windows128"), ("default_bf16", "default"))
@@ -94,8 +95,8 @@ def measure(out: Path, variant: str, steps: int, seeds, paths, progress: bool = 
     todo = [
         (seed, path, case)
         for seed in runs
-        for path in paths  # path-major: an interrupted measurement has every case of the first paths
-        for case in cases
+        for case in cases  # case-major: an interrupted measurement has every path on the same first cases
+        for path in paths
         if (variant, steps, seed, path, case.name) not in done
     ]
     for seed, path, case in tqdm(todo, desc="cases", disable=not progress):

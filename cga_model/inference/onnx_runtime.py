@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.layouts import MODALITIES
 from ..nn.checkpoint import saved_model_config
 from ..nn.config import ModelConfig
 from ..nn.network import CGAOutput, CGAUNet
@@ -57,7 +56,6 @@ class OnnxSegmenter:
             )
         self.output_names = list(outputs)
         self.config = json.loads(self.session.get_modelmeta().custom_metadata_map.get(CONFIG_KEY, "{}"))
-        check_shapes(path, self.session.get_inputs(), outputs[LOGITS].shape, self.config)
         self.num_classes = outputs[LOGITS].shape[1]
         self.path, self._per_voxel = path, None
         self.fixed_shape = _fixed_sizes(self.session.get_inputs()[0].shape)
@@ -81,27 +79,24 @@ class OnnxSegmenter:
         )
 
 
-def check_shapes(path, inputs: list, logits_shape: list, config: dict) -> None:
-    """Refuse, when the model is opened, an ONNX model that cannot take the input ``cga predict`` feeds: one
-    image ``(B, C, D, H, W)`` with C the sequences of its training ``config`` (``channels``; the four
-    ``MODALITIES`` without one), giving ``logits (B, K, D, H, W)``. ``inputs``: the session's inputs."""
-    channels = len(config.get("channels") or MODALITIES)
+def check_shapes(segmenter: OnnxSegmenter, channels: int) -> None:
+    """Refuse an ONNX model that cannot take the input ``cga predict`` feeds it: one image
+    ``(B, channels, D, H, W)`` giving ``logits (B, K, D, H, W)`` (checked when the model is opened, before any case)."""
+    path, inputs = segmenter.path, segmenter.session.get_inputs()
+    logits = next(o.shape for o in segmenter.session.get_outputs() if o.name == LOGITS)
     shape = list(inputs[0].shape) if len(inputs) == 1 else None
-    wants = f"one input (batch, {channels} sequences, D, H, W) and logits (batch, classes, D, H, W)"
-    if shape is None or len(shape) != 5 or len(logits_shape) != 5:
+    if shape is None or len(shape) != 5 or len(logits) != 5:
         found = ", ".join(f"{i.name} {list(i.shape)}" for i in inputs)
         raise ValueError(
-            f"{path} takes {found} with logits {list(logits_shape)}; cga predict needs {wants}: "
-            "export a cga model with `cga export`"
+            f"{path} takes {found} with logits {list(logits)}; cga predict needs one input (batch, {channels} "
+            "sequences, D, H, W) and logits (batch, classes, D, H, W): export a cga model with `cga export`"
         )
     if isinstance(shape[1], int) and shape[1] != channels:
         raise ValueError(
             f"{path} takes images of {shape[1]} channels ({inputs[0].name} {shape}), but cga predict feeds "
-            f"{channels} ({', '.join(config.get('channels') or MODALITIES)}); export the model trained on these "
-            "sequences with `cga export`"
+            f"{channels} (the sequences of its training config, or the four MODALITIES without one): export the "
+            "model trained on these sequences with `cga export`"
         )
-    if not isinstance(logits_shape[1], int) or logits_shape[1] < 2:
-        raise ValueError(f"{path}: its logits {list(logits_shape)} have no fixed class count of 2 or more; {wants}")
 
 
 def _fixed_sizes(shape) -> tuple:

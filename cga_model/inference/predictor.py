@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data.layouts import MODALITIES
 from ..nn.checkpoint import load_model
-from .onnx_runtime import OnnxSegmenter
+from .onnx_runtime import OnnxSegmenter, check_shapes
 
 
 def load_predictor(source, device="cpu"):
     """``(model, training config)`` for prediction: an ``OnnxSegmenter`` for a ``.onnx`` file (CPU
-    only), else the network of a ``cga train`` checkpoint (``load_model``)."""
+    only; its input shape checked against the sequences it will be fed, ``check_shapes``), else the network of a
+    ``cga train`` checkpoint (``load_model``)."""
     if Path(source).suffix.lower() != ".onnx":
         return load_model(source, device)
     if str(device) != "cpu":
@@ -19,4 +21,5 @@ def load_predictor(source, device="cpu"):
             f"ONNX models run on the CPU here (ONNX Runtime's CPU provider), got device {device!r}; use --device cpu"
         )
     segmenter = OnnxSegmenter(source)
+    check_shapes(segmenter, len(segmenter.config.get("channels") or MODALITIES))  # what predict feeds it
     return segmenter, segmenter.config

@@ -24,34 +24,11 @@ TINY = ["--crop", "16", "16", "16", "--batch-size", "1", "--base-channels", "4",
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cohort")
+def cubes(tmp_path_factory):
+    """Three cases of 16x16x16. The tests of ``trained_run`` train and resume on its ``cubes`` instead."""
+    root = tmp_path_factory.mktemp("cubes")
     synthesize_cohort(root, cases=3, seed=3, shape=(16, 16, 16), progress=False)
     return root
-
-
-@pytest.fixture(scope="module")
-def run(cohort, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    assert (
-        cga(
-            [
-                "train",
-                "--data",
-                str(cohort),
-                "--out",
-                str(out),
-                "--epochs",
-                "1",
-                "--val-fraction",
-                "0",
-                *TINY,
-                "--overwrite",
-            ]
-        )
-        == 0
-    )
-    return out
 
 
 def _case_dirs(root):
@@ -68,23 +45,23 @@ def _one_line_error(capsys, command: str) -> str:
 # ---- data loss and access -------------------------------------------------------------------
 
 
-def test_train_into_an_existing_run_needs_resume_or_overwrite(run, cohort, capsys):
-    before = (run / "last.pt").read_bytes(), (run / "metrics.jsonl").read_text()
-    assert cga(["train", "--data", str(cohort), "--out", str(run), "--epochs", "1", "--val-fraction", "0", *TINY]) == 2
+def test_train_into_an_existing_run_needs_resume_or_overwrite(trained_run, trained_run_flags, cohort, capsys):
+    before = (trained_run / "last.pt").read_bytes(), (trained_run / "metrics.jsonl").read_text()
+    assert cga(["train", "--data", str(cohort), "--out", str(trained_run), "--epochs", "1", *trained_run_flags]) == 2
     err = _one_line_error(capsys, "train")
     assert "--resume" in err and "--overwrite" in err
-    assert ((run / "last.pt").read_bytes(), (run / "metrics.jsonl").read_text()) == before
+    assert ((trained_run / "last.pt").read_bytes(), (trained_run / "metrics.jsonl").read_text()) == before
 
 
-def test_overwrite_starts_the_run_afresh(cohort, tmp_path):
+def test_overwrite_starts_the_run_afresh(cubes, tmp_path):
     out = tmp_path / "r"
-    args = ["train", "--data", str(cohort), "--out", str(out), "--epochs", "1", "--val-fraction", "0", *TINY]
+    args = ["train", "--data", str(cubes), "--out", str(out), "--epochs", "1", "--val-fraction", "0", *TINY]
     assert cga(args) == 0 and cga(args + ["--overwrite"]) == 0
     assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1]
 
 
-def test_evaluate_out_png_does_not_replace_the_csv(cohort, tmp_path, capsys):
-    pred = _copy_predictions(cohort, tmp_path / "pred")
+def test_evaluate_out_png_does_not_replace_the_csv(cubes, tmp_path, capsys):
+    pred = _copy_predictions(cubes, tmp_path / "pred")
     assert (
         cga(
             [
@@ -92,7 +69,7 @@ def test_evaluate_out_png_does_not_replace_the_csv(cohort, tmp_path, capsys):
                 "--pred",
                 str(pred),
                 "--gt",
-                str(cohort),
+                str(cubes),
                 "--out",
                 str(tmp_path / "m.png"),
                 "--metrics",
@@ -118,11 +95,11 @@ def test_atomic_write_honours_the_umask(tmp_path, umask):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_resume_restores_the_log_line_of_a_checkpointed_epoch(run, cohort, tmp_path):
+def test_resume_restores_the_log_line_of_a_checkpointed_epoch(trained_run, trained_run_flags, cohort, tmp_path):
     """SIGKILL after last.pt was saved but before the log line: --resume writes the line from the checkpoint."""
     killed = tmp_path / "killed"
     killed.mkdir()
-    (killed / "last.pt").write_bytes((run / "last.pt").read_bytes())
+    (killed / "last.pt").write_bytes((trained_run / "last.pt").read_bytes())
     (killed / "metrics.jsonl").write_text("")
     (killed / ".best.pt.abc.tmp.pt").write_bytes(b"partial")  # a kill during best.pt's write
     assert (
@@ -135,9 +112,7 @@ def test_resume_restores_the_log_line_of_a_checkpointed_epoch(run, cohort, tmp_p
                 str(killed),
                 "--epochs",
                 "2",
-                "--val-fraction",
-                "0",
-                *TINY,
+                *trained_run_flags,
                 "--resume",
             ]
         )
@@ -148,12 +123,12 @@ def test_resume_restores_the_log_line_of_a_checkpointed_epoch(run, cohort, tmp_p
     assert not list(killed.glob(".*.tmp*"))
 
 
-def test_resume_drops_log_lines_of_epochs_never_checkpointed(run, cohort, tmp_path):
+def test_resume_drops_log_lines_of_epochs_never_checkpointed(trained_run, trained_run_flags, cohort, tmp_path):
     """A log line written for an epoch whose checkpoint was lost is redone, not duplicated."""
     killed = tmp_path / "killed"
     killed.mkdir()
-    (killed / "last.pt").write_bytes((run / "last.pt").read_bytes())
-    line = (run / "metrics.jsonl").read_text()
+    (killed / "last.pt").write_bytes((trained_run / "last.pt").read_bytes())
+    line = (trained_run / "metrics.jsonl").read_text()
     (killed / "metrics.jsonl").write_text(line + line.replace('"epoch": 1', '"epoch": 2'))
     assert (
         cga(
@@ -165,9 +140,7 @@ def test_resume_drops_log_lines_of_epochs_never_checkpointed(run, cohort, tmp_pa
                 str(killed),
                 "--epochs",
                 "2",
-                "--val-fraction",
-                "0",
-                *TINY,
+                *trained_run_flags,
                 "--resume",
             ]
         )
@@ -197,10 +170,10 @@ def _with_seg(case_dir: Path, values: np.ndarray, dtype) -> None:
         (2**24 + 1, np.int32),
     ],
 )
-def test_segmentation_values_are_checked_before_any_cast(cohort, tmp_path, value, dtype):
-    case = tmp_path / _case_dirs(cohort)[0].name
+def test_segmentation_values_are_checked_before_any_cast(cubes, tmp_path, value, dtype):
+    case = tmp_path / _case_dirs(cubes)[0].name
     case.mkdir()
-    for f in _case_dirs(cohort)[0].iterdir():
+    for f in _case_dirs(cubes)[0].iterdir():
         (case / f.name).write_bytes(f.read_bytes())
     seg = np.zeros((16, 16, 16))
     seg[0, 0, 0] = value
@@ -216,8 +189,8 @@ def _copy_predictions(cohort, pred: Path) -> Path:
     return pred
 
 
-def test_evaluate_refuses_a_prediction_holding_3_5(cohort, tmp_path, capsys):
-    pred = _copy_predictions(cohort, tmp_path / "pred")
+def test_evaluate_refuses_a_prediction_holding_3_5(cubes, tmp_path, capsys):
+    pred = _copy_predictions(cubes, tmp_path / "pred")
     first = sorted(pred.iterdir())[0]
     img = nib.load(first)
     data = np.asanyarray(img.dataobj).astype(np.float32)
@@ -230,7 +203,7 @@ def test_evaluate_refuses_a_prediction_holding_3_5(cohort, tmp_path, capsys):
                 "--pred",
                 str(pred),
                 "--gt",
-                str(cohort),
+                str(cubes),
                 "--out",
                 str(tmp_path / "m.csv"),
                 "--metrics",
@@ -242,12 +215,12 @@ def test_evaluate_refuses_a_prediction_holding_3_5(cohort, tmp_path, capsys):
     assert "3.5" in _one_line_error(capsys, "evaluate") and not (tmp_path / "m.csv").exists()
 
 
-def test_evaluate_refuses_a_missing_case_unless_allowed(cohort, tmp_path, capsys):
-    pred = _copy_predictions(cohort, tmp_path / "pred")
+def test_evaluate_refuses_a_missing_case_unless_allowed(cubes, tmp_path, capsys):
+    pred = _copy_predictions(cubes, tmp_path / "pred")
     missing = sorted(pred.iterdir())[0]
     missing.unlink()
     out = tmp_path / "m.csv"
-    assert cga(["evaluate", "--pred", str(pred), "--gt", str(cohort), "--out", str(out), "--metrics", "legacy"]) == 2
+    assert cga(["evaluate", "--pred", str(pred), "--gt", str(cubes), "--out", str(out), "--metrics", "legacy"]) == 2
     err = _one_line_error(capsys, "evaluate")
     assert missing.name[: -len(".nii.gz")] in err and "--allow-missing" in err
     assert (
@@ -257,7 +230,7 @@ def test_evaluate_refuses_a_missing_case_unless_allowed(cohort, tmp_path, capsys
                 "--pred",
                 str(pred),
                 "--gt",
-                str(cohort),
+                str(cubes),
                 "--out",
                 str(out),
                 "--metrics",
@@ -275,8 +248,8 @@ def test_evaluate_refuses_a_missing_case_unless_allowed(cohort, tmp_path, capsys
     assert sum(1 for case_id in rows if case_id.startswith("SYN")) == 3
 
 
-def test_evaluate_checks_geometry_and_takes_spacing_from_the_truth(cohort, tmp_path, capsys):
-    pred = _copy_predictions(cohort, tmp_path / "pred")
+def test_evaluate_checks_geometry_and_takes_spacing_from_the_truth(cubes, tmp_path, capsys):
+    pred = _copy_predictions(cubes, tmp_path / "pred")
     first = sorted(pred.iterdir())[0]
     img = nib.load(first)
     flipped = img.affine.copy()
@@ -289,7 +262,7 @@ def test_evaluate_checks_geometry_and_takes_spacing_from_the_truth(cohort, tmp_p
                 "--pred",
                 str(pred),
                 "--gt",
-                str(cohort),
+                str(cubes),
                 "--out",
                 str(tmp_path / "m.csv"),
                 "--metrics",
@@ -303,18 +276,18 @@ def test_evaluate_checks_geometry_and_takes_spacing_from_the_truth(cohort, tmp_p
     from cga_model.evaluation.evaluate import evaluate_folder
 
     nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine), first)
-    reference_rows = evaluate_folder(pred, cohort, metric_sets=("legacy",), progress=False)
+    reference_rows = evaluate_folder(pred, cubes, metric_sets=("legacy",), progress=False)
     header = img.header.copy()
     header.set_zooms((3.0, 3.0, 3.0))
     nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine, header=header), first)
-    header_rows = evaluate_folder(pred, cohort, metric_sets=("legacy",), progress=False)
+    header_rows = evaluate_folder(pred, cubes, metric_sets=("legacy",), progress=False)
     assert header_rows[0]["WT_hd95"] == reference_rows[0]["WT_hd95"]
 
 
-def test_case_folders_that_do_not_parse_beside_valid_ones_are_listed(cohort, tmp_path, run, capsys):
+def test_case_folders_that_do_not_parse_beside_valid_ones_are_listed(cubes, tmp_path, trained_run, capsys):
     data = tmp_path / "data"
     data.mkdir()
-    for case in _case_dirs(cohort):
+    for case in _case_dirs(cubes):
         (data / case.name).mkdir()
         for f in case.iterdir():
             (data / case.name / f.name).write_bytes(f.read_bytes())
@@ -325,14 +298,22 @@ def test_case_folders_that_do_not_parse_beside_valid_ones_are_listed(cohort, tmp
     for argv, command in [
         (["train", "--data", str(data), "--out", str(tmp_path / "r"), "--epochs", "1", *TINY], "train"),
         (
-            ["predict", "--checkpoint", str(run / "last.pt"), "--input", str(data), "--out", str(tmp_path / "p")],
+            [
+                "predict",
+                "--checkpoint",
+                str(trained_run / "last.pt"),
+                "--input",
+                str(data),
+                "--out",
+                str(tmp_path / "p"),
+            ],
             "predict",
         ),
         (
             [
                 "evaluate",
                 "--pred",
-                str(_copy_predictions(cohort, tmp_path / "pred")),
+                str(_copy_predictions(cubes, tmp_path / "pred")),
                 "--gt",
                 str(data),
                 "--out",
@@ -347,7 +328,7 @@ def test_case_folders_that_do_not_parse_beside_valid_ones_are_listed(cohort, tmp
     assert not (tmp_path / "r").exists() and not (tmp_path / "p").exists()
 
 
-def test_nii_cohort_is_told_about_nii_gz(run, tmp_path, capsys):
+def test_nii_cohort_is_told_about_nii_gz(trained_run, tmp_path, capsys):
     case = tmp_path / "data" / "C1"
     case.mkdir(parents=True)
     for m in ("flair", "t1", "t1ce", "t2", "seg"):
@@ -357,7 +338,7 @@ def test_nii_cohort_is_told_about_nii_gz(run, tmp_path, capsys):
             [
                 "predict",
                 "--checkpoint",
-                str(run / "last.pt"),
+                str(trained_run / "last.pt"),
                 "--input",
                 str(tmp_path / "data"),
                 "--out",
@@ -370,15 +351,15 @@ def test_nii_cohort_is_told_about_nii_gz(run, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("overlap", ["-0.1", "1", "1.5"])
-def test_overlap_outside_0_1_is_refused(run, cohort, tmp_path, overlap, capsys):
+def test_overlap_outside_0_1_is_refused(trained_run, cubes, tmp_path, overlap, capsys):
     assert (
         cga(
             [
                 "predict",
                 "--checkpoint",
-                str(run / "last.pt"),
+                str(trained_run / "last.pt"),
                 "--input",
-                str(cohort),
+                str(cubes),
                 "--out",
                 str(tmp_path / "p"),
                 "--overlap",
@@ -402,13 +383,13 @@ def test_a_modality_scaled_to_1e30_normalises():
 
 
 @pytest.mark.parametrize("epochs", ["0", "-1"])
-def test_epochs_must_be_at_least_one(cohort, tmp_path, epochs, capsys):
+def test_epochs_must_be_at_least_one(cubes, tmp_path, epochs, capsys):
     out = tmp_path / "r"
-    assert cga(["train", "--data", str(cohort), "--out", str(out), "--epochs", epochs, *TINY]) == 2
+    assert cga(["train", "--data", str(cubes), "--out", str(out), "--epochs", epochs, *TINY]) == 2
     assert "--epochs" in _one_line_error(capsys, "train") and not out.exists()
 
 
-def test_an_epoch_of_skipped_steps_is_divergence_not_loss_zero(cohort, tmp_path, monkeypatch):
+def test_an_epoch_of_skipped_steps_is_divergence_not_loss_zero(cubes, tmp_path, monkeypatch):
     import cga_model.training.loop as loop
 
     class Exploding(loop.CGALoss):
@@ -418,7 +399,7 @@ def test_an_epoch_of_skipped_steps_is_divergence_not_loss_zero(cohort, tmp_path,
 
     monkeypatch.setattr(loop, "CGALoss", Exploding)
     config = TrainConfig(
-        data=str(cohort),
+        data=str(cubes),
         out=str(tmp_path / "r"),
         epochs=2,
         max_bad_steps=100,
@@ -465,21 +446,21 @@ def test_compiled_op_refuses_label_minus_one_as_eager_does():
 # ---- one-line errors ------------------------------------------------------------------------
 
 
-def test_out_that_is_a_file(cohort, tmp_path, capsys):
+def test_out_that_is_a_file(cubes, tmp_path, capsys):
     a_file = tmp_path / "f"
     a_file.write_text("x")
-    assert cga(["train", "--data", str(cohort), "--out", str(a_file), "--epochs", "1", *TINY]) == 2
+    assert cga(["train", "--data", str(cubes), "--out", str(a_file), "--epochs", "1", *TINY]) == 2
     assert str(a_file) in _one_line_error(capsys, "train")
     assert cga(["synth", str(a_file), "--cases", "1"]) == 2
     assert str(a_file) in _one_line_error(capsys, "synth")
 
 
 @pytest.mark.parametrize("out", ["adir", "missing/m.csv"])
-def test_evaluate_out_a_directory_or_in_a_missing_folder(cohort, tmp_path, out, capsys):
-    pred = _copy_predictions(cohort, tmp_path / "pred")
+def test_evaluate_out_a_directory_or_in_a_missing_folder(cubes, tmp_path, out, capsys):
+    pred = _copy_predictions(cubes, tmp_path / "pred")
     (tmp_path / "adir").mkdir()
     assert (
-        cga(["evaluate", "--pred", str(pred), "--gt", str(cohort), "--out", str(tmp_path / out), "--metrics", "legacy"])
+        cga(["evaluate", "--pred", str(pred), "--gt", str(cubes), "--out", str(tmp_path / out), "--metrics", "legacy"])
         == 2
     )
     err = _one_line_error(capsys, "evaluate")
@@ -487,21 +468,21 @@ def test_evaluate_out_a_directory_or_in_a_missing_folder(cohort, tmp_path, out, 
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
-def test_device_cuda_without_a_gpu(cohort, tmp_path, capsys):
+def test_device_cuda_without_a_gpu(cubes, tmp_path, capsys):
     assert (
-        cga(["train", "--data", str(cohort), "--out", str(tmp_path / "r"), "--epochs", "1", "--device", "cuda", *TINY])
+        cga(["train", "--data", str(cubes), "--out", str(tmp_path / "r"), "--epochs", "1", "--device", "cuda", *TINY])
         == 2
     )
     assert "--device cuda" in _one_line_error(capsys, "train") and not (tmp_path / "r").exists()
 
 
-def test_validation_case_without_labels_is_refused_before_training(cohort, tmp_path, capsys, monkeypatch):
+def test_validation_case_without_labels_is_refused_before_training(cubes, tmp_path, capsys, monkeypatch):
     data = tmp_path / "data"
     data.mkdir()
-    for case in _case_dirs(cohort):
+    for case in _case_dirs(cubes):
         (data / case.name).mkdir()
         for f in case.iterdir():
-            if "_seg" not in f.name or case != _case_dirs(cohort)[0]:
+            if "_seg" not in f.name or case != _case_dirs(cubes)[0]:
                 (data / case.name / f.name).write_bytes(f.read_bytes())
     import cga_model.training.loop as loop
 
@@ -538,10 +519,10 @@ def test_empty_batch_or_channels_is_a_clear_value_error(shape, impl):
         impl.prototype_scatter(torch.randn(shape[0], 3, shape[1]), labels)
 
 
-def test_four_d_image_message_does_not_contradict_itself(cohort, tmp_path):
-    case = tmp_path / _case_dirs(cohort)[0].name
+def test_four_d_image_message_does_not_contradict_itself(cubes, tmp_path):
+    case = tmp_path / _case_dirs(cubes)[0].name
     case.mkdir()
-    for f in _case_dirs(cohort)[0].iterdir():
+    for f in _case_dirs(cubes)[0].iterdir():
         (case / f.name).write_bytes(f.read_bytes())
     t1 = next(case.glob("*_t1.nii.gz"))
     img = nib.load(t1)
@@ -565,10 +546,10 @@ def test_classes_as_a_tensor_are_accepted():
         ck.intra_class_update(x, labels, 3, classes=torch.tensor([0.5]))
 
 
-def test_a_random_file_as_checkpoint_never_advises_weights_only_false(cohort, tmp_path, capsys):
+def test_a_random_file_as_checkpoint_never_advises_weights_only_false(cubes, tmp_path, capsys):
     bad = tmp_path / "random.pt"
     bad.write_bytes(os.urandom(256))
-    assert cga(["predict", "--checkpoint", str(bad), "--input", str(cohort), "--out", str(tmp_path / "p")]) == 2
+    assert cga(["predict", "--checkpoint", str(bad), "--input", str(cubes), "--out", str(tmp_path / "p")]) == 2
     err = _one_line_error(capsys, "predict")
     assert "weights_only=False" not in err and "not a cga checkpoint" in err and not (tmp_path / "p").exists()
 

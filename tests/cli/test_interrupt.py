@@ -15,7 +15,6 @@ import cga_model.cli as cli
 from cga_model.cli import main as cga
 from cga_model.data.folder_lock import LOCK_FILE
 from cga_model.data.preprocess import _ignore_interrupts
-from cga_model.data.synth import synthesize_cohort
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = {
@@ -77,9 +76,8 @@ def test_preprocess_workers_ignore_sigint():
         assert pool.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
 
 
-def test_sigint_during_a_real_training_run(tmp_path):
-    data, out = tmp_path / "data", tmp_path / "run"
-    synthesize_cohort(data, cases=4, seed=9, shape=(24, 24, 16), progress=False)
+def test_sigint_during_a_real_training_run(cohort, tmp_path):
+    data, out = cohort, tmp_path / "run"
     cmd = [sys.executable, "-m", "cga_model", "train", "--data", str(data), "--out", str(out), "--epochs", "50"]
     cmd += ["--crop", "16", "16", "16", "--batch-size", "1", "--base-channels", "4", "--val-fraction", "0"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

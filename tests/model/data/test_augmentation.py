@@ -7,16 +7,13 @@ import torch
 
 from cga_model.data.augmentation import draw_sequence_dropout
 from cga_model.data.loader import TrainingCrops, open_cases, training_batch
-from cga_model.data.synth import synthesize_cohort
 
 CROP = (16, 16, 16)
 
 
 @pytest.fixture(scope="module")
-def cases(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dropout")
-    synthesize_cohort(root, cases=2, seed=3, shape=(24, 24, 16), progress=False)
-    return open_cases(root)
+def cases(cohort):
+    return open_cases(cohort)
 
 
 @pytest.mark.parametrize("rate", [0.25, 0.5, 0.9])

@@ -9,7 +9,6 @@ import pytest
 
 from cga_model.cli import main as cga
 from cga_model.data.folder_lock import LOCK_FILE, FolderBusy, folder_lock
-from cga_model.data.synth import synthesize_cohort
 
 
 def test_a_second_holder_is_refused_and_the_file_goes_with_the_lock(tmp_path):
@@ -29,9 +28,8 @@ def test_a_lock_file_left_by_a_killed_holder_is_taken_over(tmp_path):
         assert path.read_text().startswith("cga preprocess pid ")
 
 
-def test_preprocess_into_a_locked_cache_is_refused(tmp_path, capsys):
-    data, cache = tmp_path / "data", tmp_path / "cache"
-    synthesize_cohort(data, cases=2, seed=1, shape=(24, 24, 16), progress=False)
+def test_preprocess_into_a_locked_cache_is_refused(cohort, tmp_path, capsys):
+    data, cache = cohort, tmp_path / "cache"
     cache.mkdir()
     with folder_lock(cache, "cga preprocess"):
         assert cga(["preprocess", "--data", str(data), "--out", str(cache), "--workers", "1"]) == 2

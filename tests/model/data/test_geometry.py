@@ -16,17 +16,9 @@ from cga_model.data.cases import check_headers, load_case
 from cga_model.data.errors import DataError
 from cga_model.data.geometry import check_affine, check_voxel_sizes
 from cga_model.data.layouts import find_cases
-from cga_model.data.synth import synthesize_cohort
 
 PIXDIM_OFFSET = 76  # NIfTI-1 header: pixdim[0..7] (float32), the voxel sizes in pixdim[1..3]
 SROW_X_OFFSET = 280  # srow_x (4 float32), then srow_y and srow_z: the sform rows
-
-
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    root = tmp_path_factory.mktemp("geometry")
-    synthesize_cohort(root, cases=1, seed=1, shape=(24, 24, 16), progress=False)
-    return root
 
 
 @pytest.fixture

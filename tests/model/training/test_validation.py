@@ -4,23 +4,14 @@ the training crop with the brain mask, best.pt on the mean Dice."""
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from cga_model.cli import main as cga
-from cga_model.data.synth import synthesize_cohort
 from cga_model.nn.config import ModelConfig
 from cga_model.training.loop import TrainConfig, train, validation_due
 
 TINY = dict(crop=(16, 16, 16), batch_size=2, model=ModelConfig(base_channels=4), val_fraction=0.25, lr=3e-3, workers=0)
 REGIONS = ("WT", "TC", "ET")
-
-
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cohort")
-    synthesize_cohort(root, cases=4, seed=3, shape=(24, 24, 16), progress=False)
-    return root
 
 
 def test_validation_epochs():

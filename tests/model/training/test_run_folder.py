@@ -52,10 +52,8 @@ def _error(capsys) -> str:
     return lines[0]
 
 
-def _nan_case(cohort: Path, tmp_path: Path, role: str) -> tuple[Path, Path]:
-    """A copy of ``cohort`` with a NaN voxel in one training (``role="train"``) or validation case's FLAIR."""
-    data = tmp_path / "data"
-    shutil.copytree(cohort, data)
+def _nan_case(data: Path, role: str) -> tuple[Path, Path]:
+    """``data`` (a copy of ``cohort``) with a NaN voxel in a training (``role="train"``) or validation case's FLAIR."""
     train_ids, val_ids = split_cases(sorted(p.name for p in data.iterdir() if p.is_dir()), 0.25, 0)
     case = (train_ids if role == "train" else val_ids)[0]
     path = data / case / f"{case}_flair.nii.gz"
@@ -77,10 +75,10 @@ def test_overwrite_with_a_bad_flag_keeps_the_old_run(old_run, cohort, tmp_path, 
 
 @pytest.mark.parametrize("role", ["train", "validation"])
 def test_a_bad_case_is_refused_before_training_and_keeps_the_old_run(
-    old_run, cohort, tmp_path, role, monkeypatch, capsys
+    old_run, cohort_copy, tmp_path, role, monkeypatch, capsys
 ):
     out, before = _copy(old_run, tmp_path)
-    data, bad = _nan_case(cohort, tmp_path, role)
+    data, bad = _nan_case(cohort_copy, role)
     monkeypatch.setattr(loop, "train_one_epoch", lambda *a, **k: pytest.fail("an epoch started"))
     assert cga(_train_args(data, out, "--overwrite", "--val-fraction", "0.25")) == 2
     assert str(bad) in _error(capsys) and _unchanged(out, before)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import subprocess
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -228,6 +229,19 @@ def load_results(path: Path) -> list:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
+def code_version() -> str:
+    """The commit the product code ran at (``git rev-parse``), ``+changes`` when its files differ from it."""
+    root = Path(__file__).resolve().parent.parent
+    git = ["git", "-C", str(root)]
+    try:
+        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        changed = subprocess.run([*git, "status", "--porcelain", "--", "cga_model", "cga_kernels", "csrc"],
+                                 capture_output=True, text=True, check=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit.stdout.strip() + ("+changes" if changed.stdout.strip() else "")
+
+
 def measure(setting: Setting, progress: bool = True) -> list:
     """Every variant of ``setting.variants`` for every seed (runs already in ``results.jsonl`` are kept);
     returns the rows of this setting's step budget."""
@@ -237,10 +251,11 @@ def measure(setting: Setting, progress: bool = True) -> list:
     done = {(r["variant"], r["seed"], r["steps_asked"]) for r in load_results(results)}
     # seed-major: an interrupted measurement still holds paired runs
     todo = [(v, s) for s in setting.seeds for v in setting.variants if (v, s, setting.steps) not in done]
+    version = code_version()  # the code this process imported (close enough: it is read as the runs start)
     for name, seed in tqdm(todo, desc="runs", disable=not progress):
         variant = VARIANTS[name]
         row = run_peer(setting, seed, cohorts) if variant.peer else run_cga(variant, setting, seed, cohorts)
-        row = {"variant": name, "seed": seed, "steps_asked": setting.steps, **row}
+        row = {"variant": name, "seed": seed, "steps_asked": setting.steps, "code": version, **row}
         with open(results, "a") as f:
             f.write(json.dumps(row) + "\n")
     return [

@@ -72,12 +72,13 @@ def paired_table(table: dict, split: str, baseline: str) -> list:
 def run_table(rows: list) -> list:
     """Markdown rows: every run's own Dice, so that a later run of the same variant and seed can be compared."""
     lines = [
-        "| variant | seed | steps | val WT / TC / ET | test WT / TC / ET | train CPU min |",
-        "|---|---:|---:|---|---|---:|",
+        "| variant | seed | steps | val WT / TC / ET | test WT / TC / ET | train CPU min | code |",
+        "|---|---:|---:|---|---|---:|---|",
     ]
     for r in rows:
         val, test = (" / ".join(f"{r[split][region]:.4f}" for region in REGIONS) for split in SPLITS)
-        lines.append(f"| {r['variant']} | {r['seed']} | {r['steps']} | {val} | {test} | {r['train_cpu_min']:.1f} |")
+        cpu, code = f"{r['train_cpu_min']:.1f}", r.get("code", "")
+        lines.append(f"| {r['variant']} | {r['seed']} | {r['steps']} | {val} | {test} | {cpu} | {code} |")
     return lines
 
 

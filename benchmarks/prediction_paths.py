@@ -105,9 +105,14 @@ def measure(out: Path, variant: str, steps: int, seeds, paths, progress: bool = 
         row = {"variant": variant, "steps": steps, "seed": seed, "path": path, "case": case.name, **row}
         with open(results, "a") as f:
             f.write(json.dumps(row) + "\n")
+    return measured_rows(out, variant, steps, seeds, paths)
+
+
+def measured_rows(out: Path, variant: str, steps: int, seeds, paths) -> list:
+    """The rows of ``out/prediction_paths.jsonl`` for ``variant``, ``steps``, ``seeds`` and ``paths``."""
     return [
         r
-        for r in load_results(results)
+        for r in load_results(out / "prediction_paths.jsonl")
         if (r["variant"], r["steps"]) == (variant, steps) and r["seed"] in seeds and r["path"] in paths
     ]
 
@@ -164,16 +169,25 @@ def paired(table: dict, path: str, against: str) -> dict:
     return diffs
 
 
+def paired_cases(table: dict, path: str, against: str) -> int:
+    """How many (seed, case) pairs both ``path`` and ``against`` have."""
+    seeds = set(table.get(path, {})) & set(table.get(against, {}))
+    return sum(len(set(table[path][s]) & set(table[against][s])) for s in seeds)
+
+
 def paired_table(table: dict, against: str = REFERENCE) -> list:
     """Markdown rows: per path, its Dice minus ``against``'s on the same seed and cases, mean ± std and per seed."""
-    lines = [f"| path − {against} | seeds | WT | TC | ET | per seed (WT / TC / ET) |", "|---|---:|---:|---:|---:|---|"]
+    lines = [
+        f"| path − {against} | seeds | paired cases | WT | TC | ET | per seed (WT / TC / ET) |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
     for path in table:
         diffs = paired(table, path, against)
         if not diffs:
             continue
         cells = " | ".join(seed_stats([d[r] for d in diffs.values()], signed=True) for r in REGIONS)
         per_seed = "; ".join(f"s{s}: " + " / ".join(f"{d[r]:+.4f}" for r in REGIONS) for s, d in diffs.items())
-        lines.append(f"| {path} | {len(diffs)} | {cells} | {per_seed} |")
+        lines.append(f"| {path} | {len(diffs)} | {paired_cases(table, path, against)} | {cells} | {per_seed} |")
     return lines
 
 
@@ -202,7 +216,8 @@ def rule_line(table: dict, path: str, against: str) -> str:
     mean = all(v >= -TOLERANCE for v in means.values())
     verdict = "HOLDS" if every else ("holds on the seed mean only" if mean else "FAILS")
     return (
-        f"- {path} vs {against} ({len(diffs)} seeds): no region drops by more than {TOLERANCE} Dice: **{verdict}** "
+        f"- {path} vs {against} ({len(diffs)} seeds, {paired_cases(table, path, against)} paired cases): "
+        f"no region drops by more than {TOLERANCE} Dice: **{verdict}** "
         f"(mean difference {', '.join(f'{r} {means[r]:+.4f}' for r in REGIONS)}; worst seed "
         f"{', '.join(f'{r} {worst[r]:+.4f}' for r in REGIONS)}); {cpu_ratio(table, path, against)}"
     )
@@ -262,12 +277,14 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--paths", nargs="+", choices=tuple(PATHS), default=list(PATHS))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    parser.add_argument("--report-only", action="store_true", help="report the rows measured so far, predict nothing")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if not (out / "test" / ".complete").exists():
         parser.error(f"--out {out}: no finished test cohort in {out / 'test'}: run benchmarks.learning --out {out}")
     torch.set_num_threads(args.threads)
-    rows = measure(out, args.variant, args.steps, args.seeds, args.paths)
+    measure_or_read = measured_rows if args.report_only else measure
+    rows = measure_or_read(out, args.variant, args.steps, args.seeds, args.paths)
     report = format_report(rows, args.variant, args.steps)
     print(report)
     folder = out / "prediction_paths"

@@ -60,11 +60,11 @@ def test_every_path_seed_and_case_is_scored_and_paired(learned, capsys):
     lines = report.splitlines()
     scores = [line for line in lines if line.startswith("| ") and " | 2 | 2 | " in line]
     assert [line.split(":")[0][2:] for line in scores] == list(paths_bench.PATHS)
-    (reference,) = [line for line in lines if line.startswith("| windows128 | 2 |")]
+    (reference,) = [line for line in lines if line.startswith("| windows128 | 2 | 4 |")]
     assert reference.count("+0.000 ± 0.000") == 3 and reference.count("+0.0000") == 6
     assert sum(line.startswith("| ") and " | 2 | " in line for line in lines) == 2 * len(paths_bench.PATHS)
     for path, against in paths_bench.RULES:
-        (rule,) = [line for line in lines if line.startswith(f"- {path} vs {against} (2 seeds)")]
+        (rule,) = [line for line in lines if line.startswith(f"- {path} vs {against} (2 seeds, 4 paired cases)")]
         assert any(f"**{v}**" in rule for v in ("HOLDS", "holds on the seed mean only", "FAILS"))
     assert "indicative only" in report
 
@@ -82,6 +82,8 @@ def test_a_second_call_recomputes_nothing(learned, capsys, monkeypatch):
     again = run(out, capsys)
     assert (out / "prediction_paths.jsonl").read_text() == before
     assert again.endswith(report) and (first is None or first.endswith(report))
+    only = paths_bench.main(["--out", str(out), "--steps", "2", "--seeds", "1", "2", "--report-only"])
+    assert only is None and capsys.readouterr().out == report
 
 
 def test_the_rule_fails_when_a_region_drops(tmp_path):
@@ -94,8 +96,9 @@ def test_the_rule_fails_when_a_region_drops(tmp_path):
         )
     ]
     report = paths_bench.format_report(rows, "cga", 240)
-    assert "- default vs windows128 (1 seeds): no region drops by more than 0.005 Dice: **FAILS**" in report
+    rule = "no region drops by more than 0.005 Dice"
+    assert f"- default vs windows128 (1 seeds, 1 paired cases): {rule}: **FAILS**" in report
     assert "TC -0.0060" in report
-    assert "- default_bf16 vs default (1 seeds): no region drops by more than 0.005 Dice: **HOLDS**" in report
+    assert f"- default_bf16 vs default (1 seeds, 1 paired cases): {rule}: **HOLDS**" in report
     paths_bench.plot_paths(rows, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 10_000

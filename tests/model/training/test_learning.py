@@ -1,10 +1,16 @@
-"""Training learns on full-size-like volumes: the quick version of ``benchmarks/learning.py``.
+"""Training learns on full-size-like volumes, and the attention keeps its place: the quick version of
+``benchmarks/learning.py``.
 
 Realistic easy cases (``synth_full_size``: a brain of ~18 % of the grid in a zero background,
 gliomas of 0.5-3 % of the brain with the three nested sub-regions) on a 96x96x64 grid instead of
-240x240x155, 32^3 crops instead of 64^3, 240 steps, one seed: the default CGA U-Net must learn
-every region and put no tumour outside the brain. Predicted as ``cga predict`` does by default (the
-whole brain box in one pass), this setting gave WT 0.618; the bars sit below what it reached.
+240x240x155, 32^3 crops instead of 64^3, 240 steps, one fixed seed, the default CGA U-Net and the
+same U-Net without SAM on the same crops. Predicted as ``cga predict`` does by default (the whole
+brain box in one pass), this setting gave the CGA U-Net WT 0.611, TC 0.725, ET 0.592 and, against
+the U-Net without SAM, -0.050 WT, +0.004 TC, +0.010 ET. The bars sit below what it reached: the
+CGA U-Net must learn every region, put no tumour outside the brain, and not fall behind the
+baseline by more than ``GAP`` in any region (a SAM that harms the features falls far behind). At
+this size and budget one seed does not separate the two models; the gain itself is measured with
+seeds by ``python -m benchmarks.learning`` (benchmarks/RESULTS.md).
 """
 
 from benchmarks.learning import Setting, measure
@@ -23,11 +29,14 @@ QUICK = dict(
     seeds=(0,),
 )
 BAR = {"WT": 0.55, "TC": 0.5, "ET": 0.35}
+GAP = 0.1
 
 
-def test_default_cga_unet_learns_full_size_like_cases(tmp_path):
-    (row,) = measure(Setting(out=tmp_path, variants=["cga"], **QUICK), progress=False)
-    assert row["steps"] == 240 and row["variant"] == "cga" and row["seed"] == 0
-    assert row["test"]["outside"] == 0
+def test_default_cga_unet_learns_and_keeps_up_with_the_unet_without_sam(tmp_path):
+    rows = measure(Setting(out=tmp_path, variants=["cga", "no_sam"], **QUICK), progress=False)
+    cga, no_sam = (next(r for r in rows if r["variant"] == name) for name in ("cga", "no_sam"))
+    assert cga["steps"] == no_sam["steps"] == 240 and cga["seed"] == no_sam["seed"] == 0
+    assert cga["test"]["outside"] == 0
     for region, bar in BAR.items():
-        assert row["test"][region] >= bar, (region, row)
+        assert cga["test"][region] >= bar, (region, cga)
+        assert cga["test"][region] - no_sam["test"][region] >= -GAP, (region, cga, no_sam)

@@ -39,18 +39,25 @@ def _setup_hard(ctx, inputs, output):
     _, labels, active, residual = inputs
     ctx.save_for_backward(labels, active, output[2])
     ctx.residual = residual
+    ctx.set_materialize_grads(False)  # an unused output's gradient stays None: no zero tensor is made
 
 
 def _backward_hard(ctx, grad_y, grad_proto, grad_counts):
     labels, active, counts = ctx.saved_tensors
     batch, n = labels.shape
+    if grad_y is None and grad_proto is None:  # only counts was used: hard labels give it no gradient
+        return None, None, None, None
     if grad_y is None:  # a broadcast zero: the C++ backward reads it without an x-sized buffer
         grad_y = grad_proto.new_zeros(()).expand(batch, grad_proto.shape[2], n)
     if grad_proto is None:
-        grad_proto = grad_y.new_zeros(batch, active.shape[0], grad_y.shape[1])
-    # grad_y is passed with its strides: the broadcast gradient of y.sum() is read, not copied
-    grad_x = ctx.ops.intra_update_hard_backward(grad_y, grad_proto.contiguous(), labels, active, counts, ctx.residual)
-    return grad_x, None, None, None
+        grad_proto = grad_y.new_zeros(()).expand(batch, active.shape[0], grad_y.shape[1])
+    # both gradients are passed with their strides (the kernels copy the small grad_proto where
+    # needed): the broadcast gradient of y.sum() is read, not copied
+    args = (grad_y, grad_proto, labels, active, counts, ctx.residual)
+    if torch.is_grad_enabled():  # create_graph: the backward op is differentiated again
+        return ctx.ops.intra_update_hard_backward(*args), None, None, None
+    with torch._C._AutoDispatchBelowAutograd():  # no graph to record: straight to the kernel
+        return ctx.ops.intra_update_hard_backward(*args), None, None, None
 
 
 def _setup_hard_backward(ctx, inputs, output):

@@ -10,15 +10,35 @@
 namespace cga {
 namespace {
 
+// True when the class counts of a sample add up to its n voxels: no voxel is ignored.
+template <typename acc_t>
+bool all_labelled(const acc_t* counts, int64_t K, int64_t n) {
+  acc_t total = 0;
+  for (int64_t k = 0; k < K; ++k) total += counts[k];
+  return total == static_cast<acc_t>(n);
+}
+
 // The two-pass row pattern of the fused update and of its backward: sum src (B, C, N, any
 // strides) per class over a row, turn each class sum into a table entry with
 // entry(b, c, k, sum), then write dst = table[label] (+ src) while the row is still in cache.
+// A row of one repeated value (stride 0 over N: the broadcast gradient of a sum) in a sample
+// without ignored voxels is not read: its class sums are value * count, and the residual is
+// folded into the table entries.
 template <typename scalar_t, typename acc_t, typename Entry>
-void sum_then_scatter(const at::Tensor& src, const int32_t* lab, int64_t K, bool residual, scalar_t* dst, const Entry& entry) {
+void sum_then_scatter(const at::Tensor& src, const int32_t* lab, const acc_t* counts, int64_t K, bool residual,
+                      scalar_t* dst, const Entry& entry) {
   const int64_t batch = src.size(0), channels = src.size(1), n = src.size(2);
   const scalar_t* base = src.data_ptr<scalar_t>();
+  const bool constant_rows = src.stride(2) == 0;
   for_each_row<acc_t, scalar_t>(batch, channels, K, n, src.stride(2) != 1, [&](int64_t b, int64_t c, auto& scratch) {
-    const scalar_t* row = row_of(src, base, b, c, scratch.row);
+    const scalar_t* row = base + b * src.stride(0) + c * src.stride(1);
+    if (constant_rows && all_labelled(counts + b * K, K, n)) {
+      const acc_t v = static_cast<acc_t>(*row), add = residual ? v : acc_t(0);
+      for (int64_t k = 0; k < K; ++k) scratch.table[k + 1] = entry(b, c, k, v * counts[b * K + k]) + add;
+      row_scatter<scalar_t, acc_t>(scratch.table.data(), lab + b * n, n, K, nullptr, dst + (b * channels + c) * n);
+      return;
+    }
+    row = row_of(src, base, b, c, scratch.row);
     row_class_sums(row, lab + b * n, n, K, scratch.lanes.data(), scratch.sums.data());
     for (int64_t k = 0; k < K; ++k) scratch.table[k + 1] = entry(b, c, k, scratch.sums[k]);
     row_scatter<scalar_t, acc_t>(scratch.table.data(), lab + b * n, n, K, residual ? row : nullptr, dst + (b * channels + c) * n);
@@ -41,7 +61,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> intra_update_hard(const at::Tenso
     const acc_t* cnt = rows.counts.data_ptr<acc_t>();
     const bool* on = act.data_ptr<bool>();
     acc_t* pp = proto.data_ptr<acc_t>();
-    sum_then_scatter<scalar_t, acc_t>(x, rows.labels.data_ptr<int32_t>(), K, residual, y.data_ptr<scalar_t>(),
+    sum_then_scatter<scalar_t, acc_t>(x, rows.labels.data_ptr<int32_t>(), cnt, K, residual, y.data_ptr<scalar_t>(),
                                       [&](int64_t b, int64_t c, int64_t k, acc_t sum) {
                                         const acc_t p = safe_div(sum, cnt[b * K + k]);
                                         pp[(b * K + k) * channels + c] = p;
@@ -74,7 +94,7 @@ at::Tensor intra_update_hard_backward(const at::Tensor& grad_y, const at::Tensor
     const acc_t* cnt = cnt_t.data_ptr<acc_t>();
     const acc_t* gp = gp_t.data_ptr<acc_t>();
     const bool* on = act.data_ptr<bool>();
-    sum_then_scatter<scalar_t, acc_t>(grad_y, rows.labels.data_ptr<int32_t>(), K, residual, grad_x.data_ptr<scalar_t>(),
+    sum_then_scatter<scalar_t, acc_t>(grad_y, rows.labels.data_ptr<int32_t>(), rows.counts.data_ptr<acc_t>(), K, residual, grad_x.data_ptr<scalar_t>(),
                                       [&](int64_t b, int64_t c, int64_t k, acc_t sum) {
                                         return safe_div(gp[(b * K + k) * channels + c] + (on[k] ? sum : acc_t(0)), cnt[b * K + k]);
                                       });

@@ -13,6 +13,11 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CGA_X86_WIDE 1  // AVX2 and AVX-512 forms of the float32 row loops, chosen at run time
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -76,15 +81,17 @@ struct LabelRows {
 };
 
 inline LabelRows narrow_labels(const at::Tensor& labels, int64_t num_classes, at::ScalarType acc) {
+  TORCH_CHECK(acc == at::kFloat || acc == at::kDouble, "the accumulation dtype is float32 or float64, got ", acc);
   const int64_t batch = labels.size(0), n = labels.size(1);
   auto narrow = at::empty({batch, n}, labels.options().dtype(at::kInt));
-  auto counts = at::empty({batch, num_classes}, labels.options().dtype(at::kLong));
+  auto counts = at::empty({batch, num_classes}, labels.options().dtype(acc));  // written in acc: no second tensor
   const int64_t* lab = labels.data_ptr<int64_t>();
   int32_t* out = narrow.data_ptr<int32_t>();
-  int64_t* cnt = counts.data_ptr<int64_t>();
+  float* cnt_f = acc == at::kFloat ? counts.data_ptr<float>() : nullptr;
+  double* cnt_d = acc == at::kDouble ? counts.data_ptr<double>() : nullptr;
   const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, n));  // small maps: no thread start
   at::parallel_for(0, batch, grain, [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> local(num_classes + 1);
+    std::vector<int64_t> local(num_classes + 1);  // exact integer counts, converted once
     for (int64_t b = begin; b < end; ++b) {
       std::fill(local.begin(), local.end(), 0);
       for (int64_t i = 0; i < n; ++i) {
@@ -93,10 +100,13 @@ inline LabelRows narrow_labels(const at::Tensor& labels, int64_t num_classes, at
         out[b * n + i] = static_cast<int32_t>(k);
         ++local[k + 1];
       }
-      std::copy(local.begin() + 1, local.end(), cnt + b * num_classes);
+      for (int64_t k = 0; k < num_classes; ++k) {
+        if (cnt_f != nullptr) cnt_f[b * num_classes + k] = static_cast<float>(local[k + 1]);
+        if (cnt_d != nullptr) cnt_d[b * num_classes + k] = static_cast<double>(local[k + 1]);
+      }
     }
   });
-  return {narrow, counts.to(acc)};
+  return {narrow, counts};
 }
 
 // 16-byte vectors (GCC/Clang vector extensions, SSE2 on any x86-64; wider generic vectors are
@@ -169,6 +179,102 @@ inline void row_scatter_simd(const T* table, const int32_t* lab, int64_t n, cons
   for (; i < n; ++i) dst[i] = table[lab[i] + 1] + (src != nullptr ? src[i] : T(0));
 }
 
+#ifdef CGA_X86_WIDE
+// Wider forms of the float32 row loops for K <= 8. The library is built for baseline x86-64;
+// these functions carry their own target and run only where the CPU reports the instruction
+// set (checked once). The class sums keep K vector accumulators (a compare and a masked add
+// per class); the scatter looks each voxel's entry up in a one-register table
+// (vpermps: index = label, and label -1 lands on a slot that holds 0).
+enum class Wide { none, avx2, avx512 };
+
+inline Wide wide_isa() {
+  static const Wide isa = __builtin_cpu_supports("avx512f") ? Wide::avx512
+                          : __builtin_cpu_supports("avx2")  ? Wide::avx2
+                                                            : Wide::none;
+  return isa;
+}
+
+// Sum of the 8 (16) lanes in a fixed order, then the tail of the row: deterministic.
+template <int K>
+inline void finish_class_sums(const float* lanes, int width, const float* src, const int32_t* lab, int64_t i,
+                              int64_t n, float* out) {
+  for (int k = 0; k < K; ++k) {
+    float s = 0;
+    for (int l = 0; l < width; ++l) s += lanes[k * width + l];
+    for (int64_t j = i; j < n; ++j) s += lab[j] == k ? src[j] : 0.f;
+    out[k] = s;
+  }
+}
+
+template <int K>
+__attribute__((target("avx2"))) void row_class_sums_avx2(const float* src, const int32_t* lab, int64_t n, float* out) {
+  __m256 acc[K];
+  for (int k = 0; k < K; ++k) acc[k] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(src + i);
+    const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lab + i));
+    for (int k = 0; k < K; ++k) {
+      const __m256 hit = _mm256_castsi256_ps(_mm256_cmpeq_epi32(l, _mm256_set1_epi32(k)));
+      acc[k] = _mm256_add_ps(acc[k], _mm256_and_ps(v, hit));
+    }
+  }
+  alignas(32) float lanes[K * 8];
+  for (int k = 0; k < K; ++k) _mm256_store_ps(lanes + k * 8, acc[k]);
+  finish_class_sums<K>(lanes, 8, src, lab, i, n, out);
+}
+
+template <int K>
+__attribute__((target("avx512f"))) void row_class_sums_avx512(const float* src, const int32_t* lab, int64_t n,
+                                                              float* out) {
+  __m512 acc[K];
+  for (int k = 0; k < K; ++k) acc[k] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(src + i);
+    const __m512i l = _mm512_loadu_si512(lab + i);
+    for (int k = 0; k < K; ++k) acc[k] = _mm512_mask_add_ps(acc[k], _mm512_cmpeq_epi32_mask(l, _mm512_set1_epi32(k)), acc[k], v);
+  }
+  alignas(64) float lanes[K * 16];
+  for (int k = 0; k < K; ++k) _mm512_store_ps(lanes + k * 16, acc[k]);
+  finish_class_sums<K>(lanes, 16, src, lab, i, n, out);
+}
+
+// dst[i] = table[lab[i] + 1] (+ src[i]) (table[0] == 0): entries[k] = table[k + 1] and the
+// slot that label -1 selects (7, or 15: the low bits of -1) holds 0; K == 8 masks -1 instead.
+template <int K>
+__attribute__((target("avx2"))) void row_scatter_avx2(const float* table, const int32_t* lab, int64_t n, const float* src,
+                                                      float* dst) {
+  alignas(32) float e[8] = {};
+  for (int k = 0; k < K; ++k) e[k] = table[k + 1];
+  const __m256 entries = _mm256_load_ps(e);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lab + i));
+    __m256 y = _mm256_permutevar8x32_ps(entries, l);
+    if constexpr (K == 8) y = _mm256_and_ps(y, _mm256_castsi256_ps(_mm256_cmpgt_epi32(l, _mm256_set1_epi32(-1))));
+    if (src != nullptr) y = _mm256_add_ps(_mm256_loadu_ps(src + i), y);
+    _mm256_storeu_ps(dst + i, y);
+  }
+  for (; i < n; ++i) dst[i] = (src != nullptr ? src[i] : 0.f) + table[lab[i] + 1];
+}
+
+template <int K>
+__attribute__((target("avx512f"))) void row_scatter_avx512(const float* table, const int32_t* lab, int64_t n,
+                                                          const float* src, float* dst) {
+  alignas(64) float e[16] = {};
+  for (int k = 0; k < K; ++k) e[k] = table[k + 1];
+  const __m512 entries = _mm512_load_ps(e);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 y = _mm512_permutexvar_ps(_mm512_loadu_si512(lab + i), entries);
+    if (src != nullptr) y = _mm512_add_ps(_mm512_loadu_ps(src + i), y);
+    _mm512_storeu_ps(dst + i, y);
+  }
+  for (; i < n; ++i) dst[i] = (src != nullptr ? src[i] : 0.f) + table[lab[i] + 1];
+}
+#endif
+
 constexpr int64_t kLanes = 4;  // independent accumulators per class break the add chain
 
 // The scalar row sums (half/bfloat16 inputs, or more than 8 classes); slot 0 of
@@ -209,6 +315,16 @@ inline bool with_static_classes(int64_t num_classes, const Fn& fn) {
 template <typename scalar_t, typename acc_t>
 void row_class_sums(const scalar_t* src, const int32_t* lab, int64_t n, int64_t num_classes, acc_t* lanes, acc_t* out) {
   if constexpr (std::is_same_v<scalar_t, acc_t>) {
+#ifdef CGA_X86_WIDE
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      const Wide isa = wide_isa();
+      if (isa != Wide::none && with_static_classes(num_classes, [&](auto k) {
+            constexpr int K = decltype(k)::value;
+            isa == Wide::avx512 ? row_class_sums_avx512<K>(src, lab, n, out) : row_class_sums_avx2<K>(src, lab, n, out);
+          }))
+        return;
+    }
+#endif
     if (with_static_classes(num_classes, [&](auto k) { row_class_sums_simd<decltype(k)::value>(src, lab, n, out); })) return;
   }
   row_class_sums_scalar(src, lab, n, num_classes, lanes, out);
@@ -218,6 +334,16 @@ void row_class_sums(const scalar_t* src, const int32_t* lab, int64_t n, int64_t 
 template <typename scalar_t, typename acc_t>
 void row_scatter(const acc_t* table, const int32_t* lab, int64_t n, int64_t num_classes, const scalar_t* src, scalar_t* dst) {
   if constexpr (std::is_same_v<scalar_t, acc_t>) {
+#ifdef CGA_X86_WIDE
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      const Wide isa = wide_isa();
+      if (isa != Wide::none && with_static_classes(num_classes, [&](auto k) {
+            constexpr int K = decltype(k)::value;
+            isa == Wide::avx512 ? row_scatter_avx512<K>(table, lab, n, src, dst) : row_scatter_avx2<K>(table, lab, n, src, dst);
+          }))
+        return;
+    }
+#endif
     if (with_static_classes(num_classes, [&](auto k) { row_scatter_simd<decltype(k)::value>(table, lab, n, src, dst); })) return;
   }
   if (src != nullptr) {

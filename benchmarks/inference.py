@@ -7,9 +7,9 @@ normalised as ``cga predict`` does, segmented by a CGA U-Net (random weights: th
 depend on them) in each of these ways, each in a process of its own (so its peak RSS is its own),
 candidates interleaved (A B C ... A B C ...):
 
-- ``windows``: 128^3 windows at overlap 0.5, Gaussian blending (``--roi 128 128 128``);
-- ``default``: ``cga predict``'s default, the whole brain box in one pass when it fits;
-- ``default_tta8``: the default with the 8 flips batched (``--tta 8``);
+- ``windows``: 128^3 windows at overlap 0.5, Gaussian blending: ``cga predict``'s default;
+- ``whole_box``: the whole brain box in one pass when it fits (``--whole-box``);
+- ``whole_box_tta8``: the whole box with the 8 flips batched (``--whole-box --tta 8``);
 - ``monai``: MONAI's ``sliding_window_inference`` at its defaults (overlap 0.25, constant blending,
   one window a batch) with 128^3 windows, over the brain box;
 - ``nnunet_like``: nnU-Net's defaults as windows: 128^3 at step 0.5 with the 8 mirror flips.
@@ -31,7 +31,7 @@ import time
 import numpy as np
 import torch
 
-CANDIDATES = ("windows", "default", "default_tta8", "monai", "nnunet_like")
+CANDIDATES = ("windows", "whole_box", "whole_box_tta8", "monai", "nnunet_like")
 WINDOW = (128, 128, 128)
 
 
@@ -75,8 +75,8 @@ def segment(candidate: str, model, image: torch.Tensor) -> torch.Tensor:
     windows = {"roi": WINDOW, "overlap": 0.5}
     options = {
         "windows": windows,
-        "default": {},
-        "default_tta8": {"tta": 8},
+        "whole_box": {"whole_box": True},
+        "whole_box_tta8": {"whole_box": True, "tta": 8},
         "nnunet_like": {**windows, "tta": 8},
     }
     if candidate == "monai":

@@ -7,7 +7,9 @@ from its own seed): 12 training cases (cached with ``cga preprocess``), 4 valida
 variants are compared to choose defaults, and 8 held-out test cases, which are only reported. Every
 variant trains for the same optimiser steps (batch 2 of 64^3 crops, base width 8: the README's CPU
 setting) once per seed, segments the validation and test cases with its final weights
-(``cga predict``'s defaults) and scores Dice per region (WT, TC, ET) and the tumour voxels predicted
+(``cga predict --whole-box``: the whole brain box in one pass, the path every recorded run used;
+``benchmarks.prediction_paths`` scores the same checkpoints along ``cga predict``'s default windows
+and other paths) and scores Dice per region (WT, TC, ET) and the tumour voxels predicted
 outside the brain. Each finished run is appended to ``<out>/results.jsonl``: run the same command
 again to go on after an interruption (finished runs are kept, not redone).
 
@@ -181,7 +183,8 @@ def train_config(variant: Variant, setting: Setting, seed: int, cohorts: dict) -
 
 
 def run_cga(variant: Variant, setting: Setting, seed: int, cohorts: dict) -> dict:
-    """Train one CGA U-Net variant, predict the validation and test cases with ``cga predict``'s defaults, score."""
+    """Train one CGA U-Net variant, predict the validation and test cases as ``cga predict --whole-box`` does
+    (the whole brain box in one pass), score."""
     config = train_config(variant, setting, seed, cohorts)
     steps = config.epochs * math.ceil(setting.train_cases / setting.batch_size)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -198,6 +201,7 @@ def run_cga(variant: Variant, setting: Setting, seed: int, cohorts: dict) -> dic
             progress=False,
             log=lambda line: None,
             overwrite=True,  # the run was just replaced (train overwrite=True): so are its predictions
+            whole_box=True,  # the path every recorded run was scored with; benchmarks.prediction_paths scores others
         )
         scores[split] = folder_scores(pred_dir, cohorts[split])
     return {"steps": steps, **timing, **scores}

@@ -15,8 +15,8 @@ are kept, not redone). Seeds whose run is not finished yet are skipped and named
 
 The report gives, per path, the mean +- std over seeds of the mean Dice over the cases, the paired
 difference of every path against ``windows128`` (the same seed, the same cases), and whether no
-region drops by more than ``TOLERANCE`` for ``default`` against ``windows128`` and for
-``default_bf16`` against ``default``; it is printed, written to ``DIR/prediction_paths/report.md``
+region drops by more than ``TOLERANCE`` for ``whole_box`` against ``windows128`` and for
+``whole_box_bf16`` against ``whole_box``; it is printed, written to ``DIR/prediction_paths/report.md``
 and drawn in ``DIR/prediction_paths/prediction_paths.png``. The predictions are kept under
 ``DIR/prediction_paths/<variant>_s<seed>_<steps>/<path>/``.
 """
@@ -40,15 +40,15 @@ from cga_model.inference.predict import predict_folder
 
 #: name: (what it is, ``predict_folder`` segmentation options; ``"crop"``: the run's training crop).
 PATHS = {
-    "default": ("cga predict's default: the whole brain box in one pass when it fits", {}),
-    "windows128": ("--roi 128 128 128 --overlap 0.5", {"roi": (128,) * 3, "overlap": 0.5}),
-    "default_bf16": ("the default under bfloat16 autocast (--precision bfloat16)", {"precision": "bfloat16"}),
-    "default_tta8": ("the default averaged over 8 flips (--tta 8)", {"tta": 8}),
+    "whole_box": ("the whole brain box in one pass (--whole-box)", {"whole_box": True}),
+    "windows128": ("128^3 windows at overlap 0.5: cga predict's default", {"roi": (128,) * 3, "overlap": 0.5}),
+    "whole_box_bf16": ("--whole-box --precision bfloat16", {"whole_box": True, "precision": "bfloat16"}),
+    "whole_box_tta8": ("--whole-box averaged over 8 flips (--tta 8)", {"whole_box": True, "tta": 8}),
     "windows_crop": ("windows of the training crop at overlap 0.5", {"roi": "crop", "overlap": 0.5}),
 }
 REFERENCE = "windows128"
 TOLERANCE = 0.005  # the largest drop of a region's Dice a path may cost against the one it replaces
-RULES = (("default", "windows128"), ("default_bf16", "default"))
+RULES = (("whole_box", "windows128"), ("whole_box_bf16", "whole_box"))
 
 
 def finished_runs(out: Path, variant: str, steps: int, seeds) -> dict:

@@ -146,6 +146,7 @@ def _predict(args) -> None:
         roi=None if args.roi is None else tuple(args.roi),
         overlap=args.overlap,
         tta=args.tta,
+        whole_box=args.whole_box,
         memory_limit=None if args.memory_limit is None else parse_memory(args.memory_limit),
         precision=args.precision,
         save_probs=args.probs,
@@ -319,8 +320,15 @@ def _add_predict(p) -> None:
         type=int,
         nargs=3,
         metavar=("X", "Y", "Z"),
-        help="sliding windows of this size (default: the whole brain box in one pass when it fits --memory-limit, "
-        "else the fewest windows that fit)",
+        help="sliding windows of this size (default: 128 128 128, cut to the brain box; the fewest windows that "
+        "fit --memory-limit when those do not)",
+    )
+    _add_switches(
+        p,
+        {
+            "--whole-box": "run the whole brain box through the network in one pass when it fits --memory-limit "
+            "(about 3x faster than the default windows, but lower Dice on held-out hard cases)",
+        },
     )
     p.add_argument(
         "--overlap",

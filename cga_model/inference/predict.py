@@ -20,6 +20,7 @@ from ..evaluation.overlay import save_overlay
 from ..flag_checks import window
 from ..nn.checkpoint import check_model_fits, model_channel_order, trained_layout
 from ..nn.sliding_window import segment_labels, segment_volume
+from ..nn.whole_volume import check_path_options
 from .predictor import load_predictor
 
 
@@ -57,8 +58,9 @@ def predict_folder(
     ``checkpoint`` may be a ``.onnx`` file of ``cga export``: the same windows then run in ONNX Runtime (CPU).
     ``brain_mask`` (default): voxels zero in every modality (outside a skull-stripped brain) are
     background and only the brain's box is segmented; turn it off for images that are not skull-stripped.
-    ``segmentation``: ``roi``, ``overlap``, ``tta``, ``memory_limit``, ``precision`` of ``segment_volume`` (default:
-    the whole brain box in one pass when it fits); ``log`` gets each case's path choice (default: stderr).
+    ``segmentation``: ``roi``, ``overlap``, ``tta``, ``memory_limit``, ``whole_box``, ``precision`` of
+    ``segment_volume`` (default: 128^3 windows at overlap 0.5 when they fit; ``whole_box``: the whole brain box
+    in one pass); ``log`` gets each case's path choice (default: stderr).
     Before anything is written, every case's headers and geometry (``cases.check_headers``) and ID are
     checked, and ``out_dir`` must pass ``check_output``: never inside the input, and files it would replace
     only with ``overwrite``.
@@ -67,6 +69,7 @@ def predict_folder(
     """
     if segmentation.get("roi") is not None:
         window("--roi", segmentation["roi"])
+    check_path_options(segmentation.get("roi"), segmentation.get("overlap"), segmentation.get("whole_box", False))
     model, config, cases, channels = _model_and_cases(checkpoint, input_path, layout, device)
     scheme = LAYOUTS[cases[0].layout].scheme
     out_dir = Path(out_dir)

@@ -2,11 +2,12 @@
 
 Both ``cga predict`` (``inference/``) and training's validation (``training/``) segment whole
 volumes this way, so it sits on the floor below them. ``plan_inference`` (``nn/whole_volume.py``)
-chooses the path: by default the whole brain box in one forward pass when its activations fit the
-memory budget (the SAM's attention and the intra-class update then see the whole case), else the
-fewest windows that fit. Passing ``roi`` (or ``overlap``) forces windows of ``roi``: training's
-validation does that with the training crop, the size the network's GroupNorm statistics and
-prototypes were fitted on during training.
+chooses the path: by default 128^3 Gaussian-blended windows at overlap 0.5 (cut to the box), or with
+``whole_box`` the whole brain box in one forward pass (the SAM's attention and the intra-class
+update then see the whole case; faster, but it scored lower Dice), each when its activations fit
+the memory budget, else the fewest windows that fit. Passing ``roi`` (or ``overlap``) forces
+windows of ``roi``: training's validation does that with the training crop, the size the
+network's GroupNorm statistics and prototypes were fitted on during training.
 
 Brain mask (``brain_only=True``, the default of ``cga predict`` and validation): BraTS images
 are skull-stripped, so a voxel that is zero in every modality is outside the head and is
@@ -95,7 +96,7 @@ def run_plan(model, image: torch.Tensor, plan: InferencePlan, *, tta: int = 0, p
     return probs.div_(norm)
 
 
-def make_plan(model, image: torch.Tensor, *, roi=None, overlap=None, tta: int = 0, memory_limit=None):
+def make_plan(model, image: torch.Tensor, *, roi=None, overlap=None, tta: int = 0, memory_limit=None, whole_box=False):
     """``plan_inference`` for ``image (C, *S)`` (``S`` padded to multiples of ``SIZE_MULTIPLE``) and ``model``
     (a ``CGAUNet`` measured by ``bytes_per_voxel``, or a model with its own ``bytes_per_voxel()`` and
     ``fixed_shape``, e.g. ``OnnxSegmenter``); ``memory_limit`` bytes (None: ``default_budget``)."""
@@ -105,15 +106,22 @@ def make_plan(model, image: torch.Tensor, *, roi=None, overlap=None, tta: int = 
     per_voxel = measure() if callable(measure) else bytes_per_voxel(model, image.shape[0], image.device)
     budget = default_budget(image.device) if memory_limit is None else memory_limit
     fixed = getattr(model, "fixed_shape", (None, None))
-    return plan_inference(box, per_voxel, budget, flips=len(flips_of(tta)), roi=roi, overlap=overlap, fixed=fixed)
+    flips = len(flips_of(tta))
+    return plan_inference(
+        box, per_voxel, budget, flips=flips, roi=roi, overlap=overlap, fixed=fixed, whole_box=whole_box
+    )
 
 
 @torch.no_grad()
 def predict_probs(model, image: torch.Tensor, roi=None, *, overlap=None, tta: int = 0, **options) -> torch.Tensor:
     """Class probabilities ``(K, *S)`` of ``image (C, *S)`` (any size: zero-padded at the end to the plan's box
     and cut back). ``roi``/``overlap``: force windows (``plan_inference``); ``options``: ``memory_limit``
-    (bytes), ``precision`` (``PRECISIONS``), ``log`` (a callable given the plan's one-line description)."""
-    plan = make_plan(model, image, roi=roi, overlap=overlap, tta=tta, memory_limit=options.get("memory_limit"))
+    (bytes), ``whole_box`` (the whole box in one pass when it fits, instead of the default windows),
+    ``precision`` (``PRECISIONS``), ``log`` (a callable given the plan's one-line description)."""
+    plan = make_plan(
+        model, image, roi=roi, overlap=overlap, tta=tta,
+        memory_limit=options.get("memory_limit"), whole_box=options.get("whole_box", False),
+    )  # fmt: skip
     if options.get("log") is not None:
         options["log"](plan.describe())
     spatial = image.shape[1:]

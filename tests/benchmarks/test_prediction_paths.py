@@ -50,8 +50,8 @@ def test_every_path_seed_and_case_is_scored_and_paired(learned, capsys):
         assert all(0.0 <= row[r] <= 1.0 for r in REGIONS) and row["cpu_s"] > 0 and row["outside"] == 0
         expected = "windows of 16x16x16" if row["path"] == "windows_crop" else "whole box"
         assert paths_bench.plan_kind(row["plan"]) == expected, row["plan"]
-    for seed, learning_row in learning_rows.items():  # the default path is what benchmarks.learning scored
-        default = [r for r in rows if (r["seed"], r["path"]) == (seed, "default")]
+    for seed, learning_row in learning_rows.items():  # the whole_box path is what benchmarks.learning scores
+        default = [r for r in rows if (r["seed"], r["path"]) == (seed, "whole_box")]
         for region in REGIONS:
             assert sum(r[region] for r in default) / 2 == pytest.approx(learning_row["test"][region], abs=1e-9)
     report = printed[printed.index("### prediction paths") :]
@@ -91,14 +91,14 @@ def test_the_rule_fails_when_a_region_drops(tmp_path):
         {"path": path, "seed": 1, "case": "c", "cpu_s": 1.0, "outside": 0, "plan": "c: whole box", **dice}
         for path, dice in (
             ("windows128", {"WT": 0.8, "TC": 0.7, "ET": 0.6}),
-            ("default", {"WT": 0.8, "TC": 0.694, "ET": 0.6}),
-            ("default_bf16", {"WT": 0.8, "TC": 0.694, "ET": 0.6}),
+            ("whole_box", {"WT": 0.8, "TC": 0.694, "ET": 0.6}),
+            ("whole_box_bf16", {"WT": 0.8, "TC": 0.694, "ET": 0.6}),
         )
     ]
     report = paths_bench.format_report(rows, "cga", 240)
     rule = "no region drops by more than 0.005 Dice"
-    assert f"- default vs windows128 (1 seeds, 1 paired cases): {rule}: **FAILS**" in report
+    assert f"- whole_box vs windows128 (1 seeds, 1 paired cases): {rule}: **FAILS**" in report
     assert "TC -0.0060" in report
-    assert f"- default_bf16 vs default (1 seeds, 1 paired cases): {rule}: **HOLDS**" in report
+    assert f"- whole_box_bf16 vs whole_box (1 seeds, 1 paired cases): {rule}: **HOLDS**" in report
     paths_bench.plot_paths(rows, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 10_000

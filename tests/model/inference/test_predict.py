@@ -33,7 +33,7 @@ def test_the_log_says_which_path_and_why(setup):
     checkpoint, data, root = setup
     lines = []
     predict_folder(checkpoint, data, root / "whole", progress=False, log=lines.append)
-    assert len(lines) == 2 and all("whole box in one pass (fits the memory budget)" in line for line in lines)
+    assert len(lines) == 2 and all("whole box in one pass (the box fits in one default 128^3" in x for x in lines)
     lines.clear()
     predict_folder(checkpoint, data, root / "tiny", progress=False, log=lines.append, memory_limit=2_000_000)
     assert all("windows of" in line and "does not fit" in line and "budget 2 MB" in line for line in lines)
@@ -62,6 +62,10 @@ def test_cli_flags(setup, capsys):
     assert "whole box in one pass" in capsys.readouterr().err
     assert cga(common + ["--out", str(root / "roi"), "--roi", "16", "16", "16"]) == 0
     assert "windows of 16x16x16 (--roi/--overlap given)" in capsys.readouterr().err
+    assert cga(common + ["--out", str(root / "whole_box"), "--whole-box"]) == 0
+    assert "whole box in one pass (--whole-box, fits the memory budget)" in capsys.readouterr().err
+    assert cga(common + ["--out", str(root / "both"), "--whole-box", "--roi", "16", "16", "16"]) == 2
+    assert capsys.readouterr().err.strip().startswith("cga predict: error: --whole-box runs one pass")
     assert cga(common + ["--out", str(root / "bad"), "--tta", "9"]) == 2
     assert "--tta must be a number of flips from 0 to 8, got 9" in capsys.readouterr().err
     assert cga(common + ["--out", str(root / "bad"), "--memory-limit", "lots"]) == 2

@@ -68,19 +68,32 @@ def test_by_default_the_brain_box_goes_through_in_one_pass():
     assert model.shapes == [(1, 4, 40, 40, 32)]
 
 
-def test_a_tiny_budget_gives_windows_a_big_one_the_whole_box(network):
+def test_with_whole_box_a_tiny_budget_gives_windows_a_big_one_the_whole_box(network):
     per_voxel = bytes_per_voxel(network, 4)
     box = (64, 48, 40)
-    whole = plan_inference(box, per_voxel, 100 * 2**30)
+    whole = plan_inference(box, per_voxel, 100 * 2**30, whole_box=True)
     assert whole.whole and whole.roi == box and "fits the memory budget" in whole.describe()
     budget = int(per_voxel * 32**3)
-    windows = plan_inference(box, per_voxel, budget)
+    windows = plan_inference(box, per_voxel, budget, whole_box=True)
     assert not windows.whole and windows.estimate <= budget
     assert "does not fit" in windows.describe() and "64x48x40" in windows.describe()
     count = len(window_corners(box, windows.roi, windows.overlap))
     assert count < len(window_corners(box, (32, 32, 32), 0.5))  # fewer windows than the cube of the same volume
     with pytest.raises(ValueError, match="too small"):
         plan_inference(box, per_voxel, 1000)
+
+
+def test_by_default_a_box_over_128_goes_through_in_128_cubed_windows_at_overlap_half(network):
+    per_voxel = bytes_per_voxel(network, 4)
+    box = (144, 176, 96)
+    plan = plan_inference(box, per_voxel, 100 * 2**30)
+    assert not plan.whole and plan.roi == (128, 128, 96) and plan.overlap == 0.5
+    assert "windows of 128x128x96 (the default windows)" in plan.describe()
+    small = int(per_voxel * 64**3)  # no 128^3 window fits: the fewest windows that do
+    windows = plan_inference(box, per_voxel, small)
+    assert windows.estimate <= small and "a 128^3 window does not fit" in windows.describe()
+    with pytest.raises(ValueError, match="--whole-box .* not both"):
+        plan_inference(box, per_voxel, 100 * 2**30, whole_box=True, roi=(64, 64, 64))
 
 
 def test_the_memory_estimate_holds_at_a_larger_size(network):

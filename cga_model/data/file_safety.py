@@ -1,10 +1,13 @@
 """File safety: the one output rule of every command that writes (``check_output``), output paths that cannot
-escape their folder, and atomic writes that honour the umask and keep symlinks."""
+escape their folder, atomic writes that honour the umask and keep symlinks, and one way a failed write is
+reported (``WriteFailed``: the file, the cause, the space left and what to do)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -57,25 +60,71 @@ def current_umask() -> int:
         return mask
 
 
-def atomic_write(path, write) -> None:
+OUT_OF_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a full disk, a file-size limit, a quota
+
+
+class WriteFailed(OSError):
+    """A write that failed; the message names the file, the cause and what to do (``write_failure``)."""
+
+
+def write_failure(path, err: BaseException) -> str:
+    """Why writing ``path`` failed and what to do, as far as can be told: for an ``OSError`` of ``OUT_OF_SPACE``
+    (or an error without an errno, such as torch's "[enforce fail ...]" of a cut-short save) the space left on
+    the file system of ``path``; ``err``'s own message (which often names neither) is kept, shortened."""
+    cause = " ".join(str(err).split())[:200]
+    out_of_space = not isinstance(err, OSError) or err.errno in OUT_OF_SPACE
+    try:
+        free = shutil.disk_usage(Path(os.path.realpath(path)).parent).free
+    except OSError:
+        out_of_space = False
+    if not out_of_space:
+        return f"{cause}; check that its folder exists and is writable"
+    return (
+        f"the write stopped part-way with {free / 2**20:.1f} MiB free on its file system (a full disk, a quota or "
+        f"a file-size limit) ({cause}); free some space or choose another --out"
+    )
+
+
+def write_failed(path, err: BaseException, what: str = "the file") -> WriteFailed:
+    """The ``WriteFailed`` to raise for ``err`` while writing ``path`` (``what``: e.g. "the checkpoint");
+    its ``errno`` is ``err``'s."""
+    failed = WriteFailed(f"cannot write {what} {path}: {write_failure(path, err)}")
+    failed.errno = getattr(err, "errno", None)
+    return failed
+
+
+def atomic_write(path, write, *, what: str = "the file", failures=(OSError,)) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``.
 
     A crash leaves either the old file or the new one, never a partial file (a SIGKILL may leave
     the temporary file: ``remove_stale_temps`` clears them). The file gets the mode a plain
     ``open(path, "w")`` would give (0666 less the umask), not ``mkstemp``'s 0600. When ``path`` is a
-    symlink, its target is written and the link kept.
+    symlink, its target is written and the link kept. An error of ``failures`` (a full disk, a missing or
+    read-only folder) is raised as ``WriteFailed`` naming ``what`` and ``path`` (``write_failed``); the file
+    there, if any, stays as it was and no temporary file is left.
     """
-    path = Path(os.path.realpath(path))  # a symlink keeps pointing at the file written
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_MARK + "".join(path.suffixes), dir=path.parent)
-    os.close(fd)
+    real = Path(os.path.realpath(path))  # a symlink keeps pointing at the file written
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=TEMP_MARK + "".join(real.suffixes), dir=real.parent)
+        os.close(fd)
         write(tmp)
         os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        os.replace(tmp, real)
+    except BaseException as err:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, failures) and not isinstance(err, WriteFailed):
+            raise write_failed(path, err, what) from err
         raise
+
+
+def atomic_append(path, text: str, *, what: str = "the file") -> None:
+    """Append ``text`` to the file ``path`` (created if missing) atomically: the file is rewritten through
+    ``atomic_write``, so a failed append (``WriteFailed``) leaves it whole, never with a line cut short."""
+    real = Path(os.path.realpath(path))
+    old = real.read_text() if real.is_file() else ""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(old + text), what=what)
 
 
 def remove_stale_temps(folder) -> list:

@@ -15,6 +15,8 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from .file_safety import write_failed
+
 LOCK_FILE = ".cga.lock"
 
 
@@ -64,14 +66,25 @@ def _acquire(path: Path, command: str) -> int:
         os.close(fd)  # locked a file its holder removed on release: lock the current one
 
 
+def _write_holder(fd: int, path: Path, command: str) -> None:
+    """Write ``<command> pid <pid>`` into the locked file ``path``; a failed write (a full disk) is ``WriteFailed``
+    naming the lock file and the space left."""
+    try:
+        os.ftruncate(fd, 0)
+        data = f"{command} pid {os.getpid()}\n".encode()
+        while data:  # a write cut short by a file-size limit returns a count; the next one raises
+            data = data[os.write(fd, data) :]
+    except OSError as err:
+        raise write_failed(path, err, "the lock file") from err
+
+
 @contextmanager
 def folder_lock(folder, command: str):
     """Hold ``folder``'s lock (the folder must exist) for the ``with`` block; ``command`` names the holder."""
     path = Path(folder) / LOCK_FILE
     fd = _acquire(path, command)
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{command} pid {os.getpid()}\n".encode())
+        _write_holder(fd, path, command)
         yield path
     finally:
         path.unlink(missing_ok=True)

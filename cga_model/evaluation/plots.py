@@ -16,6 +16,8 @@ def pyplot():
 
 
 def save_png(fig, path, dpi: int) -> None:
-    """Write ``fig`` to ``path`` as PNG atomically, then close it."""
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
-    pyplot().close(fig)
+    """Write ``fig`` to ``path`` as PNG atomically (a failed write: ``WriteFailed`` naming ``path``), then close it."""
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi), what="the plot")
+    finally:
+        pyplot().close(fig)

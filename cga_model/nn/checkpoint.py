@@ -4,9 +4,6 @@ record of the data a network was trained on (layout, label scheme, channel order
 from __future__ import annotations
 
 import dataclasses
-import errno
-import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -22,28 +19,10 @@ from .network import CGAUNet
 def save_checkpoint(path, **state) -> None:
     """Save ``state`` (tensors, state dicts, numbers, strings, lists, dicts) atomically.
 
-    A failed write (a full disk, a file-size limit, a lost mount) raises ``OSError`` naming ``path``, the space
-    left on its file system and torch's own message (which names neither); the file there stays as it was."""
-    try:
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
-    except (OSError, RuntimeError) as err:
-        raise OSError(f"cannot write the checkpoint {path}: {_write_failure(path, err)}") from err
-
-
-def _write_failure(path, err: BaseException) -> str:
-    """Why writing ``path`` failed, as far as can be told: the free space on its file system and ``err``."""
-    out_of_space = not isinstance(err, OSError) or err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-    try:
-        free = shutil.disk_usage(Path(os.path.realpath(path)).parent).free
-    except OSError:
-        out_of_space = False
-    if not out_of_space:
-        return f"{' '.join(str(err).split())}; check that its folder exists and is writable"
-    return (
-        f"the write stopped part-way with {free / 2**20:.1f} MiB free on its file system (a full disk, a quota or "
-        f"a file-size limit) ({' '.join(str(err).split())[:200]}); free some space or choose another --out, "
-        "the file there is unchanged"
-    )
+    A failed write (a full disk, a file-size limit, a lost mount) raises ``WriteFailed`` (an ``OSError``) naming
+    ``path``, the space left on its file system and torch's own message (which names neither); the file there
+    stays as it was."""
+    atomic_write(path, lambda tmp: torch.save(state, tmp), what="the checkpoint", failures=(OSError, RuntimeError))
 
 
 def load_checkpoint(path) -> dict:

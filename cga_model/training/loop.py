@@ -28,6 +28,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ..data.file_safety import WriteFailed, atomic_append
 from ..data.layouts import get_layout
 from ..data.loader import TrainingCrops, make_loader, open_cases, training_batch
 from ..data.sampling import CropBatchSampler
@@ -48,7 +49,7 @@ from .curves import plot_curves
 from .distributed import DistributedRun
 from .preflight import require_labels
 from .resume import check_epochs_left, check_same_run
-from .run_folder import RunFolder, reconcile_log
+from .run_folder import LOG_FILE, RunFolder, reconcile_log
 from .train_config import TrainConfig, check_split
 
 # Seeds of a run: epoch e on rank r draws from (seed * RUN_SEED_STRIDE + e * EPOCH_SEED_STRIDE + r) mod SEED_MODULUS,
@@ -316,7 +317,9 @@ def _check_finite_weights(run: Run, epoch: int) -> None:
 
 
 def _save_epoch(run: Run, epoch: int, record: dict, score) -> None:
-    """``last.pt``, ``best.pt`` on a better ``score``, the log line and the curves (the main process)."""
+    """``best.pt`` on a better ``score``, ``last.pt``, the log line and the curves (the main process). ``best.pt``
+    comes first: the ``best`` that ``last.pt`` stores is then always the score of the epoch in ``best.pt``. A
+    failed write raises ``WriteFailed`` naming the file and the space left, and what ``--resume`` continues from."""
     state = dict(
         model=run.model.state_dict(),
         optimizer=run.optimizer.state_dict(),
@@ -327,15 +330,28 @@ def _save_epoch(run: Run, epoch: int, record: dict, score) -> None:
         rng=torch.get_rng_state(),
         record=record,
     )
-    with run.folder.replacing():
-        save_checkpoint(run.out / "last.pt", **state)
-        if score is not None and score > run.best:
-            save_checkpoint(run.out / "best.pt", **state)
-        log_path = run.out / "metrics.jsonl"
-        with open(log_path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
-        plot_curves(log_path, run.out / "curves.png")
+    saved = epoch - 1  # the epoch (0-based) last.pt holds once it is written; -1: none of this run yet
+    try:
+        with run.folder.replacing():
+            if score is not None and score > run.best:
+                save_checkpoint(run.out / "best.pt", **state)
+            save_checkpoint(run.out / "last.pt", **state)
+            saved = epoch
+            atomic_append(run.out / LOG_FILE, json.dumps(record) + "\n", what="the training log")
+            plot_curves(run.out / LOG_FILE, run.out / "curves.png")
+    except OSError as err:
+        raise WriteFailed(f"{' '.join(str(err).split())}; {_after_failed_save(run, saved)}") from err
     run.best = state["best"]
+
+
+def _after_failed_save(run: Run, saved: int) -> str:
+    """What a run stopped by a failed write keeps, and how to go on (``saved``: the epoch in ``last.pt``)."""
+    last = run.out / "last.pt"
+    if run.folder.replaces:  # the first epoch of --overwrite: the earlier run was put back
+        return _last_good(run)
+    if saved < 0 or not last.is_file():
+        return "no epoch of this run is saved: once there is space, run the same command again"
+    return f"{last} holds epoch {saved + 1}: once there is space, run the same command with --resume to continue"
 
 
 def end_of_epoch(run: Run, epoch: int, record: dict, *, progress: bool = True) -> None:

@@ -142,4 +142,6 @@ def reconcile_log(out: Path, state: dict) -> None:
     if not any(r["epoch"] == last for r in kept) and isinstance(state.get("record"), dict):
         kept.append(state["record"])
     if kept != records:
-        atomic_write(path, lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in kept)))
+        atomic_write(
+            path, lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in kept)), what="the training log"
+        )

@@ -87,8 +87,10 @@ def _check_ranges(args) -> None:
     if args.command == "synth":
         if args.cases < 1:
             raise ValueError(f"--cases must be at least 1, got {args.cases}")
-        if args.shape is not None and min(args.shape) < 1:  # None: the default shape, or --full-size
-            raise ValueError(f"--shape must be positive voxel counts, got {' '.join(map(str, args.shape))}")
+        if args.shape is not None:  # None: the default shape, or --full-size
+            from .data.synth import check_shape
+
+            check_shape(args.shape)
 
 
 def _check_device(args) -> None:

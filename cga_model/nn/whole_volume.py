@@ -12,8 +12,9 @@ counted: the default budget keeps ``SAFETY`` of the free memory for them and for
 ``plan_inference`` picks, for a padded box and a memory budget:
 
 - by default ``DEFAULT_WINDOW`` (128^3, cut to the box) windows at ``WINDOW_OVERLAP`` overlap with
-  Gaussian blending, when one fits; on held-out hard full-size cases they scored 0.07-0.22 higher
-  Dice than the whole box in one pass, at about 3x the CPU time (``benchmarks/prediction_paths.py``);
+  Gaussian blending, when one fits; on held-out hard full-size cases they scored about 0.05-0.06
+  higher Dice per region than the whole box in one pass, at about 3x the CPU time
+  (``benchmarks/prediction_paths.py``);
 - with ``whole_box`` (``--whole-box``) the whole box in one pass (the SAM's prototypes are then per
   case) when it fits;
 - else (neither fits) the fewest windows (multiples of ``SIZE_MULTIPLE``) whose forward pass fits;

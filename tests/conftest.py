@@ -15,11 +15,25 @@ os.environ.setdefault(
     "TORCHINDUCTOR_CACHE_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "build", "inductor-cache")
 )
 
+import resource  # noqa: E402
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+FILE_SIZE_LIMIT = resource.getrlimit(resource.RLIMIT_FSIZE)  # the session's, before any test stands for a full disk
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """A file-size limit a test sets (a full disk) ends with its call, pass or fail: pytest then writes the
+    test's report, to a log file perhaps, which the limit would refuse."""
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, FILE_SIZE_LIMIT)
+
 
 #: The flags ``trained_run`` was trained with (besides --data, --out, --epochs 1): a base-4 network on 16^3
 #: crops, one sample a step, no validation, no loader workers. ``--resume`` of that run takes the same flags.

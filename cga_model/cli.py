@@ -315,6 +315,31 @@ def _add_predict(p) -> None:
             "--out": "folder for <ID>.nii.gz and <ID>_overlay.png",
         },
     )
+    _add_inference_path(p)
+    p.add_argument(
+        "--tta",
+        type=int,
+        nargs="?",
+        const=8,
+        default=0,
+        metavar="N",
+        help="average over N axis flips, batched (0: none; 1-8 take none, X, Y, Z, XY, XZ, YZ, XYZ in that order; "
+        "--tta alone: all 8)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="arithmetic of the network (bfloat16: autocast, for CPUs and GPUs with bfloat16 units)",
+    )
+    _add_prediction_files(p)
+    _add_brain_mask(p)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    _add_layout(p, "--input; predictions are written in its file names and label values")
+
+
+def _add_inference_path(p) -> None:
+    """``cga predict``'s choice of path through the network: windows, the whole box, the memory budget."""
     p.add_argument(
         "--roi",
         type=int,
@@ -340,26 +365,6 @@ def _add_predict(p) -> None:
         metavar="SIZE",
         help="memory the network's activations may take, e.g. 800MB or 4GB (default: half the free memory)",
     )
-    p.add_argument(
-        "--tta",
-        type=int,
-        nargs="?",
-        const=8,
-        default=0,
-        metavar="N",
-        help="average over N axis flips, batched (0: none; 1-8 take none, X, Y, Z, XY, XZ, YZ, XYZ in that order; "
-        "--tta alone: all 8)",
-    )
-    p.add_argument(
-        "--precision",
-        choices=("float32", "bfloat16"),
-        default="float32",
-        help="arithmetic of the network (bfloat16: autocast, for CPUs and GPUs with bfloat16 units)",
-    )
-    _add_prediction_files(p)
-    _add_brain_mask(p)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    _add_layout(p, "--input; predictions are written in its file names and label values")
 
 
 def _add_prediction_files(p) -> None:

@@ -67,9 +67,7 @@ def predict_folder(
     A case lacking a sequence of the network is refused naming the file; with ``allow_missing`` it is segmented
     with it zero-filled, logged (``_missing_line``) and recorded in its header (``missing_description``).
     """
-    if segmentation.get("roi") is not None:
-        window("--roi", segmentation["roi"])
-    check_path_options(segmentation.get("roi"), segmentation.get("overlap"), segmentation.get("whole_box", False))
+    _check_segmentation(segmentation)
     model, config, cases, channels = _model_and_cases(checkpoint, input_path, layout, device)
     scheme = LAYOUTS[cases[0].layout].scheme
     out_dir = Path(out_dir)
@@ -86,6 +84,13 @@ def predict_folder(
         case = load_case(source, with_labels=True, allow_missing=allow_missing)
         written.append(_write_case(out_dir, case, segment(case, **segmentation), scheme))
     return written
+
+
+def _check_segmentation(segmentation: dict) -> None:
+    """Refuse a bad ``--roi``, or ``--whole-box`` with forced windows, before any case is read."""
+    if segmentation.get("roi") is not None:
+        window("--roi", segmentation["roi"])
+    check_path_options(segmentation.get("roi"), segmentation.get("overlap"), segmentation.get("whole_box", False))
 
 
 def _segment_case(model, config, channels, case, *, device, brain_mask, save_probs, log, **segmentation):

@@ -173,7 +173,9 @@ def test_convert_errors_are_one_line(pipeline, tmp_path, capsys, argv, message):
 def test_training_adds_the_guided_terms_and_saves_a_checkpoint(pipeline):
     fold = pipeline["model"] / "fold_0"
     log = pipeline["log"]  # nnU-Net prints its training log to the console too
-    assert "category-guided attention: input head, rate 4, update at encoder.stages.2, 4 categories, hard masks" in log
+    # the stage depends on the plan nnU-Net makes for the synthetic cases (the placement rule is tested on its own)
+    head = r"category-guided attention: input head, rate 4, update at encoder\.stages\.\d, 4 categories, hard masks"
+    assert re.search(head, log), log[-2000:]
     terms = re.search(r"nnU-Net ([-\d.]+), attention MSE ([-\d.]+), inter-class ([-\d.]+)", log)
     assert terms is not None and float(terms[2]) > 0 and float(terms[3]) < 0  # paper form: log(1 / (1 + D)) < 0
     checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)  # nnU-Net's own file

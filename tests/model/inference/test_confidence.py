@@ -7,17 +7,12 @@ import matplotlib.image
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from cga_model.cli import main
 from cga_model.data.layouts import LAYOUTS, find_cases
 from cga_model.data.nifti import save_nifti
-from cga_model.data.synth import synthesize_cohort
 from cga_model.inference import confidence as conf
 from cga_model.inference.predictor import load_predictor
-from cga_model.nn.checkpoint import data_record, save_checkpoint
-from cga_model.nn.config import ModelConfig
-from cga_model.nn.network import CGAUNet
 
 SHAPE = (24, 24, 16)
 ROI = ["--roi", "24", "24", "16"]
@@ -121,23 +116,6 @@ def test_cga_confidence_puts_two_models_side_by_side(tmp_path, capsys):
     _check_png(out / "confidence.png", 12, 3.6)
     assert main(["confidence", "--model", f"CGA={tmp_path / 'nothing.pt'}", "--out", str(tmp_path / "o2")]) == 2
     assert "give them with --input" in capsys.readouterr().err
-
-
-@pytest.fixture(scope="module")
-def cohorts(tmp_path_factory):
-    """``{layout: (data folder, checkpoint of a base-4 model of that layout's sequences and classes)}``."""
-    root = tmp_path_factory.mktemp("confidence")
-    made = {}
-    for layout in ("brats2021", "brats-ped", "brats-men-rt"):
-        synthesize_cohort(root / layout, cases=2, seed=3, shape=SHAPE, layout=layout, progress=False)
-        chosen = LAYOUTS[layout]
-        torch.manual_seed(0)
-        config = ModelConfig(in_channels=len(chosen.modalities), num_classes=chosen.scheme.num_classes, base_channels=4)
-        model = CGAUNet(config)
-        checkpoint = root / f"{layout}.pt"
-        save_checkpoint(checkpoint, model=model.state_dict(), config={"model": config.to_dict(), **data_record(layout)})
-        made[layout] = root / layout, checkpoint
-    return made
 
 
 @pytest.mark.parametrize(

@@ -11,12 +11,11 @@ import torch
 from torch import nn
 
 from cga_model.cli import main
-from cga_model.data.layouts import LAYOUTS, find_cases
+from cga_model.data.layouts import find_cases
 from cga_model.data.synth import synthesize_cohort
 from cga_model.inference import explain
 from cga_model.inference.explain import DPI, PANEL_INCHES, capture_update, explain_volume
-from cga_model.nn.checkpoint import data_record, save_checkpoint
-from cga_model.nn.config import ModelConfig
+from cga_model.nn.checkpoint import save_checkpoint
 from cga_model.nn.dropin import CategoryGuidedAttention
 from cga_model.nn.network import CGAUNet
 
@@ -115,25 +114,7 @@ def test_explain_works_for_the_dropin_wrapper(tmp_path):
 
 # every cohort: any number of input sequences, the scheme's own classes
 
-SHAPE = (24, 24, 16)
 ROI = ["--roi", "24", "24", "16"]
-
-
-@pytest.fixture(scope="module")
-def cohorts(tmp_path_factory):
-    """``{layout: (data folder of 2 cases, checkpoint of a base-4 model of that layout's sequences and classes)}``."""
-    root = tmp_path_factory.mktemp("explain_cohorts")
-    made = {}
-    for layout in ("brats2021", "brats-ped", "brats-men-rt"):
-        synthesize_cohort(root / layout, cases=2, seed=3, shape=SHAPE, layout=layout, progress=False)
-        chosen = LAYOUTS[layout]
-        torch.manual_seed(0)
-        config = ModelConfig(in_channels=len(chosen.modalities), num_classes=chosen.scheme.num_classes, base_channels=4)
-        checkpoint = root / f"{layout}.pt"
-        model = CGAUNet(config)
-        save_checkpoint(checkpoint, model=model.state_dict(), config={"model": config.to_dict(), **data_record(layout)})
-        made[layout] = root / layout, checkpoint
-    return made
 
 
 def _explain(checkpoint, data, out, *extra) -> int:

@@ -1,15 +1,17 @@
-"""The source distribution holds the sources and installs into a fresh virtual environment that has only torch.
+"""``python -m build`` makes an sdist that holds the sources, and, inside a fresh virtual environment
+that has only torch, a wheel from that sdist, which installs there and runs.
 
 ``python -m build`` runs from outside the repository (the repository's ``build/`` folder would
 shadow the ``build`` package). The environment is made by ``python -m venv --without-pip`` and
 receives, before the sdist, only the pinned ``torch==2.13.0`` (with what torch itself requires)
-and the build tools that ``pip install --no-build-isolation`` needs inside it: setuptools, wheel
-and ninja. The test's own pip installs into it (``pip --python``), with pip's cache and
-configuration as they are (so torch comes from a local wheel where pip is set up to find one)
-and without byte-compiling (``--no-compile``, the bulk of the time of a torch install). The
-sdist is installed with its declared dependencies, so a dependency missing from pyproject.toml
-fails here. Then the environment's own ``cga --version`` runs, and one op on the compiled CPU
-kernels, with the repository out of the path.
+and the build tools that ``python -m build --no-isolation`` needs inside it: build (with its own
+requirements), setuptools, wheel and ninja. The test's own pip installs into it (``pip --python``),
+with pip's cache and configuration as they are (so torch comes from a local wheel where pip is set
+up to find one) and without byte-compiling (``--no-compile``, the bulk of the time of a torch
+install). The environment's ``python -m build --wheel`` compiles the unpacked sdist, and the wheel
+is installed with its declared dependencies, so a dependency missing from pyproject.toml fails
+here. Then the environment's own ``cga --version`` runs, and one op on the compiled CPU kernels,
+with the repository out of the path.
 """
 
 import os
@@ -23,22 +25,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD_TOOLS = ("setuptools", "wheel", "ninja")
+BUILD_TOOLS = ("build", "setuptools", "wheel", "ninja")
 
 pytestmark = pytest.mark.slow  # a torch install and a compile of the C++ kernels: ~100 s of CPU; runs in make test
 
-# Run inside the new environment: the distributions that are neither torch, nor what torch requires, nor build tools.
+# Run inside the new environment: the distributions that are neither torch, nor the build tools, nor what they require.
 EXTRA_DISTRIBUTIONS = """
 import importlib.metadata as md, re
 def key(name): return re.sub(r"[-_.]+", "-", name).lower()
 installed = {key(d.metadata["Name"]) for d in md.distributions()}
-seen, todo = set(), ["torch"]
+seen, todo = set(), ["torch", *tools]
 while todo:
     name = todo.pop()
     if name in installed and name not in seen:
         seen.add(name)
         todo += [key(re.split(r"[ ;<>=!~\\[(]", r, maxsplit=1)[0]) for r in md.requires(name) or []]
-print(md.version("torch"), *sorted(installed - seen - tools))
+print(md.version("torch"), *sorted(installed - seen))
 """
 
 # Run inside the new environment after the install: one op on the compiled CPU kernels, checked against the oracle.
@@ -79,7 +81,18 @@ def _sdist(tmp_path: Path) -> Path:
     return sdist
 
 
-def test_sdist_installs_into_a_fresh_venv_with_only_torch_and_its_kernels_run(tmp_path):
+def _wheel_in_venv(python: Path, sdist: Path, tmp_path: Path) -> Path:
+    """The wheel that the environment's ``python -m build`` makes from the unpacked sdist."""
+    with tarfile.open(sdist) as archive:
+        archive.extractall(tmp_path / "unpacked", filter="data")
+    (source,) = (tmp_path / "unpacked").iterdir()
+    wheels = tmp_path / "wheels"
+    _run([python, "-I", "-m", "build", "--wheel", "--no-isolation", "--outdir", str(wheels), str(source)], tmp_path)
+    (wheel,) = wheels.glob("cga_unet-*.whl")
+    return wheel
+
+
+def test_build_makes_an_sdist_and_a_wheel_that_installs_into_a_fresh_venv_with_only_torch(tmp_path):
     sdist = _sdist(tmp_path)
     _run([sys.executable, "-m", "venv", "--without-pip", "venv"], tmp_path)
     python = tmp_path / "venv" / "bin" / "python"
@@ -88,7 +101,7 @@ def test_sdist_installs_into_a_fresh_venv_with_only_torch_and_its_kernels_run(tm
     listing = f"tools = {set(BUILD_TOOLS)!r}\n{EXTRA_DISTRIBUTIONS}"
     torch_version, *extra = _run([python, "-I", "-c", listing], tmp_path).split()
     assert torch_version.startswith("2.13.0") and not extra, f"the venv holds more than torch: {torch_version} {extra}"
-    _run([*pip, "--no-build-isolation", str(sdist)], tmp_path)
+    _run([*pip, str(_wheel_in_venv(python, sdist, tmp_path))], tmp_path)
     version = _run([tmp_path / "venv" / "bin" / "cga", "--version"], tmp_path)  # the venv's own console script
     assert version.strip() == f"cga {installed_version('cga-unet')}", version
     out = _run([python, "-I", "-c", f"import sys\n{ONE_OP}"], tmp_path)

@@ -32,7 +32,7 @@ from torch import nn
 
 import cga_kernels as ck
 
-from .choices import ATTENTION_STRIDES, MASK_MODES
+from .choices import ATTENTION_PATHS, ATTENTION_STRIDES, MASK_MODES
 
 PATH_STRIDES = {1: (1, 1, 1), **ATTENTION_STRIDES}  # the path alone also serves rate 1 (drop-in use)
 _CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -49,13 +49,28 @@ class AttentionPath(nn.Module):
     """Attention conv path ``in -> width -> width -> K`` (AttConv1..3 of Table 1).
 
     ``(B, in, *S) -> (B, K, *S / r)`` attention logits, ``r = rate`` in {8, 4, 2, 1} (exact when
-    S is a multiple of ``r``); 3-wide kernels, padding 1, ``spatial_dims`` 1, 2 or 3.
+    S is a multiple of ``r``); 3-wide kernels, padding 1, ``spatial_dims`` 1, 2 or 3. ``kind``:
+    ``"linear"`` (the released code: nothing between the convolutions, so the logits are a linear
+    map of the image) or ``"relu"`` (a ReLU after AttConv1 and AttConv2; no parameters added).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, *, rate: int = 8, width: int = 16, spatial_dims: int = 3):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        rate: int = 8,
+        width: int = 16,
+        spatial_dims: int = 3,
+        kind: str = "linear",
+    ):
         super().__init__()
         if rate not in PATH_STRIDES or isinstance(rate, bool):
             raise ValueError(f"attention_rate must be one of {sorted(PATH_STRIDES)}, got {rate!r}")
+        if kind not in ATTENTION_PATHS:
+            raise ValueError(f"attention_path must be one of {ATTENTION_PATHS}, got {kind!r}")
+        self.kind = kind
+        self.act = nn.ReLU() if kind == "relu" else nn.Identity()
         conv = conv_class(spatial_dims)
         s1, s2, s3 = PATH_STRIDES[rate]
         self.rate = rate
@@ -64,7 +79,10 @@ class AttentionPath(nn.Module):
         self.conv3 = conv(width, num_classes, 3, stride=s3, padding=1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.conv3(self.conv2(self.conv1(image)))
+        return self.conv3(self.act(self.conv2(self.act(self.conv1(image)))))
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}, kind={self.kind!r}"
 
 
 class SAMOutput(NamedTuple):
@@ -89,6 +107,7 @@ class SAM(nn.Module):
         inter: return the prototypes and counts (for the inter-class loss). With ``intra`` off
             they are pooled from the un-updated features (``cga_kernels.prototype_pool``).
         width: channels of the attention path (16 in the paper).
+        path: ``AttentionPath`` kind, ``"linear"`` (released code) or ``"relu"``.
         gate: write the update back through a learned scalar gate that starts at 0,
             ``x + g * scatter(pool(x))`` (``intra`` only): the network starts as the baseline
             U-Net and uses the prototypes as much as they help (the paper: ``g = 1``).
@@ -108,6 +127,7 @@ class SAM(nn.Module):
         inter: bool = True,
         width: int = 16,
         gate: bool = False,
+        path: str = "linear",
     ):
         super().__init__()
         if gate and not intra:
@@ -131,7 +151,7 @@ class SAM(nn.Module):
         self.num_classes = num_classes
         self.mask_mode = mask_mode
         self.intra, self.inter = bool(intra), bool(inter)
-        self.attention_path = AttentionPath(in_channels, num_classes, rate=rate, width=width)
+        self.attention_path = AttentionPath(in_channels, num_classes, rate=rate, width=width, kind=path)
         self.update = (
             ck.IntraClassUpdate(num_classes, mode=mask_mode, residual=not gate, classes=intra_classes)
             if intra

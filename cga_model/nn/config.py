@@ -11,11 +11,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .choices import ATTENTION_STRIDES, MASK_MODES, NORMS
+from .choices import ATTENTION_PATHS, ATTENTION_STRIDES, MASK_MODES, NORMS
 from .options import from_known_dict, option
 
 #: Spatial sizes must be multiples of this: three stride-2 encoder levels (and the SAM's rate <= 8).
 SIZE_MULTIPLE = 8
+
+
+#: The value of an option in configs saved before it existed: what those networks were built with.
+SAVED_BEFORE = {"attention_path": "linear"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,11 @@ class ModelConfig:
     mask_mode: str = option(
         "hard", "hard = argmax of the attention (released code), soft = softmax weights", choices=MASK_MODES
     )
+    attention_path: str = option(
+        "linear",
+        "the attention conv path: linear = three convolutions (released code), relu = a ReLU between them",
+        choices=ATTENTION_PATHS,
+    )
     dropout: float = option(0.2, "channel dropout after InitConv (training only)")
     attention_channels: int = option(16, "width of the attention conv path", cli=False)
 
@@ -57,6 +66,8 @@ class ModelConfig:
             raise ValueError(f"attention_rate must be one of {sorted(ATTENTION_STRIDES)}, got {self.attention_rate!r}")
         if self.mask_mode not in MASK_MODES:
             raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {self.mask_mode!r}")
+        if self.attention_path not in ATTENTION_PATHS:
+            raise ValueError(f"attention_path must be one of {ATTENTION_PATHS}, got {self.attention_path!r}")
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout <= 1:
@@ -70,5 +81,6 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, saved: dict, source: str = "config") -> ModelConfig:
-        """Rebuild from ``to_dict()``; unknown keys are refused, naming them and ``source``."""
-        return from_known_dict(cls, saved, source, "model")
+        """Rebuild from ``to_dict()``; unknown keys are refused, naming them and ``source``. A config saved before
+        ``attention_path`` existed had the linear path (``SAVED_BEFORE``), whatever today's default."""
+        return from_known_dict(cls, {**SAVED_BEFORE, **saved}, source, "model")

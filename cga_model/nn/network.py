@@ -64,6 +64,7 @@ class CGAUNet(nn.Module):
         mask_mode: ``"hard"`` or ``"soft"``.
         dropout: ``nn.Dropout3d`` probability after InitConv; active in ``train()`` only.
         attention_channels: width of the attention path (16).
+        attention_path: ``"linear"`` (three convolutions, released code) or ``"relu"`` (a ReLU between them).
 
     Input ``(B, in_channels, D, H, W)`` with D, H, W multiples of 8, else ``ValueError``.
     Parameters at the defaults: 4,768,616 (10,404 in the attention path). The released network
@@ -104,6 +105,7 @@ class CGAUNet(nn.Module):
                 inter=config.inter,
                 width=config.attention_channels,
                 gate=config.update_gate and config.intra,
+                path=config.attention_path,
             )
 
     @classmethod

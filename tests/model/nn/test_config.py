@@ -27,6 +27,7 @@ def test_network_is_built_from_its_config_and_keywords_still_work():
         (dict(norm="ln"), "norm must be one of"),
         (dict(base_channels=0), "base_channels must be a positive int"),
         (dict(mask_mode="x"), "mask_mode must be one of"),
+        (dict(attention_path="tanh"), "attention_path must be one of"),
         (dict(dropout=1.5), "dropout must be a probability"),
         (dict(in_channels=True), "in_channels must be a positive int"),
     ],
@@ -70,6 +71,17 @@ def test_checkpoint_of_version_0_1_0_with_flat_options_still_loads(tmp_path):
     _save(tmp_path / "old.pt", model.state_dict(), flat)
     loaded, _ = load_model(tmp_path / "old.pt")
     assert loaded.config == ModelConfig(base_channels=4)
+
+
+def test_a_saved_config_without_attention_path_is_rebuilt_with_the_linear_path(tmp_path):
+    """Networks saved before the option existed had the linear path, whatever the default is now."""
+    saved = {k: v for k, v in ModelConfig(base_channels=4).to_dict().items() if k != "attention_path"}
+    assert ModelConfig.from_dict(saved).attention_path == "linear"
+    relu = ModelConfig(base_channels=4, attention_path="relu")
+    assert ModelConfig.from_dict(relu.to_dict()) == relu
+    _save(tmp_path / "relu.pt", CGAUNet(relu).state_dict(), {"model": relu.to_dict()})
+    loaded, _ = load_model(tmp_path / "relu.pt")
+    assert loaded.sam.attention_path.kind == "relu"
 
 
 def test_another_configuration_is_refused_naming_each_option(tmp_path):

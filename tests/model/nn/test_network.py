@@ -106,6 +106,16 @@ def test_intra_classes_restrict_the_update():
 # baseline vs CGA
 
 
+def test_relu_attention_path_is_the_linear_one_with_a_relu_between_the_convolutions():
+    torch.manual_seed(0)
+    linear, relu = CGAUNet(base_channels=4), CGAUNet(base_channels=4, attention_path="relu")
+    relu.load_state_dict(linear.state_dict())  # the same parameters: the ReLU adds none
+    path, image = linear.sam.attention_path, torch.randn(2, 4, 16, 16, 16)
+    expected = path.conv3(path.conv2(path.conv1(image).relu()).relu())
+    torch.testing.assert_close(relu.sam.attention_path(image), expected)
+    assert not torch.allclose(linear.sam.attention_path(image), expected)
+
+
 def test_baseline_differs_only_by_the_sam():
     cga, base = small().state_dict(), small(sam=False).state_dict()
     extra = set(cga) - set(base)

@@ -80,6 +80,11 @@ VARIANTS = {
         Variant("cga_soft", "soft masks (--mask-mode soft)", model={"mask_mode": "soft"}),
         Variant("cga_no_inter", "no inter-class loss (--inter-weight 0)", loss={"inter_weight": 0.0}),
         Variant(
+            "cga_relu_path",
+            "the attention conv path with a ReLU between its convolutions (--attention-path relu)",
+            model={"attention_path": "relu"},
+        ),
+        Variant(
             "cga_att20",
             "the released code's attention-loss weight (--attention-weight 20)",
             loss={"attention_weight": 20.0},

@@ -39,7 +39,7 @@ import numpy as np
 from .brain import brain_box
 from .cases import Case, load_case, normalize
 from .errors import DataError
-from .file_safety import atomic_write
+from .file_safety import WriteFailed, atomic_write, write_failure
 from .layouts import LAYOUTS, MODALITIES, CaseFiles
 
 FORMAT = "cga-case-cache"
@@ -164,12 +164,27 @@ def as_float16(image: np.ndarray, case_id: str) -> np.ndarray:
     return image.astype(np.float16)
 
 
-def _write_case_files(partial: Path, case: Case, arrays: CaseArrays, source: CaseFiles) -> None:
-    np.save(partial / "image.npy", as_float16(arrays.image, case.case_id))
+def _write_file(partial: Path, final: Path, write) -> None:
+    """``write(partial)``; a failure (a full disk, a quota) is a ``WriteFailed`` naming ``final``, the path the file
+    gets once its case is complete, and the space left on its file system."""
+    try:
+        write(partial)
+    except OSError as err:
+        failed = WriteFailed(f"cannot write the cache file {final}: {write_failure(partial, err)}")
+        failed.errno = err.errno
+        raise failed from err
+
+
+def _write_case_files(partial: Path, final: Path, case: Case, arrays: CaseArrays, source: CaseFiles) -> None:
+    """The files of a case, into the folder ``partial`` that becomes ``final`` (each failure named as in ``final``)."""
+    files = {"image.npy": as_float16(arrays.image, case.case_id), "locations.npy": arrays.locations}
     if arrays.classes is not None:
-        np.save(partial / "classes.npy", arrays.classes.astype(np.uint8, copy=False))
-    np.save(partial / "locations.npy", arrays.locations)
-    (partial / PROPERTIES_FILE).write_text(json.dumps(_properties(case, arrays, source), indent=1))
+        files["classes.npy"] = arrays.classes.astype(np.uint8, copy=False)
+    for name in ("image.npy", "classes.npy", "locations.npy"):
+        if name in files:
+            _write_file(partial / name, final / name, lambda path, array=files[name]: np.save(path, array))
+    text = json.dumps(_properties(case, arrays, source), indent=1)
+    _write_file(partial / PROPERTIES_FILE, final / PROPERTIES_FILE, lambda path: path.write_text(text))
 
 
 def write_case(source: CaseFiles, cache) -> str:
@@ -177,21 +192,24 @@ def write_case(source: CaseFiles, cache) -> str:
     returns its ID.
 
     Written under ``.partial-<ID>-<pid>/`` and renamed to ``<ID>/``; on any failure (e.g. a full
-    disk) the partial folder is removed and ``CacheError`` names the case and the cause.
+    disk) the partial folder is removed and ``CacheError`` names the case, the file and the cause.
     """
     cache = Path(cache)
     case = read_source_case(source)
     arrays = case_arrays(case)
     partial = cache / f"{PARTIAL_PREFIX}{case.case_id}-{os.getpid()}"
+    rerun = "the cases finished before are intact: run cga preprocess again once it is fixed, it skips them"
     try:
         partial.mkdir()
-        _write_case_files(partial, case, arrays, source)
+        _write_case_files(partial, cache / case.case_id, case, arrays, source)
         os.rename(partial, cache / case.case_id)
+    except WriteFailed as err:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise CacheError(f"case {case.case_id}: {err}; {rerun}") from err
     except OSError as err:
         shutil.rmtree(partial, ignore_errors=True)
         raise CacheError(
-            f"writing case {case.case_id} into {cache} failed: {err}; the cases finished before are intact: "
-            "fix the cause (e.g. free disk space) and run cga preprocess again, it skips them"
+            f"writing case {case.case_id} into {cache} failed: {err}; fix the cause (e.g. free disk space): {rerun}"
         ) from err
     return case.case_id
 

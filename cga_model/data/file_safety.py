@@ -69,10 +69,11 @@ class WriteFailed(OSError):
 
 def write_failure(path, err: BaseException) -> str:
     """Why writing ``path`` failed and what to do, as far as can be told: for an ``OSError`` of ``OUT_OF_SPACE``
-    (or an error without an errno, such as torch's "[enforce fail ...]" of a cut-short save) the space left on
-    the file system of ``path``; ``err``'s own message (which often names neither) is kept, shortened."""
+    (or an error without an errno, such as torch's "[enforce fail ...]" of a cut-short save or numpy's "62720
+    requested and 4032 written" of a short write) the space left on the file system of ``path``; ``err``'s own
+    message (which often names neither) is kept, shortened."""
     cause = " ".join(str(err).split())[:200]
-    out_of_space = not isinstance(err, OSError) or err.errno in OUT_OF_SPACE
+    out_of_space = getattr(err, "errno", None) is None or err.errno in OUT_OF_SPACE
     try:
         free = shutil.disk_usage(Path(os.path.realpath(path)).parent).free
     except OSError:

@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import resource
 import shutil
 import signal
 
@@ -127,8 +128,9 @@ def test_full_disk_fails_cleanly_and_the_rerun_finishes(raw, tmp_path, monkeypat
     _fail_on_save(monkeypatch, after=1)  # image.npy of the next case is written, classes.npy hits the full disk
     assert cga(["preprocess", "--data", str(raw), "--out", str(out), "--workers", str(workers)]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]  # (the progress bar aside)
-    assert len(errors) == 1 and errors[0].startswith("cga preprocess: error: writing case SYN_0004_00")
-    assert "No space left on device" in errors[0]
+    assert len(errors) == 1 and errors[0].startswith("cga preprocess: error: case SYN_0004_00")
+    assert f"cannot write the cache file {out}/SYN_0004_00" in errors[0] and "/classes.npy: " in errors[0]
+    assert "No space left on device" in errors[0] and "MiB free on its file system" in errors[0]
     assert sorted(p.name for p in out.iterdir()) == ["SYN_0004_000", "cache.json"]  # no half case, no partial folder
     assert _case_bytes(out / "SYN_0004_000") == kept
     with pytest.raises(CacheError, match="incomplete: 2 of 3 cases missing"):
@@ -136,6 +138,27 @@ def test_full_disk_fails_cleanly_and_the_rerun_finishes(raw, tmp_path, monkeypat
     monkeypatch.undo()
     assert preprocess(raw, out, workers=workers, progress=False) == {"cases": 3, "written": 2, "skipped": 1}
     assert len(open_cache(out).case_ids) == 3
+
+
+def test_a_file_size_limit_names_the_cache_file_and_the_rerun_finishes(raw, tmp_path, capsys):
+    """A real failed write (``RLIMIT_FSIZE``, as a full disk fails): one line naming the file the case would hold."""
+    out = tmp_path / "cache"
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, hard))  # cache.json fits, a case's image.npy does not
+        assert cga(["preprocess", "--data", str(raw), "--out", str(out), "--workers", "1"]) == 2
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("cga")]
+    assert len(lines) == 1 and "Traceback" not in err and "internal error" not in lines[0], err
+    named = f"cannot write the cache file {out}/SYN_0004_000/image.npy: "
+    assert lines[0].startswith(f"cga preprocess: error: case SYN_0004_000: {named}")
+    assert "MiB free on its file system" in lines[0] and "run cga preprocess again" in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == ["cache.json"]  # no partial case folder, no lock file left
+    assert preprocess(raw, out, workers=1, progress=False) == {"cases": 3, "written": 3, "skipped": 0}
 
 
 def test_interrupted_case_leaves_no_visible_case(raw, tmp_path):

@@ -15,8 +15,8 @@ are kept, not redone). Seeds whose run is not finished yet are skipped and named
 
 The report gives, per path, the mean +- std over seeds of the mean Dice over the cases, the paired
 difference of every path against ``windows128`` (the same seed, the same cases), and whether no
-region drops by more than ``TOLERANCE`` for ``whole_box`` against ``windows128`` and for
-``whole_box_bf16`` against ``whole_box``; it is printed, written to ``DIR/prediction_paths/report.md``
+region drops by more than ``TOLERANCE`` for each pair of ``RULES`` (the whole box against ``windows128``,
+each bfloat16 path against its float32 twin); it is printed, written to ``DIR/prediction_paths/report.md``
 and drawn in ``DIR/prediction_paths/prediction_paths.png``. The predictions are kept under
 ``DIR/prediction_paths/<variant>_s<seed>_<steps>/<path>/``.
 """
@@ -43,12 +43,16 @@ PATHS = {
     "whole_box": ("the whole brain box in one pass (--whole-box)", {"whole_box": True}),
     "windows128": ("128^3 windows at overlap 0.5: cga predict's default", {"roi": (128,) * 3, "overlap": 0.5}),
     "whole_box_bf16": ("--whole-box --precision bfloat16", {"whole_box": True, "precision": "bfloat16"}),
+    "windows128_bf16": (
+        "128^3 windows at overlap 0.5 --precision bfloat16",
+        {"roi": (128,) * 3, "overlap": 0.5, "precision": "bfloat16"},
+    ),
     "whole_box_tta8": ("--whole-box averaged over 8 flips (--tta 8)", {"whole_box": True, "tta": 8}),
     "windows_crop": ("windows of the training crop at overlap 0.5", {"roi": "crop", "overlap": 0.5}),
 }
 REFERENCE = "windows128"
 TOLERANCE = 0.005  # the largest drop of a region's Dice a path may cost against the one it replaces
-RULES = (("whole_box", "windows128"), ("whole_box_bf16", "whole_box"))
+RULES = (("whole_box", "windows128"), ("whole_box_bf16", "whole_box"), ("windows128_bf16", "windows128"))
 
 
 def finished_runs(out: Path, variant: str, steps: int, seeds) -> dict:

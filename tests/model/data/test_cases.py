@@ -136,6 +136,23 @@ def test_missing_modality_is_named(cohort, tmp_path):
         load_case(case)
 
 
+@pytest.mark.parametrize("kind", ["folder", "loop", "dangling"])
+def test_a_modality_path_that_is_no_file_is_named_for_what_it_is(cohort, tmp_path, kind):
+    """A folder or a symlink that leads nowhere where the T1ce file belongs: not reported as a missing file."""
+    case = _copy_case(cohort, tmp_path)
+    path = case / f"{case.name}_t1ce.nii.gz"
+    path.unlink()
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to(path if kind == "loop" else tmp_path / "gone.nii.gz")
+    said = {"folder": "is a folder, not a file", "loop": "is a symlink that leads nowhere", "dangling": "leads nowhere"}
+    with pytest.raises(DataError, match=said[kind]) as raised:
+        load_case(case)
+    assert str(path) in str(raised.value) and "t1ce sequence of case" in str(raised.value)
+    assert "missing modality file" not in str(raised.value)
+
+
 def test_mismatched_shapes_non_finite_corrupt_and_bad_labels(cohort, tmp_path):
     case = _copy_case(cohort, tmp_path)
     t2 = case / f"{case.name}_t2.nii.gz"

@@ -28,7 +28,11 @@ class LossConfig:
         choices=SEGMENTATION_LOSSES,
     )
     dice_weight: float = option(1.0, "weight of the segmentation loss L_M")
-    attention_weight: float = option(1.0, "weight of the attention MSE: 1 = paper, 20 = released code")
+    attention_weight: float = option(
+        1.0,
+        "weight of the attention MSE: 1 = paper, 20 = released code (with hard masks only the attention path learns "
+        "from this term, and Adam's per-parameter steps make its scale nearly irrelevant)",
+    )
     inter_weight: float = option(0.1, "weight of the inter-class term")
     inter_form: str = option("paper", "inter-class loss: paper formula or released code's", choices=INTER_FORMS)
     inter_start_epoch: int = option(20, "first epoch (0-based) with the inter-class term")

@@ -33,6 +33,7 @@ from .cache import (
 from .cases import check_headers
 from .folder_lock import LOCK_FILE, folder_lock
 from .layouts import find_cases
+from .workers import interrupts_held_back
 
 
 def _remove_partials(out: Path) -> None:
@@ -109,8 +110,9 @@ def _run_parallel(jobs: list, workers: int, bar) -> None:
     """``write_case`` of every job on ``workers`` processes; the first error cancels the queued jobs, and a
     worker that dies (killed, out of memory) is an error, not a hang."""
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(), initializer=_ignore_interrupts) as pool:
-        futures = [pool.submit(write_case, *job) for job in jobs]
         try:
+            with interrupts_held_back():  # a Ctrl-C during the workers' fork is raised here, not dropped
+                futures = [pool.submit(write_case, *job) for job in jobs]
             for future in as_completed(futures):
                 future.result()
                 bar.update()

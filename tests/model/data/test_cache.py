@@ -252,6 +252,29 @@ def test_killed_worker_is_an_error_not_a_hang(raw, tmp_path, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == ["cache.json"]
 
 
+def test_a_ctrl_c_while_the_workers_start_is_held_back_not_dropped(raw, tmp_path, monkeypatch, capsys):
+    """A SIGINT that arrives while the workers fork (Python would raise it inside an at-fork callback, print a
+    traceback and drop it, and the command would go on) waits until they are started, then stops the command."""
+    submitted, real_pool = [], preprocess_module.ProcessPoolExecutor
+
+    class Pool(real_pool):
+        def submit(self, *args, **kwargs):
+            submitted.append(args[1])
+            if len(submitted) == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the first worker forks
+            return super().submit(*args, **kwargs)
+
+    monkeypatch.setattr(preprocess_module, "ProcessPoolExecutor", Pool)
+    out = tmp_path / "cache"
+    assert cga(["preprocess", "--data", str(raw), "--out", str(out), "--workers", "2"]) == 130
+    assert len(submitted) == 3  # raised once every case was submitted (the workers started), not amid the fork
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("cga")]
+    assert lines == ["cga preprocess: interrupted"] and "Traceback" not in err, err
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".partial")]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is Python's again
+
+
 def test_intensity_beyond_float16_is_refused_not_stored_as_inf():
     image = np.zeros((4, 3, 3, 3), dtype=np.float32)
     image[1, 1, 1, 1] = 7e4  # beyond float16's 65504

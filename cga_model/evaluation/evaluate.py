@@ -134,7 +134,12 @@ def write_csv(rows: list[dict], path) -> None:
 def _regions(rows: list[dict]) -> list:
     """The regions of the rows' columns (``<region>_<metric>``), in column order."""
     suffixes = [f"_{m}" for m in METRICS + LESION_METRICS]
-    names = [key[: -len(s)] for key in rows[0] for s in suffixes if key.endswith(s) and "_lesion" not in key[: -len(s)]]
+    names = [
+        key[: -len(s)]
+        for key in rows[0]
+        for s in suffixes
+        if key.endswith(s) and not any(part in key[: -len(s)] for part in ("_lesion", "_global"))
+    ]
     return list(dict.fromkeys(names))
 
 
@@ -156,7 +161,8 @@ def format_table(rows: list[dict]) -> str:
     layouts = ", ".join(sorted({r["layout"] for r in rows}))
     lines.append(
         f"{len(rows)} cases, layout {layouts}; cells: mean±std (median) over cases, NaN left out; HD in mm; "
-        "lesion_*: BraTS 2023+ lesion-wise (brats-evaluation: mean over paired lesions, pq = panoptic quality)"
+        "lesion_*: BraTS 2023+ lesion-wise (brats-evaluation: mean over paired lesions, pq = panoptic quality); "
+        "global_*: its Dice/HD95 of the whole region"
     )
     return "\n".join(lines)
 

@@ -26,6 +26,10 @@ as follows, and so does this module:
    counts unpaired lesions against the prediction.
 5. With no pair (``tp == 0``): no lesion on either side gives NaN for every score (undefined);
    otherwise ``lesion_dice`` and ``lesion_pq`` are 0 and ``lesion_hd95`` is infinite.
+6. ``global_dice`` and ``global_hd95`` are the package's ``global_bin_dsc`` and ``global_bin_hd95``:
+   Dice and HD95 (as in 3) of the region's whole masks. Without an overlapping voxel they are
+   0 and infinite, NaN when both masks are empty. (The package computes its global HD95 without
+   the voxel spacing, in voxels; ours is in mm, the same at BraTS's and MSD's 1 mm.)
 
 This differs from the 2023 challenge's own scripts (which dilated ground-truth lesions,
 dropped lesions of <= 50 voxels and averaged unmatched lesions in as Dice 0 / HD95 374);
@@ -40,7 +44,16 @@ from scipy.optimize import linear_sum_assignment
 
 from .metrics import directed_surface_distances, region_mask
 
-LESION_METRICS = ("lesion_dice", "lesion_hd95", "lesion_pq", "lesion_tp", "lesion_fp", "lesion_fn")
+LESION_METRICS = (
+    "lesion_dice",
+    "lesion_hd95",
+    "lesion_pq",
+    "lesion_tp",
+    "lesion_fp",
+    "lesion_fn",
+    "global_dice",
+    "global_hd95",
+)
 MATCH_MIN_DICE = 1e-6  # panoptica's matching_threshold in config_gli.yaml
 UNPAIRED_COST = 1.0 + 1e-6  # panoptica's cost of a pair below the threshold
 NEIGHBOURS_26 = np.ones((3, 3, 3), dtype=bool)
@@ -94,8 +107,25 @@ def _pairs_hd95(truth_labels: np.ndarray, pred_labels: np.ndarray, pairs, spacin
     return values
 
 
+def global_metrics(pred: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> dict:
+    """``global_dice`` and ``global_hd95`` of one region's boolean masks ``pred`` and ``truth`` (X, Y, Z), as the
+    package's ``global_bin_dsc`` / ``global_bin_hd95``: no overlap gives 0 / inf (NaN / NaN when both are empty)."""
+    overlap = int(np.count_nonzero(pred & truth))
+    if overlap == 0:
+        none = not pred.any() and not truth.any()
+        return {"global_dice": np.nan if none else 0.0, "global_hd95": np.nan if none else np.inf}
+    dice = 2.0 * overlap / (np.count_nonzero(pred) + np.count_nonzero(truth))
+    box = ndimage.find_objects((pred | truth).astype(np.uint8))[0]  # distances are unchanged inside the union's box
+    return {"global_dice": float(dice), "global_hd95": pooled_hd95(pred[box], truth[box], spacing)}
+
+
 def region_lesion_metrics(pred: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> dict:
     """``LESION_METRICS`` of one region: boolean masks ``pred`` and ``truth`` (X, Y, Z), ``spacing`` in mm."""
+    return {**_lesion_scores(pred, truth, spacing), **global_metrics(pred, truth, spacing)}
+
+
+def _lesion_scores(pred: np.ndarray, truth: np.ndarray, spacing) -> dict:
+    """The ``lesion_*`` metrics of one region (boolean masks (X, Y, Z))."""
     truth_labels, n_truth = lesions(truth)
     pred_labels, n_pred = lesions(pred)
     pairs = pair_lesions(truth_labels, n_truth, pred_labels, n_pred) if n_truth and n_pred else []

@@ -127,6 +127,8 @@ def _check_against_oracle(rows, pred_dir, cases, name, oracle):
                 ("lesion_tp", "tp", 0),
                 ("lesion_fp", "fp", 0),
                 ("lesion_fn", "fn", 0),
+                ("global_dice", "global_bin_dsc", 1e-6),
+                ("global_hd95", "global_bin_hd95", 1e-3),
             ):
                 a, b = float(row[f"{region}_{ours}"]), float(theirs[key])
                 assert (math.isnan(a) and math.isnan(b)) or a == b or abs(a - b) <= tol, (

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from cga_model.evaluation.lesionwise import lesions, pair_lesions, pooled_hd95, region_lesion_metrics
+from cga_model.evaluation.lesionwise import global_metrics, lesions, pair_lesions, pooled_hd95, region_lesion_metrics
 
 brats_evaluation = pytest.importorskip(
     "brats_evaluation", reason="the oracle; `make test` installs the pinned [brats] extra"
@@ -21,7 +21,7 @@ ANISOTROPIC = (1.0, 1.2, 2.0)
 SHAPE = (40, 36, 24)
 # the regions of config_gli.yaml (BraTS 2023+ labels 1 NETC, 2 SNFH, 3 ET, 4 RC)
 GLI_REGIONS = {"et": (3,), "tc": (1, 3), "wt": (1, 2, 3), "rc": (4,)}
-TOLERANCE = {"lesion_dice": 1e-6, "lesion_pq": 1e-6, "lesion_hd95": 1e-3}
+TOLERANCE = {"lesion_dice": 1e-6, "lesion_pq": 1e-6, "lesion_hd95": 1e-3, "global_dice": 1e-6, "global_hd95": 1e-3}
 ORACLE_KEYS = {
     "lesion_dice": "sq_dsc",
     "lesion_hd95": "sq_hd95",
@@ -29,6 +29,8 @@ ORACLE_KEYS = {
     "lesion_tp": "tp",
     "lesion_fp": "fp",
     "lesion_fn": "fn",
+    "global_dice": "global_bin_dsc",
+    "global_hd95": "global_bin_hd95",
 }
 
 
@@ -99,7 +101,9 @@ def _compare(evaluator, tmp_path, pred, truth, spacing=(1.0, 1.0, 1.0), our_spac
     )
     assert "error" not in oracle, oracle
     for region, values in GLI_REGIONS.items():
-        ours = region_lesion_metrics(np.isin(pred, values), np.isin(truth, values), our_spacing or spacing)
+        p, t = np.isin(pred, values), np.isin(truth, values)
+        ours = region_lesion_metrics(p, t, our_spacing or spacing)
+        ours["global_hd95"] = global_metrics(p, t)["global_hd95"]  # the package's global HD95 ignores the spacing
         _assert_agrees(ours, oracle[region], region)
     return oracle
 
@@ -132,6 +136,25 @@ def test_empty_region_false_negative_only_and_false_positive_only(evaluator, tmp
     assert math.isnan(empty["lesion_dice"]) and math.isnan(empty["lesion_hd95"]) and empty["lesion_tp"] == 0
     fn_only = region_lesion_metrics(np.zeros(SHAPE, bool), truth == 3)
     assert fn_only["lesion_dice"] == 0 and math.isinf(fn_only["lesion_hd95"]) and fn_only["lesion_fn"] == 1
+    assert math.isnan(empty["global_dice"]) and math.isnan(empty["global_hd95"])
+    assert fn_only["global_dice"] == 0 and math.isinf(fn_only["global_hd95"])
+
+
+def test_global_dice_and_hd95_of_disjoint_and_overlapping_regions(evaluator, tmp_path):
+    """The whole-region Dice / HD95 (the package's global_bin_dsc / global_bin_hd95): ET in both but disjoint
+    (0 / inf, although both masks exist), WT overlapping (a finite HD95 that differs from the legacy one)."""
+    truth, pred = np.zeros(SHAPE, np.uint8), np.zeros(SHAPE, np.uint8)
+    _box(truth, (2, 2, 2), (14, 14, 10), 2)
+    _box(pred, (4, 3, 2), (18, 12, 11), 2)
+    _box(truth, (4, 4, 4), (8, 8, 7), 3)
+    _box(pred, (12, 6, 6), (16, 10, 9), 3)
+    oracle = _compare(evaluator, tmp_path, pred, truth)
+    et = region_lesion_metrics(pred == 3, truth == 3)
+    assert et["global_dice"] == 0 and math.isinf(et["global_hd95"]) and math.isinf(oracle["et"]["global_bin_hd95"])
+    wt = region_lesion_metrics(np.isin(pred, (1, 2, 3)), np.isin(truth, (1, 2, 3)))
+    assert 0 < wt["global_dice"] < 1 and math.isfinite(wt["global_hd95"])
+    in_mm = region_lesion_metrics(np.isin(pred, (1, 2, 3)), np.isin(truth, (1, 2, 3)), (1.5, 1.5, 1.5))
+    assert in_mm["global_hd95"] == pytest.approx(1.5 * wt["global_hd95"])  # ours in mm, the package's in voxels
 
 
 def test_package_applies_anisotropic_spacing_to_reversed_axes(evaluator, tmp_path):

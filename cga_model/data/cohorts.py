@@ -36,7 +36,7 @@ def cohort_code(case_id: str) -> str | None:
     if code is None:
         raise DataError(
             f"case {case_id}: unknown BraTS cohort code {match.group(1)!r}; known codes: {', '.join(COHORT_LAYOUTS)} "
-            "(rename the case, or pass --layout to read it as one of their layouts)"
+            "(rename the case with the code of its cohort)"
         )
     return code
 

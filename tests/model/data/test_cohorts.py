@@ -54,6 +54,18 @@ def test_cohort_codes_and_unknown_codes():
     assert set(COHORT_LAYOUTS) == {"GLI", "SSA", "MEN", "GoAT", "MET", "PED", "MEN-RT"}
 
 
+def test_an_unknown_code_is_refused_whatever_the_layout_forced(cohorts, tmp_path):
+    case = find_cases(cohorts["brats2023"])[0]
+    folder = tmp_path / "xyz" / case.case_id.replace("GLI", "XYZ")
+    folder.mkdir(parents=True)
+    for path in case.sources:
+        shutil.copy(path, folder / path.name.replace("GLI", "XYZ"))
+    for forced in (None, "brats2023"):
+        with pytest.raises(DataError, match=r"unknown BraTS cohort code 'XYZ'; known codes: GLI, .*, MEN-RT") as err:
+            find_cases(tmp_path / "xyz", layout=forced)
+        assert "--layout" not in str(err.value)  # forcing a layout does not help: the advice must not offer it
+
+
 def test_ped_is_never_read_with_gli_labels(cohorts, tmp_path):
     root = cohorts["brats-ped"]
     assert {c.layout for c in find_cases(root)} == {"brats-ped"}

@@ -32,7 +32,7 @@ from ..data.file_safety import WriteFailed, atomic_append
 from ..data.layouts import get_layout
 from ..data.loader import TrainingCrops, make_loader, open_cases, training_batch
 from ..data.sampling import CropBatchSampler
-from ..data.workers import default_workers
+from ..data.workers import default_workers, interrupts_held_back
 from ..evaluation.metrics import dice, region_mask
 from ..nn.checkpoint import (
     check_compatible,
@@ -265,8 +265,14 @@ def train_one_epoch(run: Run, epoch: int, progress: bool = True) -> dict:
     seed_epoch(config.seed, epoch, run.ddp.rank)
     run.sampler.set_epoch(epoch)
     sums, steps = dict.fromkeys(LOSS_TERMS, 0.0), 0
+    with interrupts_held_back():  # the loader's workers fork here: a Ctrl-C meanwhile is raised after, not dropped
+        batches = iter(run.loader)
     bar = tqdm(
-        run.loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (progress and run.ddp.main), leave=False
+        batches,
+        total=len(run.loader),
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        disable=not (progress and run.ddp.main),
+        leave=False,
     )
     for batch in bar:
         terms = _train_step(run, batch, epoch)

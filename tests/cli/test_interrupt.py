@@ -10,6 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 
 import cga_model.cli as cli
 from cga_model.cli import main as cga
@@ -74,6 +75,28 @@ def test_ctrl_c_in_train_says_how_to_resume(tmp_path, monkeypatch, capsys):
 def test_preprocess_workers_ignore_sigint():
     with ProcessPoolExecutor(1, initializer=_ignore_interrupts) as pool:
         assert pool.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
+
+
+def test_a_ctrl_c_while_the_loader_workers_start_is_raised_once_they_run(cohort, tmp_path, monkeypatch, capsys):
+    """A SIGINT while ``iter(loader)`` forks its workers (Python would raise it inside an at-fork callback, print
+    a traceback and drop it) is held until the iterator exists, then stops ``cga train`` with its one line."""
+    started, real_iter = [], torch.utils.data.DataLoader.__iter__
+
+    def iterate(loader):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the workers start
+        iterator = real_iter(loader)
+        started.append(iterator)
+        return iterator
+
+    monkeypatch.setattr(torch.utils.data.DataLoader, "__iter__", iterate)
+    out = tmp_path / "run"
+    flags = ["--epochs", "1", "--crop", "16", "16", "16", "--base-channels", "4", "--val-fraction", "0"]
+    assert cga(["train", "--data", str(cohort), "--out", str(out), *flags, "--workers", "1"]) == 130
+    assert len(started) == 1  # raised once the workers were started, not amid their start
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("cga")]
+    assert len(lines) == 1 and lines[0].startswith("cga train: interrupted") and "Traceback" not in err, err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_sigint_during_a_real_training_run(cohort, tmp_path):

@@ -229,7 +229,8 @@ def _add_synth(p) -> None:
         "--layout",
         choices=tuple(LAYOUTS),
         default="brats2021",
-        help="files and labels to write: brats2021, brats2023, brats2024 (with resection cavities, label 4) or msd",
+        help="files and labels to write: any layout of the choices, each cohort with its own labels (brats-ped: "
+        "with cysts; brats-men-rt: T1c and GTV only; brats2024 and brats-met: with resection cavities)",
     )
     p.add_argument("--cases", type=int, default=10, help="number of cases")
     p.add_argument("--seed", type=int, default=0, help="seed of the cohort (same seed, same cases)")

@@ -25,9 +25,10 @@ def interrupts_held_back():
     A SIGINT that arrives while the process forks is otherwise raised inside one of Python's at-fork callbacks
     (logging's lock release), which prints a traceback and drops it, so the command goes on as if never
     interrupted. Here a handler only notes it meanwhile (blocking the signal would not do: another thread, such
-    as a progress bar's, would take it). Outside the main thread, where no handler can be set, nothing is held."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    as a progress bar's, would take it). Outside the main thread, where no handler can be set, and where SIGINT is
+    ignored, nothing is held."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield  # no handler can be set here, or Ctrl-C is ignored (a command started in the background): kept so
         return
     caught = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))

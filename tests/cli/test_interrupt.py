@@ -89,6 +89,7 @@ def test_a_ctrl_c_while_the_loader_workers_start_is_raised_once_they_run(cohort,
         return iterator
 
     monkeypatch.setattr(torch.utils.data.DataLoader, "__iter__", iterate)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if started ignored
     out = tmp_path / "run"
     flags = ["--epochs", "1", "--crop", "16", "16", "16", "--base-channels", "4", "--val-fraction", "0"]
     assert cga(["train", "--data", str(cohort), "--out", str(out), *flags, "--workers", "1"]) == 130
@@ -96,7 +97,7 @@ def test_a_ctrl_c_while_the_loader_workers_start_is_raised_once_they_run(cohort,
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("cga")]
     assert len(lines) == 1 and lines[0].startswith("cga train: interrupted") and "Traceback" not in err, err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.signal(signal.SIGINT, previous) is signal.default_int_handler  # Ctrl-C is Python's again
 
 
 def test_sigint_during_a_real_training_run(cohort, tmp_path):
@@ -105,7 +106,12 @@ def test_sigint_during_a_real_training_run(cohort, tmp_path):
     cmd += ["--crop", "16", "16", "16", "--batch-size", "1", "--base-channels", "4", "--val-fraction", "0"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        cmd + ["--workers", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        cmd + ["--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal, even if we run ignored
     )
     deadline = time.time() + 180
     while not (out / "last.pt").exists() and time.time() < deadline:

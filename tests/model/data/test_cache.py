@@ -265,6 +265,7 @@ def test_a_ctrl_c_while_the_workers_start_is_held_back_not_dropped(raw, tmp_path
             return super().submit(*args, **kwargs)
 
     monkeypatch.setattr(preprocess_module, "ProcessPoolExecutor", Pool)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if started ignored
     out = tmp_path / "cache"
     assert cga(["preprocess", "--data", str(raw), "--out", str(out), "--workers", "2"]) == 130
     assert len(submitted) == 3  # raised once every case was submitted (the workers started), not amid the fork
@@ -272,7 +273,7 @@ def test_a_ctrl_c_while_the_workers_start_is_held_back_not_dropped(raw, tmp_path
     lines = [line for line in err.splitlines() if line.startswith("cga")]
     assert lines == ["cga preprocess: interrupted"] and "Traceback" not in err, err
     assert not [p.name for p in out.iterdir() if p.name.startswith(".partial")]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is Python's again
+    assert signal.signal(signal.SIGINT, previous) is signal.default_int_handler  # Ctrl-C is Python's again
 
 
 def test_intensity_beyond_float16_is_refused_not_stored_as_inf():
@@ -284,3 +285,17 @@ def test_intensity_beyond_float16_is_refused_not_stored_as_inf():
         as_float16(image, "C1")
     image[1, 1, 1, 1] = 6e4
     assert as_float16(image, "C1").dtype == np.float16
+
+
+def test_an_ignored_ctrl_c_stays_ignored_while_workers_start():
+    """A command started with SIGINT ignored (``cga preprocess ... &`` in a script) keeps ignoring it."""
+    from cga_model.data.workers import interrupts_held_back
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts_held_back():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from ..quiet_logs import quiet_logger
 from .errors import DataError
 from .file_safety import atomic_write
 
@@ -20,26 +20,15 @@ def save_nifti(path, data: np.ndarray, affine: np.ndarray, header=None) -> None:
     atomic_write(path, lambda tmp: nib.save(image, tmp))
 
 
-@contextlib.contextmanager
-def _nibabel_quiet():
-    """nibabel's header fix-ups (e.g. "pixdim[1,2,3] should be non-zero; setting 0 dims to 1") are not printed:
-    what they fix is checked from the stored header and refused in one line (``geometry.check_image``)."""
-    logger = nib.imageglobals.logger
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def load_nifti(path) -> nib.Nifti1Image:
     """Open a NIfTI file (data stays on disk until read), with a clear error naming a bad file."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"missing file: {path}")
     try:
-        with _nibabel_quiet():
+        # nibabel's header fix-up lines ("setting 0 dims to 1") are not printed: geometry.check_image checks the
+        # stored header and refuses what they fix in one line
+        with quiet_logger(nib.imageglobals.logger, logging.CRITICAL):
             image = nib.load(str(path))
         if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
             raise DataError(f"{path} is not a NIfTI image")

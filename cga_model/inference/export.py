@@ -29,6 +29,7 @@ from ..data.file_safety import atomic_write
 from ..nn.checkpoint import load_model
 from ..nn.config import SIZE_MULTIPLE
 from ..nn.network import CGAOutput
+from ..quiet_logs import quiet_logger
 from .onnx_runtime import CONFIG_KEY, LOGITS, OnnxSegmenter
 
 INPUT = "image"
@@ -163,18 +164,6 @@ def program_ops(program: torch.export.ExportedProgram, namespace: str = "cga") -
     ]
 
 
-@contextlib.contextmanager
-def _quiet_registry():
-    """The exporter logs a warning per torchvision op it cannot register; this model uses none."""
-    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def _ort_difference(program: torch.export.ExportedProgram, path) -> tuple[tuple, float]:
     """``(shape, largest |ONNX Runtime - PyTorch| of the logits)`` on a random ``CHECK_SIZE`` input."""
     channels = program.example_inputs[0][0].shape[1]
@@ -220,7 +209,8 @@ def export_onnx(model_checkpoint_or_program, out, *, overwrite: bool = False, to
     out = _check_target(out, overwrite)
     program, config = _as_program(model_checkpoint_or_program)
     names = tuple(program.call_spec.out_spec.context)  # the keys of the NamedOutputs dict, in order
-    with _quiet_registry():
+    # the exporter logs a warning per torchvision op it cannot register; this model uses none
+    with quiet_logger(logging.getLogger("torch.onnx._internal.exporter._registration"), logging.ERROR):
         onnx_program = torch.onnx.export(
             program,
             dynamo=True,

@@ -31,6 +31,12 @@ class DistributedRun:
         if self.device.type == "cuda" and self.enabled:
             torch.cuda.set_device(self.device)  # all_gather_object on nccl uses the current device
 
+    def close(self) -> None:
+        """Ends this rank's process group (when it started one), so the process exits cleanly: a group left
+        open at exit lets gloo's threads abort the process ("terminate called without an active exception")."""
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()

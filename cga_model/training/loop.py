@@ -207,14 +207,20 @@ def _build(config: TrainConfig, ddp: DistributedRun, folder: RunFolder, cases, t
 def set_up(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> Run:
     """Step 1, before anything is trained: every option checked (``TrainConfig.check``), the run folder locked
     and checked (``RunFolder``: an earlier run stays until the first checkpoint of this one), the data split and
-    checked, model, optimiser, scheduler, loss and loader built; then ``resume``. On a failure the lock is freed;
-    otherwise ``train`` frees it (``run.folder.release()``). Under ``torchrun`` the option check, the folder, data
-    and resume steps are agreed (``DistributedRun.agree``): a refusal on one rank stops every rank at once."""
+    checked, model, optimiser, scheduler, loss and loader built; then ``resume``. On a failure the lock is freed
+    and the process group ended; otherwise ``train`` does both (``run.folder.release()``, ``run.ddp.close()``).
+    Under ``torchrun`` the option check, the folder, data and resume steps are agreed (``DistributedRun.agree``):
+    a refusal on one rank stops every rank at once."""
     ddp = DistributedRun(config.device)
-    ddp.agree(config.check)
-    folder = ddp.agree(
-        lambda: RunFolder(Path(config.out), resume=resume, overwrite=overwrite, main=ddp.main), undo=RunFolder.release
-    )
+    try:
+        ddp.agree(config.check)
+        folder = ddp.agree(
+            lambda: RunFolder(Path(config.out), resume=resume, overwrite=overwrite, main=ddp.main),
+            undo=RunFolder.release,
+        )
+    except BaseException:
+        ddp.close()
+        raise
     try:
         cases, train_ids, val_ids = ddp.agree(lambda: _open_data(config))
         run = _build(config, ddp, folder, cases, train_ids, val_ids)
@@ -222,6 +228,7 @@ def set_up(config: TrainConfig, resume: bool = False, overwrite: bool = False) -
             ddp.agree(lambda: _resume(run))
     except BaseException:
         folder.release()
+        ddp.close()
         raise
     return run
 
@@ -391,4 +398,5 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, over
             end_of_epoch(run, epoch, record, progress=progress)
     finally:
         run.folder.release()
+        run.ddp.close()
     return run.model, record

@@ -90,6 +90,17 @@ VARIANTS = {
             loss={"attention_weight": 20.0},
         ),
         Variant(
+            "cga_att_dice_ce",
+            "attention supervised by Dice + cross-entropy (--attention-loss dice_ce)",
+            loss={"attention_loss": "dice_ce"},
+        ),
+        Variant(
+            "cga_att_dice_ce_relu",
+            "--attention-loss dice_ce --attention-path relu",
+            model={"attention_path": "relu"},
+            loss={"attention_loss": "dice_ce"},
+        ),
+        Variant(
             "cga_dropout",
             "the CGA U-Net trained with --sequence-dropout 0.25 (tolerates missing sequences)",
             train={"sequence_dropout": 0.25},

@@ -16,5 +16,8 @@ MASK_MODES = ("hard", "soft")
 ATTENTION_PATHS = ("linear", "relu")
 #: Segmentation losses: Dice + cross-entropy (default), the paper's softmax Dice over the tumour classes.
 SEGMENTATION_LOSSES = ("dice_ce", "dice")
+#: Attention losses: the paper's MSE against the one-hot guided map, or Dice + cross-entropy on the attention logits
+#: (the segmentation loss's form, so the rare tumour classes weigh as much as the background).
+ATTENTION_LOSSES = ("mse", "dice_ce")
 #: Inter-class loss forms (``cga_kernels.inter_class_loss``): the paper's formula, the released code's.
 INTER_FORMS = ("paper", "official")

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from .choices import INTER_FORMS, SEGMENTATION_LOSSES
+from .choices import ATTENTION_LOSSES, INTER_FORMS, SEGMENTATION_LOSSES
 from .options import from_known_dict, option
 
 
@@ -33,6 +33,12 @@ class LossConfig:
         "weight of the attention MSE: 1 = paper, 20 = released code (with hard masks only the attention path learns "
         "from this term, and Adam's per-parameter steps make its scale nearly irrelevant)",
     )
+    attention_loss: str = option(
+        "mse",
+        "attention loss L_A: mse = the paper's MSE against the one-hot guided map; dice_ce = Dice + cross-entropy on "
+        "the attention logits (the tumour classes weigh as much as the background)",
+        choices=ATTENTION_LOSSES,
+    )
     inter_weight: float = option(0.1, "weight of the inter-class term")
     inter_form: str = option("paper", "inter-class loss: paper formula or released code's", choices=INTER_FORMS)
     inter_start_epoch: int = option(20, "first epoch (0-based) with the inter-class term")
@@ -48,6 +54,10 @@ class LossConfig:
         if self.segmentation not in SEGMENTATION_LOSSES:
             raise ValueError(
                 f"segmentation loss (--loss) must be one of {SEGMENTATION_LOSSES}, got {self.segmentation!r}"
+            )
+        if self.attention_loss not in ATTENTION_LOSSES:
+            raise ValueError(
+                f"attention loss (--attention-loss) must be one of {ATTENTION_LOSSES}, got {self.attention_loss!r}"
             )
         if self.inter_form not in INTER_FORMS:
             raise ValueError(f"inter_form must be one of {INTER_FORMS}, got {self.inter_form!r}")

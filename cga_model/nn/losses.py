@@ -50,7 +50,7 @@ from torch import nn
 
 import cga_kernels as ck
 
-from .choices import INTER_FORMS
+from .choices import ATTENTION_LOSSES, INTER_FORMS
 from .loss_config import LossConfig
 
 
@@ -129,9 +129,9 @@ def downsample_labels(labels: torch.Tensor, size: Sequence[int]) -> torch.Tensor
     return F.interpolate(labels.unsqueeze(1).double(), size=size, mode="nearest").squeeze(1).to(labels.dtype)
 
 
-def attention_mse_loss(attention: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """MSE between attention logits ``(B, K, *S_att)`` and the one-hot of ``labels (B, *S)`` down-sampled
-    (nearest, see ``downsample_labels``) to ``S_att``: the paper's category guided map G. Mean over all elements."""
+def guided_map_labels(attention: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The class indices of the paper's category guided map G: ``labels (B, *S)`` down-sampled (nearest, see
+    ``downsample_labels``) to the size of the attention logits ``(B, K, *S_att)``, checked against them."""
     if not isinstance(labels, torch.Tensor) or labels.dim() != attention.dim() - 1:
         raise ValueError(
             f"labels must be (B, *S) with the spatial rank of the attention {tuple(attention.shape)}, "
@@ -139,7 +139,24 @@ def attention_mse_loss(attention: torch.Tensor, labels: torch.Tensor) -> torch.T
         )
     small = downsample_labels(labels, attention.shape[2:])
     _check_labels(small, attention, "attention")
-    return F.mse_loss(attention.float(), one_hot(small, attention.shape[1]))
+    return small
+
+
+def attention_mse_loss(attention: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """MSE between attention logits ``(B, K, *S_att)`` and the one-hot of ``labels (B, *S)`` down-sampled
+    (nearest, see ``downsample_labels``) to ``S_att``: the paper's category guided map G. Mean over all elements."""
+    return F.mse_loss(attention.float(), one_hot(guided_map_labels(attention, labels), attention.shape[1]))
+
+
+def attention_loss(attention: torch.Tensor, labels: torch.Tensor, form: str = "mse") -> torch.Tensor:
+    """``L_A`` of attention logits ``(B, K, *S_att)`` against ``labels (B, *S)``: ``"mse"``
+    (``attention_mse_loss``, the paper's) or ``"dice_ce"`` (``dice_ce_loss`` of the logits against the labels
+    down-sampled as for the MSE: a class-balanced loss, under which the argmax names the rare tumour classes)."""
+    if form == "mse":
+        return attention_mse_loss(attention, labels)
+    if form != "dice_ce":
+        raise ValueError(f"attention_loss must be one of {ATTENTION_LOSSES}, got {form!r}")
+    return dice_ce_loss(attention, guided_map_labels(attention, labels))
 
 
 def inter_class_term(
@@ -200,7 +217,7 @@ class CGALoss(nn.Module):
         dice = c.dice_weight * segment(output.logits, labels, smooth=self.dice_smooth)
         attention = zero
         if output.attention is not None:
-            attention = c.attention_weight * attention_mse_loss(output.attention, labels)
+            attention = c.attention_weight * attention_loss(output.attention, labels, c.attention_loss)
         inter = zero
         if output.prototypes is not None and self.inter_active(epoch):
             inter = c.inter_weight * inter_class_term(output.prototypes, output.counts, c.inter_form, sign=c.inter_sign)

@@ -21,7 +21,7 @@ from torch import nn
 import cga_kernels as ck
 
 from .attention import AttentionPath, conv_class
-from .losses import attention_mse_loss, inter_class_term
+from .losses import attention_loss, inter_class_term
 
 
 class GuidedOutput(NamedTuple):
@@ -127,8 +127,11 @@ class CategoryGuidedAttention(nn.Module):
         return GuidedOutput(output, *self._extras)
 
 
-def guided_attention_losses(result: GuidedOutput, labels: torch.Tensor, form: str = "paper") -> GuidedLosses:
-    """Attention MSE against the nearest-down-sampled one-hot ``labels (B, *S)`` and the inter-class loss."""
+def guided_attention_losses(
+    result: GuidedOutput, labels: torch.Tensor, form: str = "paper", attention: str = "mse"
+) -> GuidedLosses:
+    """The attention loss against the nearest-down-sampled ``labels (B, *S)`` (``attention``: ``"mse"`` against
+    their one-hot, or ``"dice_ce"``; ``cga_model.nn.losses.attention_loss``) and the inter-class loss (``form``)."""
     return GuidedLosses(
-        attention_mse_loss(result.attention, labels), inter_class_term(result.prototypes, result.counts, form)
+        attention_loss(result.attention, labels, attention), inter_class_term(result.prototypes, result.counts, form)
     )

@@ -1,4 +1,4 @@
-"""nnU-Net's loss plus the attention MSE and the inter-class loss of the guided network.
+"""nnU-Net's loss plus the attention loss and the inter-class loss of the guided network.
 
 ``GuidedLoss(host_loss, network, regions=..., config=LossConfig(...))`` is called as nnU-Net calls its loss,
 ``loss(output, target)``, with the host output and targets (lists of per-scale tensors under
@@ -6,11 +6,11 @@ deep supervision); it adds, from ``network.last_result`` (``cga_model.nnunet.net
 
 ``total = host_loss + attention_weight * L_A + inter_weight * inter_sign * L_I``  (``L_I`` once ``inter_active``)
 
-with ``L_A`` the attention MSE against the one-hot of the full-resolution target's categories
-(``cga_model.nn.losses.attention_mse_loss``) and ``L_I`` the inter-class loss of the bottleneck
-prototypes (``inter_class_term``), the weights and form those of the ``LossConfig`` (its ``segmentation``
-and ``dice_weight`` do not apply: nnU-Net's own loss is the host loss). The last step's
-unweighted terms are in ``last_terms``.
+with ``L_A`` the attention loss of the ``LossConfig`` (``attention_loss``: the MSE against the one-hot, or
+Dice + cross-entropy) against the full-resolution target's categories (``cga_model.nn.losses.attention_loss``)
+and ``L_I`` the inter-class loss of the bottleneck prototypes (``inter_class_term``), the weights and form
+those of the ``LossConfig`` (its ``segmentation`` and ``dice_weight`` do not apply: nnU-Net's own loss is the
+host loss). The last step's unweighted terms are in ``last_terms``.
 
 Categories (K = number of network outputs + 1, fixed by the network alone so a checkpoint
 rebuilds without the dataset): label-based training: category = label value (the last category
@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..nn.loss_config import LossConfig
-from ..nn.losses import attention_mse_loss, inter_class_term
+from ..nn.losses import attention_loss, inter_class_term
 
 
 class GuidedTerms(NamedTuple):
@@ -72,8 +72,8 @@ class GuidedLoss(nn.Module):
         host = self.host_loss(output, target)
         result = self.network[0].last_result
         full = target[0] if isinstance(target, (list, tuple)) else target
-        attention = attention_mse_loss(result.attention, target_categories(full, regions=self.regions))
         c = self.config
+        attention = attention_loss(result.attention, target_categories(full, regions=self.regions), c.attention_loss)
         total = host + c.attention_weight * attention
         inter = torch.zeros((), device=host.device)
         if self.inter_active and c.inter_weight:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from cga_model.nn.dropin import CategoryGuidedAttention, guided_attention_losses
+from cga_model.nn.losses import attention_loss
 from examples import unet_2d
 
 
@@ -27,6 +28,8 @@ def test_2d_unet_trains_and_attention_head_gets_gradients(mode, head):
     assert result.attention.shape == (4, 4, 16, 16)  # both heads: rate 4 on the 64x64 input = the 16x16 bottleneck
     guided_attention_losses(result, y).attention.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.head.parameters())
+    balanced = guided_attention_losses(result, y, attention="dice_ce").attention
+    torch.testing.assert_close(balanced, attention_loss(result.attention, y, "dice_ce"))
 
 
 def test_monai_3d_unet_trains():

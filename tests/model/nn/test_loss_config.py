@@ -7,7 +7,9 @@ from cga_model.nn.loss_config import LossConfig
 
 
 def test_round_trip_and_unknown_keys():
-    config = LossConfig(segmentation="dice", attention_weight=20.0, inter_form="official", inter_sign=-1.0)
+    config = LossConfig(
+        segmentation="dice", attention_weight=20.0, attention_loss="dice_ce", inter_form="official", inter_sign=-1.0
+    )
     assert LossConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="last.pt: unknown loss options \\['nope'\\]"):
         LossConfig.from_dict({**config.to_dict(), "nope": 1}, source="last.pt")
@@ -18,6 +20,7 @@ def test_round_trip_and_unknown_keys():
     [
         ("segmentation", "focal", "--loss"),
         ("inter_form", "x", "inter_form"),
+        ("attention_loss", "ce", "--attention-loss"),
         ("attention_weight", float("nan"), "--attention-weight"),
         ("dice_weight", -0.5, "--dice-weight"),
         ("inter_start_epoch", 1.5, "--inter-start-epoch"),

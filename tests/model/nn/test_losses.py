@@ -6,7 +6,15 @@ import torch.nn.functional as F
 
 import cga_kernels as ck
 from cga_model import CGALoss, CGAOutput
-from cga_model.nn.losses import attention_mse_loss, downsample_labels, inter_class_term, one_hot, softmax_dice_loss
+from cga_model.nn.losses import (
+    attention_loss,
+    attention_mse_loss,
+    dice_ce_loss,
+    downsample_labels,
+    inter_class_term,
+    one_hot,
+    softmax_dice_loss,
+)
 
 
 def perfect_output(labels, rate=2, channels=8):
@@ -103,6 +111,25 @@ def test_attention_mse_gradient_and_errors():
         softmax_dice_loss(torch.randn(2, 4, 16, 16, 16), labels.float())
     with pytest.raises(ValueError, match="must have shape"):
         softmax_dice_loss(torch.randn(1, 4, 16, 16, 16), labels)
+
+
+def test_attention_dice_ce_is_the_segmentation_form_on_the_guided_map():
+    labels = torch.zeros(2, 16, 16, 16, dtype=torch.long)
+    labels[:, 8:, 8:, 8:] = 3  # one 8-block of 8 is tumour: its argmax is what the update needs
+    attention = torch.randn(2, 4, 2, 2, 2, requires_grad=True)
+    small = labels[:, ::8, ::8, ::8]
+    torch.testing.assert_close(attention_loss(attention, labels, "dice_ce"), dice_ce_loss(attention, small))
+    torch.testing.assert_close(attention_loss(attention, labels, "mse"), attention_mse_loss(attention, labels))
+    # the tumour voxel weighs as much as the seven background voxels together (Dice), unlike the mean MSE
+    (g,) = torch.autograd.grad(attention_loss(attention, labels, "dice_ce"), attention)
+    tumour, background = g[:, 3, 1, 1, 1].abs().mean(), g[:, 3, 0, 0, 0].abs().mean()
+    assert tumour > background
+    total = CGALoss(attention_loss="dice_ce")(perfect_output(labels, rate=8), labels, epoch=0)
+    torch.testing.assert_close(total.attention, dice_ce_loss(perfect_output(labels, rate=8).attention, small))
+    with pytest.raises(ValueError, match="attention_loss must be one of"):
+        attention_loss(attention, labels, "ce")
+    with pytest.raises(ValueError, match="spatial rank"):
+        attention_loss(attention, labels[0], "dice_ce")
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from cga_model import cli  # noqa: E402
 from cga_model.data.cases import load_case  # noqa: E402
 from cga_model.data.layouts import find_cases  # noqa: E402
 from cga_model.nn.loss_config import LossConfig  # noqa: E402
-from cga_model.nn.losses import attention_mse_loss, inter_class_term  # noqa: E402
+from cga_model.nn.losses import attention_loss, attention_mse_loss, inter_class_term  # noqa: E402
 from cga_model.nnunet import TRAINER_DIR  # noqa: E402
 from cga_model.nnunet.lookup import find_trainer_class, nnunet_trainer_lookup  # noqa: E402
 from cga_model.nnunet.loss import GuidedLoss, target_categories  # noqa: E402
@@ -338,6 +338,10 @@ def test_guided_loss_adds_attention_and_inter_terms_under_deep_supervision():
     )
     total.backward()
     assert network.head.conv1.weight.grad.abs().sum() > 0  # the attention head learns from the MSE
+    dice_ce = GuidedLoss(host_loss, network, regions=True, config=LossConfig(attention_loss="dice_ce"))
+    outputs = network(x)
+    expected = host_loss(outputs, targets) + attention_loss(network.last_result.attention, categories, "dice_ce")
+    torch.testing.assert_close(dice_ce(outputs, targets), expected)
 
 
 def test_guided_loss_label_targets_use_label_values_as_categories():

@@ -101,6 +101,12 @@ VARIANTS = {
             loss={"attention_loss": "dice_ce"},
         ),
         Variant(
+            "cga_att_dice_ce_tumour",
+            "--attention-loss dice_ce --intra-classes 1 2 3: the update writes back to tumour voxels only",
+            model={"intra_classes": (1, 2, 3)},
+            loss={"attention_loss": "dice_ce"},
+        ),
+        Variant(
             "cga_dropout",
             "the CGA U-Net trained with --sequence-dropout 0.25 (tolerates missing sequences)",
             train={"sequence_dropout": 0.25},

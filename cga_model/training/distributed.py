@@ -16,13 +16,14 @@ import torch.distributed as dist
 class DistributedRun:
     """Rank, world size, whether this process logs and saves, and the device it trains on.
 
-    ``WORLD_SIZE > 1`` (set by ``torchrun``) starts the process group; each rank then takes
-    ``cuda:<rank>`` when ``device`` is CUDA.
+    ``WORLD_SIZE > 1`` (set by ``torchrun``) starts the process group, unless the caller has started one;
+    each rank then takes ``cuda:<rank>`` when ``device`` is CUDA. ``close()`` ends the group it started.
     """
 
     def __init__(self, device: str):
         self.enabled = int(os.environ.get("WORLD_SIZE", "1")) > 1
-        if self.enabled and not dist.is_initialized():
+        self.owns_group = self.enabled and not dist.is_initialized()
+        if self.owns_group:
             dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
         self.rank = dist.get_rank() if self.enabled else 0
         self.world = dist.get_world_size() if self.enabled else 1
@@ -32,9 +33,10 @@ class DistributedRun:
             torch.cuda.set_device(self.device)  # all_gather_object on nccl uses the current device
 
     def close(self) -> None:
-        """Ends this rank's process group (when it started one), so the process exits cleanly: a group left
-        open at exit lets gloo's threads abort the process ("terminate called without an active exception")."""
-        if self.enabled and dist.is_initialized():
+        """Ends the process group this run started (a caller's own group stays theirs), so the process exits
+        cleanly: a group left open at exit lets gloo's threads abort it ("terminate called without an active
+        exception")."""
+        if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()
 
     def barrier(self) -> None:

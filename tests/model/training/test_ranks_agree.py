@@ -72,3 +72,18 @@ def test_agree_without_ddp_is_the_step_itself():
     assert not ddp.enabled and ddp.agree(lambda: 3) == 3
     with pytest.raises(ValueError, match="refused"):
         ddp.agree(lambda: (_ for _ in ()).throw(ValueError("refused")))
+
+
+def test_a_process_group_the_caller_started_stays_open(tmp_path, monkeypatch):
+    """``close()`` ends only a group the run started: a caller's own group (here one rank, by file) stays theirs."""
+    import torch.distributed as dist
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; the caller's group decides the ranks
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        ddp = DistributedRun("cpu")
+        assert ddp.enabled and not ddp.owns_group and ddp.rank == 0 and ddp.world == 1
+        ddp.close()
+        assert dist.is_initialized()
+    finally:
+        dist.destroy_process_group()

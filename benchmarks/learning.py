@@ -229,6 +229,7 @@ def run_cga(variant: Variant, setting: Setting, seed: int, cohorts: dict) -> dic
             log=lambda line: None,
             overwrite=True,  # the run was just replaced (train overwrite=True): so are its predictions
             whole_box=True,  # the path every recorded run was scored with; benchmarks.prediction_paths scores others
+            precision="float32",  # as every recorded run, on any CPU
         )
         scores[split] = folder_scores(pred_dir, cohorts[split])
     return {"steps": steps, **timing, **scores}

@@ -69,7 +69,7 @@ def measure(checkpoints: list, cases_dir: Path, out: Path, device: str = "cpu") 
             pred_dir = out / "pred" / name.replace("/", "_") / folder.name
             predict_folder(
                 checkpoint, folder, pred_dir, device=device, progress=False, log=lambda line: None,
-                overwrite=True, allow_missing=True,
+                overwrite=True, allow_missing=True, precision="float32",
             )  # fmt: skip
             scores = folder_scores(pred_dir, cases_dir)
             rows.append({"checkpoint": name, "sequence_dropout": rate, "condition": condition, **scores})

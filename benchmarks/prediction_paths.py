@@ -40,15 +40,24 @@ from cga_model.inference.predict import predict_folder
 
 #: name: (what it is, ``predict_folder`` segmentation options; ``"crop"``: the run's training crop).
 PATHS = {
-    "whole_box": ("the whole brain box in one pass (--whole-box)", {"whole_box": True}),
-    "windows128": ("128^3 windows at overlap 0.5: cga predict's default", {"roi": (128,) * 3, "overlap": 0.5}),
+    "whole_box": ("the whole brain box in one pass (--whole-box)", {"whole_box": True, "precision": "float32"}),
+    "windows128": (
+        "128^3 windows at overlap 0.5: cga predict's default",
+        {"roi": (128,) * 3, "overlap": 0.5, "precision": "float32"},
+    ),
     "whole_box_bf16": ("--whole-box --precision bfloat16", {"whole_box": True, "precision": "bfloat16"}),
     "windows128_bf16": (
         "128^3 windows at overlap 0.5 --precision bfloat16",
         {"roi": (128,) * 3, "overlap": 0.5, "precision": "bfloat16"},
     ),
-    "whole_box_tta8": ("--whole-box averaged over 8 flips (--tta 8)", {"whole_box": True, "tta": 8}),
-    "windows_crop": ("windows of the training crop at overlap 0.5", {"roi": "crop", "overlap": 0.5}),
+    "whole_box_tta8": (
+        "--whole-box averaged over 8 flips (--tta 8)",
+        {"whole_box": True, "tta": 8, "precision": "float32"},
+    ),
+    "windows_crop": (
+        "windows of the training crop at overlap 0.5",
+        {"roi": "crop", "overlap": 0.5, "precision": "float32"},
+    ),
 }
 REFERENCE = "windows128"
 TOLERANCE = 0.005  # the largest drop of a region's Dice a path may cost against the one it replaces

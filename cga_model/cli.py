@@ -329,9 +329,10 @@ def _add_predict(p) -> None:
     )
     p.add_argument(
         "--precision",
-        choices=("float32", "bfloat16"),
-        default="float32",
-        help="arithmetic of the network (bfloat16: autocast, for CPUs and GPUs with bfloat16 units)",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="arithmetic of the network: bfloat16 (autocast) or float32; auto: bfloat16 where the device has "
+        "bfloat16 units (AVX512-BF16 or AMX CPUs, GPUs), float32 elsewhere and for --onnx",
     )
     _add_prediction_files(p)
     _add_brain_mask(p)

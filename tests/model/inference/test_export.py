@@ -168,7 +168,8 @@ def test_cga_predict_onnx_writes_the_label_maps_of_the_pytorch_path(hard, tmp_pa
     cohort = tmp_path / "cohort"
     ids = synthesize_cohort(cohort, cases=2, seed=4, shape=(40, 32, 24), progress=False)
     common = ["--input", str(cohort), "--roi", "16", "16", "16"]
-    assert cga(["predict", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "torch"), *common]) == 0
+    torch_argv = ["predict", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "torch"), *common]
+    assert cga([*torch_argv, "--precision", "float32"]) == 0  # the ONNX model's arithmetic, on any CPU
     assert cga(["predict", "--onnx", str(onnx_path), "--out", str(tmp_path / "onnx"), *common]) == 0
     values = set()
     for case_id in ids:
@@ -203,6 +204,9 @@ def test_cga_export_and_predict_refuse_bad_requests_in_one_line(hard, tmp_path, 
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"cga {argv[0]}: error: ") and "\n" not in err, (what, err)
     assert "--overwrite" in cga_error(["export", "--checkpoint", str(checkpoint), "--out", str(onnx_path)], capsys)
+    bf16 = ["predict", "--onnx", str(onnx_path), "--input", str(tmp_path), "--out", str(tmp_path / "b")]
+    assert "--precision bfloat16 needs a PyTorch checkpoint" in cga_error([*bf16, "--precision", "bfloat16"], capsys)
+    assert not (tmp_path / "b").exists()
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "model.txt").exists()
 
 

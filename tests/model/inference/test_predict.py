@@ -53,7 +53,7 @@ def test_probabilities_and_labels_agree(setup):
 
 def test_cli_flags(setup, capsys):
     args = build_parser().parse_args(["predict", "--checkpoint", "c", "--input", "i", "--out", "o", "--tta"])
-    assert args.tta == 8 and args.roi is None and args.overlap is None and args.precision == "float32"
+    assert args.tta == 8 and args.roi is None and args.overlap is None and args.precision == "auto"
     args = build_parser().parse_args(["predict", "--checkpoint", "c", "--input", "i", "--out", "o", "--tta", "3"])
     assert args.tta == 3
     checkpoint, data, root = setup

@@ -5,7 +5,15 @@ import pytest
 import torch
 
 from cga_model.nn.network import CGAOutput, CGAUNet
-from cga_model.nn.sliding_window import FLIPS, flips_of, predict_probs, segment_labels, segment_volume
+from cga_model.nn.sliding_window import (
+    FLIPS,
+    flips_of,
+    native_bfloat16,
+    predict_probs,
+    resolve_precision,
+    segment_labels,
+    segment_volume,
+)
 from cga_model.nn.whole_volume import bytes_per_voxel, parse_memory, plan_inference, window_corners
 
 MB = 2**20
@@ -149,6 +157,26 @@ def test_bfloat16_runs_and_stays_close(network):
     assert (half - full).abs().max() < 0.05
     with pytest.raises(ValueError, match="--precision"):
         predict_probs(network, image, precision="float16")
+
+
+def test_auto_precision_takes_bfloat16_only_where_the_device_has_bfloat16_units(network, monkeypatch):
+    cpu = torch.device("cpu")
+    assert resolve_precision("float32", cpu) == ("float32", "--precision")
+    assert resolve_precision("bfloat16", cpu) == ("bfloat16", "--precision")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert native_bfloat16(cpu) is None and resolve_precision("auto", cpu)[0] == "float32"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert resolve_precision("auto", cpu) == ("bfloat16", "auto: AVX512-BF16 on this device")
+    lines = []
+    image = torch.randn(4, 16, 24, 16)
+    auto = predict_probs(network, image, precision="auto", log=lines.append)
+    torch.testing.assert_close(auto, predict_probs(network, image, precision="bfloat16"))
+    assert lines[0].endswith("; bfloat16 (auto: AVX512-BF16 on this device)")
+    # a model that is not a torch module (ONNX Runtime's) runs its own float32 graph
+    assert resolve_precision("auto", cpu, torch_model=False) == ("float32", "the ONNX model's own")
+    with pytest.raises(ValueError, match="--precision bfloat16 needs a PyTorch checkpoint"):
+        resolve_precision("bfloat16", cpu, torch_model=False)
 
 
 def test_memory_sizes_parse():

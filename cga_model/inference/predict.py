@@ -47,7 +47,6 @@ def predict_folder(
     log=None,
     overwrite=False,
     allow_missing=False,
-    precision="auto",
     **segmentation,
 ) -> list[Path]:
     """Predict every case under ``input_path`` (any layout: detected, or ``layout``) in the input's own convention.
@@ -59,19 +58,17 @@ def predict_folder(
     ``checkpoint`` may be a ``.onnx`` file of ``cga export``: the same windows then run in ONNX Runtime (CPU).
     ``brain_mask`` (default): voxels zero in every modality (outside a skull-stripped brain) are
     background and only the brain's box is segmented; turn it off for images that are not skull-stripped.
-    ``segmentation``: ``roi``, ``overlap``, ``tta``, ``memory_limit``, ``whole_box`` of ``segment_volume``
-    (default: 128^3 windows at overlap 0.5 when they fit; ``whole_box``: the whole brain box in one pass);
-    ``precision``: ``"auto"`` (bfloat16 where the device has bfloat16 units), ``"float32"`` or ``"bfloat16"``
-    (``resolve_precision``); ``log`` gets each case's path choice and precision (default: stderr).
+    ``segmentation``: ``roi``, ``overlap``, ``tta``, ``memory_limit``, ``whole_box``, ``precision`` of
+    ``segment_volume`` (default: 128^3 windows at overlap 0.5 when they fit; ``whole_box``: the whole brain box
+    in one pass; ``precision="auto"``: ``resolve_precision``); ``log`` gets each case's path choice (default: stderr).
     Before anything is written, every case's headers and geometry (``cases.check_headers``) and ID are
     checked, and ``out_dir`` must pass ``check_output``: never inside the input, and files it would replace
-    only with ``overwrite``.
-    A case lacking a sequence of the network is refused naming the file; with ``allow_missing`` it is segmented
-    with it zero-filled, logged (``_missing_line``) and recorded in its header (``missing_description``).
-    """
+    only with ``overwrite``. A case lacking a sequence of the network is refused naming the file; with
+    ``allow_missing`` it is segmented with it zero-filled, logged (``_missing_line``) and recorded in its header
+    (``missing_description``)."""
+    segmentation = {"precision": "auto", **segmentation}
     _check_segmentation(segmentation)
-    model, config, cases, channels = _model_and_cases(checkpoint, input_path, layout, device, precision)
-    segmentation["precision"] = precision
+    model, config, cases, channels = _model_and_cases(checkpoint, input_path, layout, device, segmentation)
     scheme = LAYOUTS[cases[0].layout].scheme
     out_dir = Path(out_dir)
     _check_before_writing(
@@ -106,12 +103,12 @@ def _segment_case(model, config, channels, case, *, device, brain_mask, save_pro
     return segment(model, image, brain_only=brain_mask, log=case_log, **segmentation)
 
 
-def _model_and_cases(checkpoint, input_path, layout, device, precision) -> tuple:
-    """``(model, training config, cases, channels)``: the network of ``checkpoint`` (``precision`` checked against
-    it), the cases under ``input_path`` (its training layout preferred) checked to fit it, and its input channels
-    as indices into their sequences."""
+def _model_and_cases(checkpoint, input_path, layout, device, segmentation) -> tuple:
+    """``(model, training config, cases, channels)``: the network of ``checkpoint`` (the ``segmentation``
+    options' ``precision`` checked against it), the cases under ``input_path`` (its training layout preferred)
+    checked to fit it, and its input channels as indices into their sequences."""
     model, config = load_predictor(checkpoint, device)
-    resolve_precision(precision, torch.device(device), isinstance(model, torch.nn.Module))
+    resolve_precision(segmentation["precision"], torch.device(device), isinstance(model, torch.nn.Module))
     cases = find_cases(input_path, layout=layout, prefer=trained_layout(config))
     check_model_fits(model.num_classes, config, cases[0].layout, checkpoint)
     return model, config, cases, model_channel_order(config, checkpoint, cases[0].layout)

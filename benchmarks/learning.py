@@ -107,6 +107,12 @@ VARIANTS = {
             loss={"attention_loss": "dice_ce"},
         ),
         Variant(
+            "cga_feature_attention",
+            "--attention-path features --attention-loss dice_ce: the attention from the features it updates",
+            model={"attention_path": "features"},
+            loss={"attention_loss": "dice_ce"},
+        ),
+        Variant(
             "cga_dropout",
             "the CGA U-Net trained with --sequence-dropout 0.25 (tolerates missing sequences)",
             train={"sequence_dropout": 0.25},

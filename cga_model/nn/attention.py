@@ -85,6 +85,20 @@ class AttentionPath(nn.Module):
         return f"rate={self.rate}, kind={self.kind!r}"
 
 
+class FeatureAttention(nn.Module):
+    """Attention logits from the feature map the SAM updates: ``(B, C, *S) -> (B, K, *S)``, one 1x1 convolution
+    (``attention_path="features"``). Unlike the image path, its supervision reaches the encoder that made the
+    features, and it classifies from them rather than from the image's intensities."""
+
+    def __init__(self, feature_channels: int, num_classes: int, *, rate: int, spatial_dims: int = 3):
+        super().__init__()
+        self.rate = rate
+        self.conv = conv_class(spatial_dims)(feature_channels, num_classes, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.conv(features)
+
+
 class SAMOutput(NamedTuple):
     features: torch.Tensor  # updated features (B, C, *S) (the input features when intra is off)
     attention: torch.Tensor  # attention logits (B, K, *S)
@@ -107,7 +121,8 @@ class SAM(nn.Module):
         inter: return the prototypes and counts (for the inter-class loss). With ``intra`` off
             they are pooled from the un-updated features (``cga_kernels.prototype_pool``).
         width: channels of the attention path (16 in the paper).
-        path: ``AttentionPath`` kind, ``"linear"`` (released code) or ``"relu"``.
+        path: ``AttentionPath`` kind, ``"linear"`` (released code) or ``"relu"``, or ``"features"``
+            (``FeatureAttention`` on the features given to ``forward``, ``feature_channels`` of them).
         gate: write the update back through a learned scalar gate that starts at 0,
             ``x + g * scatter(pool(x))`` (``intra`` only): the network starts as the baseline
             U-Net and uses the prototypes as much as they help (the paper: ``g = 1``).
@@ -128,6 +143,7 @@ class SAM(nn.Module):
         width: int = 16,
         gate: bool = False,
         path: str = "linear",
+        feature_channels: int | None = None,
     ):
         super().__init__()
         if gate and not intra:
@@ -151,7 +167,14 @@ class SAM(nn.Module):
         self.num_classes = num_classes
         self.mask_mode = mask_mode
         self.intra, self.inter = bool(intra), bool(inter)
-        self.attention_path = AttentionPath(in_channels, num_classes, rate=rate, width=width, kind=path)
+        self.from_features = path == "features"
+        if self.from_features and feature_channels is None:
+            raise ValueError("path='features' needs feature_channels, the channels of the updated feature map")
+        self.attention_path = (
+            FeatureAttention(feature_channels, num_classes, rate=rate)
+            if self.from_features
+            else AttentionPath(in_channels, num_classes, rate=rate, width=width, kind=path)
+        )
         self.update = (
             ck.IntraClassUpdate(num_classes, mode=mask_mode, residual=not gate, classes=intra_classes)
             if intra
@@ -160,7 +183,7 @@ class SAM(nn.Module):
         self.gate = nn.Parameter(torch.zeros(())) if gate else None
 
     def forward(self, features: torch.Tensor, image: torch.Tensor) -> SAMOutput:
-        attention = self.attention_path(image)
+        attention = self.attention_path(features if self.from_features else image)
         if attention.shape[2:] != features.shape[2:]:
             raise ValueError(
                 f"SAM: attention size {tuple(attention.shape[2:])} (rate {self.attention_path.rate}) does not match "

@@ -11,9 +11,9 @@ ATTENTION_STRIDES = {8: (2, 2, 2), 4: (1, 2, 2), 2: (1, 1, 2)}
 #: Masks of the intra-class update: argmax of the attention (released code) or softmax weights
 #: (the same tuple as ``cga_kernels.modules.MASK_MODES``, the op's contract; a test keeps them equal).
 MASK_MODES = ("hard", "soft")
-#: Attention conv paths: three convolutions with nothing between them (released code), or with a ReLU after the
-#: first two (a non-linear map of the image).
-ATTENTION_PATHS = ("linear", "relu")
+#: Attention paths: three convolutions of the image with nothing between them (released code), or with a ReLU
+#: after the first two (a non-linear map of the image), or a 1x1 convolution of the feature map the SAM updates.
+ATTENTION_PATHS = ("linear", "relu", "features")
 #: Segmentation losses: Dice + cross-entropy (default), the paper's softmax Dice over the tumour classes.
 SEGMENTATION_LOSSES = ("dice_ce", "dice")
 #: Attention losses: the paper's MSE against the one-hot guided map, or Dice + cross-entropy on the attention logits

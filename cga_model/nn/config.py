@@ -49,7 +49,8 @@ class ModelConfig:
     )
     attention_path: str = option(
         "linear",
-        "the attention conv path: linear = three convolutions (released code), relu = a ReLU between them",
+        "the attention path: linear = three convolutions of the image (released code), relu = a ReLU between "
+        "them, features = a 1x1 convolution of the feature map the update changes",
         choices=ATTENTION_PATHS,
     )
     dropout: float = option(0.2, "channel dropout after InitConv (training only)")

@@ -106,6 +106,7 @@ class CGAUNet(nn.Module):
                 width=config.attention_channels,
                 gate=config.update_gate and config.intra,
                 path=config.attention_path,
+                feature_channels=c * config.attention_rate,  # EnBlock2, 3 or 4 output: 2c, 4c, 8c
             )
 
     @classmethod

@@ -82,6 +82,10 @@ def test_a_saved_config_without_attention_path_is_rebuilt_with_the_linear_path(t
     _save(tmp_path / "relu.pt", CGAUNet(relu).state_dict(), {"model": relu.to_dict()})
     loaded, _ = load_model(tmp_path / "relu.pt")
     assert loaded.sam.attention_path.kind == "relu"
+    features = ModelConfig(base_channels=4, attention_path="features")
+    _save(tmp_path / "features.pt", CGAUNet(features).state_dict(), {"model": features.to_dict()})
+    loaded, _ = load_model(tmp_path / "features.pt")
+    assert loaded.config == features and loaded.sam.from_features
 
 
 def test_another_configuration_is_refused_naming_each_option(tmp_path):

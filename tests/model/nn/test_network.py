@@ -7,6 +7,7 @@ import torch
 
 import cga_kernels as ck
 from cga_model import CGALoss, CGAUNet
+from cga_model.nn.attention import SAM
 from cga_model.nn.losses import attention_mse_loss, softmax_dice_loss
 
 SIZES = [(32, 32, 32), (16, 32, 24)]
@@ -114,6 +115,24 @@ def test_relu_attention_path_is_the_linear_one_with_a_relu_between_the_convoluti
     expected = path.conv3(path.conv2(path.conv1(image).relu()).relu())
     torch.testing.assert_close(relu.sam.attention_path(image), expected)
     assert not torch.allclose(linear.sam.attention_path(image), expected)
+
+
+@pytest.mark.parametrize("rate, level", [(8, 8), (4, 4), (2, 2)])
+def test_feature_attention_is_a_1x1_convolution_of_the_features_it_updates(rate, level):
+    torch.manual_seed(0)
+    model = CGAUNet(base_channels=4, attention_path="features", attention_rate=rate)
+    seen = {}
+    model.sam.register_forward_hook(lambda module, args, out: seen.update(features=args[0]))
+    image, labels = torch.randn(2, 4, 16, 16, 16), torch.randint(0, 4, (2, 16, 16, 16))
+    out = model(image)
+    assert seen["features"].shape == (2, 4 * level, *(16 // rate,) * 3)  # EnBlock's output: 2c, 4c or 8c
+    torch.testing.assert_close(out.attention, model.sam.attention_path.conv(seen["features"]))
+    assert sum(p.numel() for p in model.sam.parameters()) == 4 * level * 4 + 4
+    # the attention loss reaches the encoder that made the features (the image path's never does)
+    attention_mse_loss(out.attention, labels).backward()
+    assert model.en_down1.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="feature_channels"):
+        SAM(4, 4, path="features")
 
 
 def test_baseline_differs_only_by_the_sam():

@@ -99,6 +99,16 @@ class FeatureAttention(nn.Module):
         return self.conv(features)
 
 
+def attention_head(path: str, in_channels: int, num_classes: int, rate: int, width: int, feature_channels):
+    """The SAM's attention logits: ``FeatureAttention`` for ``path="features"`` (``feature_channels`` needed),
+    else ``AttentionPath`` of kind ``path`` on the image."""
+    if path != "features":
+        return AttentionPath(in_channels, num_classes, rate=rate, width=width, kind=path)
+    if feature_channels is None:
+        raise ValueError("path='features' needs feature_channels, the channels of the updated feature map")
+    return FeatureAttention(feature_channels, num_classes, rate=rate)
+
+
 class SAMOutput(NamedTuple):
     features: torch.Tensor  # updated features (B, C, *S) (the input features when intra is off)
     attention: torch.Tensor  # attention logits (B, K, *S)
@@ -168,13 +178,7 @@ class SAM(nn.Module):
         self.mask_mode = mask_mode
         self.intra, self.inter = bool(intra), bool(inter)
         self.from_features = path == "features"
-        if self.from_features and feature_channels is None:
-            raise ValueError("path='features' needs feature_channels, the channels of the updated feature map")
-        self.attention_path = (
-            FeatureAttention(feature_channels, num_classes, rate=rate)
-            if self.from_features
-            else AttentionPath(in_channels, num_classes, rate=rate, width=width, kind=path)
-        )
+        self.attention_path = attention_head(path, in_channels, num_classes, rate, width, feature_channels)
         self.update = (
             ck.IntraClassUpdate(num_classes, mode=mask_mode, residual=not gate, classes=intra_classes)
             if intra

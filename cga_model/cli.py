@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__
 from .cli_failures import OneLineParser, parse_arguments, run_command
 from .data.layouts import LAYOUTS
+from .nn.choices import PRECISIONS
 from .nn.config import ModelConfig
 from .nn.loss_config import LossConfig
 from .nnunet.commands import add_nnunet_commands
@@ -329,7 +330,7 @@ def _add_predict(p) -> None:
     )
     p.add_argument(
         "--precision",
-        choices=("auto", "float32", "bfloat16"),
+        choices=PRECISIONS,
         default="auto",
         help="arithmetic of the network: bfloat16 (autocast) or float32; auto: bfloat16 where the device has "
         "bfloat16 units (AVX512-BF16 or AMX CPUs, GPUs), float32 elsewhere and for --onnx",

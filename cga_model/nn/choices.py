@@ -21,3 +21,5 @@ SEGMENTATION_LOSSES = ("dice_ce", "dice")
 ATTENTION_LOSSES = ("mse", "dice_ce")
 #: Inter-class loss forms (``cga_kernels.inter_class_loss``): the paper's formula, the released code's.
 INTER_FORMS = ("paper", "official")
+#: Arithmetic of ``cga predict``: bfloat16 where the device computes it natively (auto), float32, bfloat16.
+PRECISIONS = ("auto", "float32", "bfloat16")

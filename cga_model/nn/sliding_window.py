@@ -32,12 +32,12 @@ import torch
 import torch.nn.functional as F
 
 from ..data.brain import brain_box
+from .choices import PRECISIONS
 from .config import SIZE_MULTIPLE
 from .whole_volume import InferencePlan, bytes_per_voxel, default_budget, plan_inference, window_corners
 
 #: Spatial axes flipped by each TTA copy, in the order ``tta = N`` takes them: none, X, Y, Z, XY, XZ, YZ, XYZ.
 FLIPS = ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))
-PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def native_bfloat16(device: torch.device) -> str | None:

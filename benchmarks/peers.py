@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -116,6 +117,15 @@ def interleaved_times(steps: dict[str, Callable[[], None]], rounds: int) -> dict
     return times
 
 
+def page_faults_per_step(step: Callable[[], None], steps: int = 5) -> float:
+    """Minor page faults of this process per call of ``step`` (mean over ``steps`` calls): the first touches of
+    memory the allocator handed back to the system and took again, which a plain copy of x does not make."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(steps):
+        step()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / steps
+
+
 def _summary(seconds: list[float]) -> dict:
     q = statistics.quantiles(seconds, n=4) if len(seconds) > 1 else [seconds[0]] * 3
     return {
@@ -135,6 +145,8 @@ def run_shape(shape: str, rounds: int, skipped: dict[str, str]) -> dict:
     steps = {n: forward_backward(CANDIDATES[n], x, labels) for n in names}
     steps["copy of x"] = lambda: x.detach().clone()
     result = {name: _summary(t) for name, t in interleaved_times(steps, rounds).items()}
+    for name, step in steps.items():
+        result[name]["page_faults_per_step"] = page_faults_per_step(step)
     copy = result["copy of x"]["median_ms"]
     for name in names:  # any implementation moves >= 6 x-sized passes forward+backward; a copy moves 2
         result[name]["copy_roofline_fraction"] = 3 * copy / result[name]["median_ms"]
@@ -172,9 +184,10 @@ def main(argv=None) -> None:
     os.replace(tmp, args.out)
     for shape, rows in result["shapes"].items():
         for name, r in rows.items():
+            roofline = r.get("copy_roofline_fraction", float("nan"))
             print(
-                f"{shape:12s} {name:38s} {r['median_ms']:9.2f} ms  "
-                f"roofline {r.get('copy_roofline_fraction', float('nan')):.2f}"
+                f"{shape:12s} {name:38s} {r['median_ms']:9.2f} ms  roofline {roofline:.2f}  "
+                f"page faults {r['page_faults_per_step']:.0f}"
             )
     for name, why in result["skipped"].items():
         print(f"skipped {name}: {why}")

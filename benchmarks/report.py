@@ -88,18 +88,22 @@ def peers_section(peers: dict) -> list[str]:
         "fraction: the time 6 x-sized passes (the fewest any implementation can make forward+backward) take at the "
         "speed of a plain copy of x measured in the same rounds, divided by the candidate's time. "
         "(torch-scatter 2.1.2's `scatter_mean` is itself `scatter_add_` for the sums and the counts plus a division, "
-        "in Python; its compiled kernels serve `scatter_mul`/`min`/`max` and the segment operations.)",
+        "in Python; its compiled kernels serve `scatter_mul`/`min`/`max` and the segment operations.) Page faults: "
+        "minor faults of the process per step, after the timed rounds (the first touches of memory the allocator "
+        "gave back to the system and took again).",
         "",
-        "| shape | candidate | median ms (p25-p75) | fused is faster by | copy roofline fraction |",
-        "|---|---|---:|---:|---:|",
+        "| shape | candidate | median ms (p25-p75) | fused is faster by | copy roofline fraction | page faults |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for shape, rows in peers["shapes"].items():
         fused = rows["fused"]["median_ms"]
         for name, r in rows.items():
             frac = f"{r['copy_roofline_fraction']:.2f}" if "copy_roofline_fraction" in r else ""
             speed = f"{r['median_ms'] / fused:.2f}x" if name != "copy of x" else ""
+            faults = f"{r['page_faults_per_step']:.0f}" if "page_faults_per_step" in r else ""
             lines.append(
-                f"| {shape} | {name} | {r['median_ms']:.2f} ({r['p25_ms']:.2f}-{r['p75_ms']:.2f}) | {speed} | {frac} |"
+                f"| {shape} | {name} | {r['median_ms']:.2f} ({r['p25_ms']:.2f}-{r['p75_ms']:.2f}) | {speed} | {frac} "
+                f"| {faults} |"
             )
     lines += [f"\nNot run: {name}: {why}." for name, why in peers["skipped"].items()]
     return lines + [""] + goal_lines(peers)

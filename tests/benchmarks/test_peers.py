@@ -5,7 +5,13 @@ import torch
 
 import cga_kernels as ck
 from benchmarks import roofline
-from benchmarks.peers import interleaved_times, scatter_add_update, torch_scatter_missing, torch_scatter_update
+from benchmarks.peers import (
+    interleaved_times,
+    page_faults_per_step,
+    scatter_add_update,
+    torch_scatter_missing,
+    torch_scatter_update,
+)
 from benchmarks.released import released_intra_update, released_one_hot, vectorised_one_hot
 
 
@@ -48,6 +54,14 @@ def test_candidates_are_interleaved():
     times = interleaved_times({name: (lambda n=name: order.append(n)) for name in "ABC"}, rounds=2)
     assert order == list("ABC") * 3  # one warm-up round, then two timed ones
     assert all(len(t) == 2 for t in times.values())
+
+
+def test_page_faults_count_first_touches_of_fresh_memory():
+    # 64 MiB is above glibc's largest mmap threshold: every call maps fresh pages and writes them (>= 8 faults even
+    # with 2 MiB transparent huge pages); a step that allocates nothing faults far less
+    touching = page_faults_per_step(lambda: torch.ones(16 * 2**20))
+    assert touching >= 8
+    assert page_faults_per_step(lambda: None) < touching
 
 
 def test_eager_traffic_counts_inputs_outputs_not_views():

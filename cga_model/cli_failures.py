@@ -42,6 +42,7 @@ FOLDER_OUTPUTS = (
     "predict",
     "explain",
     "confidence",
+    "nnunet-restore",
 )  # commands whose --out is a folder
 DEBUG_VARIABLE = "CGA_DEBUG"
 OPTIONAL_EXTRAS = {  # top-level module -> the pip extra of cga-unet that installs it (pyproject.toml)

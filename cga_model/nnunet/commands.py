@@ -1,4 +1,5 @@
-"""``cga nnunet-convert`` and ``cga nnunet-train`` (added to the ``cga`` parser by ``add_nnunet_commands``)."""
+"""``cga nnunet-convert``, ``cga nnunet-train`` and ``cga nnunet-restore`` (added to the ``cga`` parser by
+``add_nnunet_commands``)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ def _convert(args) -> None:
 
     info = convert_dataset(args.data, args.out, target=args.target, layout=args.layout, overwrite=args.overwrite)
     print(f"wrote {info['numTraining']} training cases ({args.target}: {list(info['labels'])}) to {args.out}")
+
+
+def _restore(args) -> None:
+    from .restore import restore_predictions
+
+    written = restore_predictions(args.dataset, args.predictions, args.out, overwrite=args.overwrite)
+    print(f"wrote {len(written)} predictions in the cohort's label values to {args.out}")
 
 
 def training_argv(args) -> list:
@@ -67,7 +75,7 @@ def _train(args) -> None:
 
 
 def add_nnunet_commands(sub, formatter_class) -> None:
-    """Add ``nnunet-convert`` and ``nnunet-train`` to the ``cga`` subparsers ``sub``."""
+    """Add ``nnunet-convert``, ``nnunet-train`` and ``nnunet-restore`` to the ``cga`` subparsers ``sub``."""
     p = sub.add_parser(
         "nnunet-convert", help="write a dataset folder in nnU-Net v2's raw format", formatter_class=formatter_class
     )
@@ -105,3 +113,13 @@ def add_nnunet_commands(sub, formatter_class) -> None:
         "options", nargs=argparse.REMAINDER, help="further nnUNetv2_train options, e.g. -device cpu --c (default: none)"
     )
     p.set_defaults(func=_train)
+    p = sub.add_parser(
+        "nnunet-restore",
+        help="nnU-Net's predictions in the cohort's own label values (from dataset.json's cga_source)",
+        formatter_class=formatter_class,
+    )
+    p.add_argument("--dataset", required=True, help="the dataset folder cga nnunet-convert wrote (or its dataset.json)")
+    p.add_argument("--predictions", required=True, help="folder of nnU-Net's predictions (nnUNetv2_predict -o)")
+    p.add_argument("--out", required=True, help="folder for the restored predictions (same file names)")
+    p.add_argument("--overwrite", action="store_true", help="replace files of the same names in --out")
+    p.set_defaults(func=_restore)

@@ -28,11 +28,15 @@ def _converted(tmp_path, layout: str, name: str = "Dataset921_Cohort"):
     return data, dataset, predictions
 
 
+def _argv(dataset, predictions, out) -> list:
+    return ["nnunet-restore", "--dataset", str(dataset), "--predictions", str(predictions), "--out", str(out)]
+
+
 @pytest.mark.parametrize("layout", ["brats2023", "brats-ped", "brats-men-rt", "brats2021"])
 def test_restored_predictions_hold_the_cohorts_label_values(tmp_path, layout):
     data, dataset, predictions = _converted(tmp_path, layout)
     out = tmp_path / "restored"
-    assert cga(["nnunet-restore", "--dataset", str(dataset), "--predictions", str(predictions), "--out", str(out)]) == 0
+    assert cga(_argv(dataset, predictions, out)) == 0
     scheme = LAYOUTS[layout].scheme
     for files in find_cases(data):
         case = load_case(files)
@@ -61,7 +65,7 @@ def test_a_value_nnunet_does_not_have_is_refused_before_any_write(tmp_path, caps
     data[0, 0, 0] = 7
     nib.save(nib.Nifti1Image(data, image.affine, image.header), last)
     out = tmp_path / "restored"
-    argv = ["nnunet-restore", "--dataset", str(dataset), "--predictions", str(predictions), "--out", str(out)]
+    argv = _argv(dataset, predictions, out)
     _refused(capsys, argv, str(last), "value 7", "[0, 1, 2, 3]")
     assert not out.exists()  # the first file was valid, but nothing was written
 
@@ -71,30 +75,21 @@ def test_non_integer_predictions_are_refused(tmp_path, capsys):
     first = sorted(predictions.iterdir())[0]
     image = nib.load(first)
     nib.save(nib.Nifti1Image(np.full(image.shape, 0.5, np.float32), image.affine), first)
-    argv = [
-        "nnunet-restore",
-        "--dataset",
-        str(dataset),
-        "--predictions",
-        str(predictions),
-        "--out",
-        str(tmp_path / "r"),
-    ]
+    argv = _argv(dataset, predictions, tmp_path / "r")
     _refused(capsys, argv, str(first), "non-integer")
 
 
 def test_output_rule_existing_files_and_inputs(tmp_path, capsys):
     _, dataset, predictions = _converted(tmp_path, "brats2023")
     out = tmp_path / "restored"
-    argv = ["nnunet-restore", "--dataset", str(dataset), "--predictions", str(predictions), "--out", str(out)]
+    argv = _argv(dataset, predictions, out)
     assert cga(argv) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     _refused(capsys, argv, "exists", "--overwrite")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert cga([*argv, "--overwrite"]) == 0
-    inside = ["nnunet-restore", "--dataset", str(dataset), "--predictions", str(predictions)]
-    _refused(capsys, [*inside, "--out", str(predictions), "--overwrite"], str(predictions))
-    assert cga([*inside, "--out", str(predictions / "sub")]) == 2  # never inside an input
+    _refused(capsys, [*_argv(dataset, predictions, predictions), "--overwrite"], str(predictions))
+    assert cga(_argv(dataset, predictions, predictions / "sub")) == 2  # never inside an input
     assert not (predictions / "sub").exists()
 
 
@@ -103,14 +98,6 @@ def test_a_dataset_not_written_by_the_converter_is_refused(tmp_path, capsys):
     info = json.loads((dataset / "dataset.json").read_text())
     del info["cga_source"]
     (dataset / "dataset.json").write_text(json.dumps(info))
-    argv = [
-        "nnunet-restore",
-        "--dataset",
-        str(dataset),
-        "--predictions",
-        str(predictions),
-        "--out",
-        str(tmp_path / "r"),
-    ]
+    argv = _argv(dataset, predictions, tmp_path / "r")
     _refused(capsys, argv, "cga_source", "cga nnunet-convert")
     _refused(capsys, [*argv[:2], str(tmp_path / "nothing"), *argv[3:]], "no dataset.json")

@@ -32,7 +32,7 @@ def _convert(args) -> None:
 def _restore(args) -> None:
     from .restore import restore_predictions
 
-    written = restore_predictions(args.dataset, args.predictions, args.out, overwrite=args.overwrite)
+    written = restore_predictions(args.predictions, args.out, dataset=args.dataset, overwrite=args.overwrite)
     print(f"wrote {len(written)} predictions in the cohort's label values to {args.out}")
 
 
@@ -118,7 +118,12 @@ def add_nnunet_commands(sub, formatter_class) -> None:
         help="nnU-Net's predictions in the cohort's own label values (from dataset.json's cga_source)",
         formatter_class=formatter_class,
     )
-    p.add_argument("--dataset", required=True, help="the dataset folder cga nnunet-convert wrote (or its dataset.json)")
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="the dataset folder cga nnunet-convert wrote, or its dataset.json (default: the dataset.json "
+        "nnUNetv2_predict copies into --predictions)",
+    )
     p.add_argument("--predictions", required=True, help="folder of nnU-Net's predictions (nnUNetv2_predict -o)")
     p.add_argument("--out", required=True, help="folder for the restored predictions (same file names)")
     p.add_argument("--overwrite", action="store_true", help="replace files of the same names in --out")

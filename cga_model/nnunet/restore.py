@@ -3,11 +3,13 @@
 nnU-Net writes its predictions in the consecutive label values of the converted dataset
 (``cga nnunet-convert``), not in the cohort's: for BraTS 2023 nnU-Net's 1 is edema and 2 the
 necrotic core, the cohort's 2 SNFH and 1 NETC. Read as the cohort's values, such a file gives a
-plausible but wrong TC and ET. ``restore_predictions(dataset, predictions, out)`` maps every
-prediction file through the ``cga_source`` table the converter wrote into ``dataset.json``
+plausible but wrong TC and ET. ``restore_predictions(predictions, out)`` maps every prediction
+file through the ``cga_source`` table the converter wrote into ``dataset.json``
 (``{"<nnU-Net value>": "<source value> <name>"}``) and writes files of the same names under
-``out``, with each prediction's affine and header. Every file is checked before the first one is
-written: a value outside the table, or a non-integer value, is refused with the file and the value.
+``out``, with each prediction's affine and header. ``nnUNetv2_predict`` copies that
+``dataset.json``, table included, into its output folder: it is read there unless ``dataset``
+names another. Every file is checked before the first one is written: a value outside the table,
+or a non-integer value, is refused with the file and the value.
 """
 
 from __future__ import annotations
@@ -29,30 +31,35 @@ def dataset_json_path(dataset) -> Path:
     return path if path.is_file() else path / "dataset.json"
 
 
-def source_table(dataset) -> tuple[np.ndarray, str]:
-    """``(table, file_ending)``: ``table[v]`` is the source label value of nnU-Net value ``v`` (uint8; -1 where
-    nnU-Net has no such value), from the ``cga_source`` of ``dataset``'s ``dataset.json``."""
+def _read_json(dataset, flag: str) -> tuple[Path, dict]:
     path = dataset_json_path(dataset)
     try:
         info = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(
-            f"--dataset {dataset}: no dataset.json there; give the folder cga nnunet-convert wrote"
+            f"{flag} {dataset}: no dataset.json there; pass --dataset with the folder cga nnunet-convert wrote"
         ) from None
     except (OSError, ValueError) as err:
-        raise DataError(f"--dataset {path}: cannot read it as JSON ({' '.join(str(err).split())[:120]})") from None
-    source = info.get("cga_source", {}).get("labels") if isinstance(info, dict) else None
+        raise DataError(f"{flag} {path}: cannot read it as JSON ({' '.join(str(err).split())[:120]})") from None
+    return path, info if isinstance(info, dict) else {}
+
+
+def source_table(dataset, flag: str = "--dataset") -> tuple[np.ndarray, str]:
+    """``(table, file_ending)``: ``table[v]`` is the source label value of nnU-Net value ``v`` (int16; -1 where
+    nnU-Net has no such value), from the ``cga_source`` of ``dataset``'s ``dataset.json`` (``flag`` names it)."""
+    path, info = _read_json(dataset, flag)
+    source = info.get("cga_source", {}).get("labels")
     if not isinstance(source, dict) or not source:
         raise DataError(
-            f"--dataset {path}: no cga_source labels; only a dataset written by cga nnunet-convert records the "
-            "cohort's label values"
+            f"{flag} {path}: no cga_source labels; only a dataset.json written by cga nnunet-convert (or nnU-Net's "
+            "copy of it) records the cohort's label values"
         )
     try:
         pairs = {int(value): int(str(named).split()[0]) for value, named in source.items()}
     except (ValueError, IndexError):
-        raise DataError(f"--dataset {path}: cga_source labels {source} are not '<value>': '<value> <name>'") from None
+        raise DataError(f"{flag} {path}: cga_source labels {source} are not '<value>': '<value> <name>'") from None
     if min(pairs) < 0 or max(pairs) > 255 or min(pairs.values()) < 0 or max(pairs.values()) > 255:
-        raise DataError(f"--dataset {path}: cga_source labels {source} hold a value outside 0-255")
+        raise DataError(f"{flag} {path}: cga_source labels {source} hold a value outside 0-255")
     table = np.full(max(pairs) + 1, -1, dtype=np.int16)
     table[list(pairs)] = list(pairs.values())
     return table, str(info.get("file_ending", ".nii.gz"))
@@ -75,15 +82,17 @@ def _labels_of(path: Path, table: np.ndarray) -> np.ndarray:
     return data.astype(np.int64, copy=False)
 
 
-def restore_predictions(dataset, predictions, out, *, overwrite: bool = False) -> list:
-    """Write every prediction file of ``predictions`` under ``out`` in the source label values; returns the paths
-    (progress bars on a terminal only)."""
-    table, ending = source_table(dataset)
+def restore_predictions(predictions, out, *, dataset=None, overwrite: bool = False) -> list:
+    """Write every prediction file of ``predictions`` under ``out`` in the source label values (the table of
+    ``dataset``, by default of ``predictions``' own ``dataset.json``); returns the paths (progress bars on a
+    terminal only)."""
+    table, ending = source_table(predictions, "--predictions") if dataset is None else source_table(dataset)
     files = sorted(p for p in Path(predictions).glob(f"*{ending}") if p.is_file())
     if not files:
         raise DataError(f"--predictions {predictions}: no *{ending} files (the file_ending of the dataset)")
     targets = [safe_case_path(out, p.name[: -len(ending)], ending) for p in files]
-    check_output(out, inputs=(predictions, dataset_json_path(dataset)), overwrite=overwrite, will_write=targets)
+    inputs = (predictions,) if dataset is None else (predictions, dataset_json_path(dataset))
+    check_output(out, inputs=inputs, overwrite=overwrite, will_write=targets)
     for path in tqdm(files, desc="check", unit="case", disable=None, leave=False):
         _labels_of(path, table)
     Path(out).mkdir(parents=True, exist_ok=True)

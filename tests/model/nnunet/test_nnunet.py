@@ -197,11 +197,21 @@ def test_predictor_rebuilds_the_network_and_predicts(pipeline, tmp_path, monkeyp
         torch.testing.assert_close(value, saved["network_weights"][key], rtol=0, atol=0)
     case = find_cases(pipeline["synth"])[0].case_id
     images = [str(pipeline["raw"] / DATASET / "imagesTr" / f"{case}_{c:04d}.nii.gz") for c in range(4)]
-    predictor.predict_from_files_sequential([images], str(tmp_path))
-    prediction = nib.load(tmp_path / f"{case}.nii.gz")
+    (tmp_path / "pred").mkdir()
+    predictor.predict_from_files_sequential([images], str(tmp_path / "pred"))
+    prediction = nib.load(tmp_path / "pred" / f"{case}.nii.gz")
     assert prediction.shape == nib.load(images[0]).shape
     assert set(np.unique(np.asarray(prediction.dataobj)).tolist()) <= {0, 1, 2, 3}
     assert predictor.network.last_result.attention.shape[1] == 4  # the guided path ran inside nnU-Net's sliding window
+    # nnU-Net copied dataset.json, cga_source included, beside its predictions: they restore to the cohort's values
+    assert (
+        cli.main(["nnunet-restore", "--predictions", str(tmp_path / "pred"), "--out", str(tmp_path / "restored")]) == 0
+    )
+    values = np.asarray(prediction.dataobj)
+    restored = np.asarray(nib.load(tmp_path / "restored" / f"{case}.nii.gz").dataobj)
+    source = json.loads((pipeline["raw"] / DATASET / "dataset.json").read_text())["cga_source"]["labels"]
+    for v in np.unique(values):
+        assert set(np.unique(restored[values == v]).tolist()) == {int(source[str(v)].split()[0])}
 
 
 def test_trainer_reloads_its_checkpoint(pipeline, monkeypatch):

@@ -57,6 +57,17 @@ def _refused(capsys, argv, *words):
     return err
 
 
+def test_the_table_nnunet_copied_into_the_predictions_is_read_by_default(tmp_path, capsys):
+    data, dataset, predictions = _converted(tmp_path, "brats-ped")
+    argv = ["nnunet-restore", "--predictions", str(predictions), "--out", str(tmp_path / "restored")]
+    _refused(capsys, argv, f"--predictions {predictions}", "no dataset.json", "--dataset")
+    shutil.copy(dataset / "dataset.json", predictions)  # as nnUNetv2_predict does
+    assert cga(argv) == 0
+    case = load_case(find_cases(data)[0])
+    restored = np.asarray(nib.load(tmp_path / "restored" / f"{case.case_id}.nii.gz").dataobj)
+    np.testing.assert_array_equal(restored, np.asarray(LAYOUTS["brats-ped"].scheme.values)[case.classes])
+
+
 def test_a_value_nnunet_does_not_have_is_refused_before_any_write(tmp_path, capsys):
     _, dataset, predictions = _converted(tmp_path, "brats2023")
     last = sorted(predictions.iterdir())[-1]

@@ -104,26 +104,22 @@ def forward_backward(fn: Callable, x: torch.Tensor, labels: torch.Tensor) -> Cal
     return step
 
 
-def interleaved_times(steps: dict[str, Callable[[], None]], rounds: int) -> dict[str, list[float]]:
-    """Seconds of every step in ``rounds`` rounds, each round running every step once in turn
-    (after one untimed warm-up round)."""
+def interleaved_times(steps: dict[str, Callable[[], None]], rounds: int) -> tuple[dict, dict]:
+    """Seconds and minor page faults of every step in ``rounds`` rounds, each round running every step once in
+    turn (after one untimed warm-up round): ``({name: [seconds]}, {name: [faults]})``. The faults are the first
+    touches of memory the allocator had handed back to the system (glibc trims its heap when the other
+    candidates free theirs), which a step pays for in its time."""
     times = {name: [] for name in steps}
+    faults = {name: [] for name in steps}
     for r in range(rounds + 1):
         for name, step in steps.items():
+            touched = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             step()
             if r:
                 times[name].append(time.perf_counter() - start)
-    return times
-
-
-def page_faults_per_step(step: Callable[[], None], steps: int = 5) -> float:
-    """Minor page faults of this process per call of ``step`` (mean over ``steps`` calls): the first touches of
-    memory the allocator handed back to the system and took again, which a plain copy of x does not make."""
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(steps):
-        step()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / steps
+                faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - touched)
+    return times, faults
 
 
 def _summary(seconds: list[float]) -> dict:
@@ -144,9 +140,10 @@ def run_shape(shape: str, rounds: int, skipped: dict[str, str]) -> dict:
     ]
     steps = {n: forward_backward(CANDIDATES[n], x, labels) for n in names}
     steps["copy of x"] = lambda: x.detach().clone()
-    result = {name: _summary(t) for name, t in interleaved_times(steps, rounds).items()}
-    for name, step in steps.items():
-        result[name]["page_faults_per_step"] = page_faults_per_step(step)
+    times, faults = interleaved_times(steps, rounds)
+    result = {
+        name: {**_summary(t), "page_faults_per_step": statistics.median(faults[name])} for name, t in times.items()
+    }
     copy = result["copy of x"]["median_ms"]
     for name in names:  # any implementation moves >= 6 x-sized passes forward+backward; a copy moves 2
         result[name]["copy_roofline_fraction"] = 3 * copy / result[name]["median_ms"]

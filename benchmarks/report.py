@@ -89,7 +89,7 @@ def peers_section(peers: dict) -> list[str]:
         "speed of a plain copy of x measured in the same rounds, divided by the candidate's time. "
         "(torch-scatter 2.1.2's `scatter_mean` is itself `scatter_add_` for the sums and the counts plus a division, "
         "in Python; its compiled kernels serve `scatter_mul`/`min`/`max` and the segment operations.) Page faults: "
-        "minor faults of the process per step, after the timed rounds (the first touches of memory the allocator "
+        "the median of the minor faults of the process per timed step (the first touches of memory the allocator "
         "gave back to the system and took again).",
         "",
         "| shape | candidate | median ms (p25-p75) | fused is faster by | copy roofline fraction | page faults |",

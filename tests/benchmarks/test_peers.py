@@ -7,7 +7,6 @@ import cga_kernels as ck
 from benchmarks import roofline
 from benchmarks.peers import (
     interleaved_times,
-    page_faults_per_step,
     scatter_add_update,
     torch_scatter_missing,
     torch_scatter_update,
@@ -51,17 +50,17 @@ def test_torch_scatter_peer_matches_reference():
 
 def test_candidates_are_interleaved():
     order = []
-    times = interleaved_times({name: (lambda n=name: order.append(n)) for name in "ABC"}, rounds=2)
+    times, faults = interleaved_times({name: (lambda n=name: order.append(n)) for name in "ABC"}, rounds=2)
     assert order == list("ABC") * 3  # one warm-up round, then two timed ones
-    assert all(len(t) == 2 for t in times.values())
+    assert all(len(t) == 2 for t in times.values()) and all(len(f) == 2 for f in faults.values())
 
 
 def test_page_faults_count_first_touches_of_fresh_memory():
     # 64 MiB is above glibc's largest mmap threshold: every call maps fresh pages and writes them (>= 8 faults even
     # with 2 MiB transparent huge pages); a step that allocates nothing faults far less
-    touching = page_faults_per_step(lambda: torch.ones(16 * 2**20))
-    assert touching >= 8
-    assert page_faults_per_step(lambda: None) < touching
+    _, faults = interleaved_times({"touch": lambda: torch.ones(16 * 2**20), "none": lambda: None}, rounds=3)
+    assert min(faults["touch"]) >= 8
+    assert max(faults["none"]) < min(faults["touch"])
 
 
 def test_eager_traffic_counts_inputs_outputs_not_views():

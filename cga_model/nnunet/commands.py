@@ -113,6 +113,11 @@ def add_nnunet_commands(sub, formatter_class) -> None:
         "options", nargs=argparse.REMAINDER, help="further nnUNetv2_train options, e.g. -device cpu --c (default: none)"
     )
     p.set_defaults(func=_train)
+    _add_restore(sub, formatter_class)
+
+
+def _add_restore(sub, formatter_class) -> None:
+    """Add ``nnunet-restore`` to the ``cga`` subparsers ``sub``."""
     p = sub.add_parser(
         "nnunet-restore",
         help="nnU-Net's predictions in the cohort's own label values (from dataset.json's cga_source)",

@@ -65,9 +65,9 @@ def source_table(dataset, flag: str = "--dataset") -> tuple[np.ndarray, str]:
     return table, str(info.get("file_ending", ".nii.gz"))
 
 
-def _labels_of(path: Path, table: np.ndarray) -> np.ndarray:
-    """The integer label array of the prediction file ``path``, every value one the table maps."""
-    data = np.asanyarray(load_nifti(path).dataobj)
+def _labels_of(image, path: Path, table: np.ndarray) -> np.ndarray:
+    """The integer label array of ``image``, the prediction file ``path``, every value one the table maps."""
+    data = np.asanyarray(image.dataobj)
     if not np.issubdtype(data.dtype, np.integer):
         if not np.all(np.isfinite(data)) or not np.all(data == np.round(data)):
             raise DataError(f"--predictions {path}: holds non-integer values; give nnU-Net's label predictions")
@@ -94,10 +94,10 @@ def restore_predictions(predictions, out, *, dataset=None, overwrite: bool = Fal
     inputs = (predictions,) if dataset is None else (predictions, dataset_json_path(dataset))
     check_output(out, inputs=inputs, overwrite=overwrite, will_write=targets)
     for path in tqdm(files, desc="check", unit="case", disable=None, leave=False):
-        _labels_of(path, table)
+        _labels_of(load_nifti(path), path, table)
     Path(out).mkdir(parents=True, exist_ok=True)
     mapped = table.astype(np.uint8)  # every value read is one the table maps (checked above)
     for path, target in tqdm(list(zip(files, targets)), desc="restore", unit="case", disable=None):
         image = load_nifti(path)
-        save_nifti(target, mapped[_labels_of(path, table)], image.affine, header=image.header)
+        save_nifti(target, mapped[_labels_of(image, path, table)], image.affine, header=image.header)
     return targets

@@ -70,6 +70,12 @@ VARIANTS = {
     for v in (
         Variant("cga", "the CGA U-Net, every default"),
         Variant("no_sam", "the same U-Net without SAM (--no-sam)", model={"sam": False}),
+        Variant("cga_bn", "the CGA U-Net with BatchNorm, as the paper's Table 1 (--norm bn)", model={"norm": "bn"}),
+        Variant(
+            "no_sam_bn",
+            "the same U-Net without SAM, with BatchNorm (--no-sam --norm bn)",
+            model={"sam": False, "norm": "bn"},
+        ),
         Variant("cga_gate", "the CGA U-Net with a gate on the update (--update-gate)", model={"update_gate": True}),
         Variant(
             "cga_gate_no_inter",

@@ -204,6 +204,10 @@ def export_onnx(model_checkpoint_or_program, out, *, overwrite: bool = False, to
     the ``ModelConfig`` of a module) is stored in the model's metadata (``cga.training_config``, JSON)
     for ``cga predict --onnx`` (layout, channel order).
     """
+    import onnx  # noqa: F401  the onnx extra, each of its packages imported before any work: a missing one
+    import onnxruntime  # noqa: F401  is named at once, even when torch.onnx was loaded earlier without it
+    import onnxscript  # noqa: F401
+
     from cga_kernels.onnx import translation_table
 
     out = _check_target(out, overwrite)

@@ -57,17 +57,24 @@ class OnnxSegmenter:
         self.output_names = list(outputs)
         self.config = json.loads(self.session.get_modelmeta().custom_metadata_map.get(CONFIG_KEY, "{}"))
         self.num_classes = outputs[LOGITS].shape[1]
-        self.path, self._per_voxel = path, None
+        self.path, self._per_voxel, self._network = path, None, None
         self.fixed_shape = _fixed_sizes(self.session.get_inputs()[0].shape)
+
+    def reference_network(self) -> CGAUNet:
+        """The PyTorch network of the stored training config (the default ``ModelConfig`` if none), untrained,
+        in eval mode: ONNX Runtime runs the same operators on tensors of the same shapes (its memory and its
+        normalisations are those of the export)."""
+        if self._network is None:
+            config = saved_model_config({"config": self.config}, self.path) if self.config else ModelConfig()
+            self._network = CGAUNet(dataclasses.replace(config, num_classes=self.num_classes)).eval()
+        return self._network
 
     def bytes_per_voxel(self) -> float:
         """Peak activation bytes per input voxel of one pass, measured (``nn.whole_volume.bytes_per_voxel``)
-        on the PyTorch network of the stored training config (the default ``ModelConfig`` if none): ONNX
-        Runtime runs the same operators on tensors of the same shapes."""
+        on ``reference_network()``."""
         if self._per_voxel is None:
-            config = saved_model_config({"config": self.config}, self.path) if self.config else ModelConfig()
-            network = CGAUNet(dataclasses.replace(config, num_classes=self.num_classes)).eval()
-            self._per_voxel = bytes_per_voxel(network, config.in_channels)
+            network = self.reference_network()
+            self._per_voxel = bytes_per_voxel(network, network.config.in_channels)
         return self._per_voxel
 
     def __call__(self, image: torch.Tensor) -> CGAOutput:

@@ -59,8 +59,8 @@ def predict_folder(
     ``brain_mask`` (default): voxels zero in every modality (outside a skull-stripped brain) are
     background and only the brain's box is segmented; turn it off for images that are not skull-stripped.
     ``segmentation``: ``roi``, ``overlap``, ``tta``, ``memory_limit``, ``whole_box``, ``precision`` of
-    ``segment_volume`` (default: 128^3 windows at overlap 0.5 when they fit; ``whole_box``: the whole brain box
-    in one pass; ``precision="auto"``: ``resolve_precision``); ``log`` gets each case's path choice (default: stderr).
+    ``segment_volume`` (default: the path of the network's normalisation, ``default_whole_box``;
+    ``precision="auto"``: ``resolve_precision``); ``log`` gets each case's path choice (default: stderr).
     Before anything is written, every case's headers and geometry (``cases.check_headers``) and ID are
     checked, and ``out_dir`` must pass ``check_output``: never inside the input, and files it would replace
     only with ``overwrite``. A case lacking a sequence of the network is refused naming the file; with

@@ -2,11 +2,13 @@
 
 Both ``cga predict`` (``inference/``) and training's validation (``training/``) segment whole
 volumes this way, so it sits on the floor below them. ``plan_inference`` (``nn/whole_volume.py``)
-chooses the path: by default 128^3 Gaussian-blended windows at overlap 0.5 (cut to the box), or with
-``whole_box`` the whole brain box in one forward pass (the SAM's attention and the intra-class
-update then see the whole case; faster, but it scored lower Dice), each when its activations fit
-the memory budget, else the fewest windows that fit. Passing ``roi`` (or ``overlap``) forces
-windows of ``roi``: training's validation does that with the training crop, the size the
+chooses the path: 128^3 Gaussian-blended windows at overlap 0.5 (cut to the box), or the whole brain
+box in one forward pass (the SAM's attention and the intra-class update then see the whole case),
+each when its activations fit the memory budget, else the fewest windows that fit. The default
+(``default_whole_box``) is the windows for a network with GroupNorm (the default) or InstanceNorm,
+whose statistics depend on the field of view (the whole box scored lower Dice), and the whole box
+for any other (BatchNorm); ``whole_box=True`` asks for the whole box with any network. Passing ``roi``
+(or ``overlap``) forces windows of ``roi``: training's validation does that with the training crop, the size the
 network's GroupNorm statistics and prototypes were fitted on during training.
 
 Brain mask (``brain_only=True``, the default of ``cga predict`` and validation): BraTS images
@@ -34,7 +36,14 @@ import torch.nn.functional as F
 from ..data.brain import brain_box
 from .choices import PRECISIONS
 from .config import SIZE_MULTIPLE
-from .whole_volume import InferencePlan, bytes_per_voxel, default_budget, plan_inference, window_corners
+from .whole_volume import (
+    InferencePlan,
+    bytes_per_voxel,
+    default_budget,
+    default_whole_box,
+    plan_inference,
+    window_corners,
+)
 
 #: Spatial axes flipped by each TTA copy, in the order ``tta = N`` takes them: none, X, Y, Z, XY, XZ, YZ, XYZ.
 FLIPS = ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))
@@ -129,10 +138,11 @@ def run_plan(model, image: torch.Tensor, plan: InferencePlan, *, tta: int = 0, p
     return probs.div_(norm)
 
 
-def make_plan(model, image: torch.Tensor, *, roi=None, overlap=None, tta: int = 0, memory_limit=None, whole_box=False):
+def make_plan(model, image: torch.Tensor, *, roi=None, overlap=None, tta: int = 0, memory_limit=None, whole_box=None):
     """``plan_inference`` for ``image (C, *S)`` (``S`` padded to multiples of ``SIZE_MULTIPLE``) and ``model``
     (a ``CGAUNet`` measured by ``bytes_per_voxel``, or a model with its own ``bytes_per_voxel()`` and
-    ``fixed_shape``, e.g. ``OnnxSegmenter``); ``memory_limit`` bytes (None: ``default_budget``)."""
+    ``fixed_shape``, e.g. ``OnnxSegmenter``); ``memory_limit`` bytes (None: ``default_budget``); ``whole_box``
+    None: ``default_whole_box(model)``, True/False: the whole box / the default windows."""
     spatial = tuple(image.shape[1:])
     box = tuple(s + (-s) % SIZE_MULTIPLE for s in spatial)
     measure = getattr(model, "bytes_per_voxel", None)
@@ -140,8 +150,19 @@ def make_plan(model, image: torch.Tensor, *, roi=None, overlap=None, tta: int = 
     budget = default_budget(image.device) if memory_limit is None else memory_limit
     fixed = getattr(model, "fixed_shape", (None, None))
     flips = len(flips_of(tta))
+    reason = None
+    if whole_box is None and roi is None and overlap is None:
+        whole_box, reason = default_whole_box(model)
     return plan_inference(
-        box, per_voxel, budget, flips=flips, roi=roi, overlap=overlap, fixed=fixed, whole_box=whole_box
+        box,
+        per_voxel,
+        budget,
+        flips=flips,
+        roi=roi,
+        overlap=overlap,
+        fixed=fixed,
+        whole_box=bool(whole_box),
+        reason=reason,
     )
 
 
@@ -149,11 +170,12 @@ def make_plan(model, image: torch.Tensor, *, roi=None, overlap=None, tta: int = 
 def predict_probs(model, image: torch.Tensor, roi=None, *, overlap=None, tta: int = 0, **options) -> torch.Tensor:
     """Class probabilities ``(K, *S)`` of ``image (C, *S)`` (any size: zero-padded at the end to the plan's box
     and cut back). ``roi``/``overlap``: force windows (``plan_inference``); ``options``: ``memory_limit``
-    (bytes), ``whole_box`` (the whole box in one pass when it fits, instead of the default windows),
+    (bytes), ``whole_box`` (True: the whole box in one pass when it fits; False: the default windows; None, the
+    default: ``default_whole_box``),
     ``precision`` (``PRECISIONS``), ``log`` (a callable given the plan's one-line description)."""
     plan = make_plan(
         model, image, roi=roi, overlap=overlap, tta=tta,
-        memory_limit=options.get("memory_limit"), whole_box=options.get("whole_box", False),
+        memory_limit=options.get("memory_limit"), whole_box=options.get("whole_box"),
     )  # fmt: skip
     precision, why = resolve_precision(
         options.get("precision", "float32"), image.device, isinstance(model, torch.nn.Module)

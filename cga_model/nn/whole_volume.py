@@ -11,12 +11,13 @@ counted: the default budget keeps ``SAFETY`` of the free memory for them and for
 
 ``plan_inference`` picks, for a padded box and a memory budget:
 
-- by default ``DEFAULT_WINDOW`` (128^3, cut to the box) windows at ``WINDOW_OVERLAP`` overlap with
-  Gaussian blending, when one fits; on held-out hard full-size cases they scored about 0.05-0.06
-  higher Dice per region than the whole box in one pass, at about 3x the CPU time
-  (``benchmarks/prediction_paths.py``);
-- with ``whole_box`` (``--whole-box``) the whole box in one pass (the SAM's prototypes are then per
-  case) when it fits;
+- by default, for a network whose normalisation depends on the field of view (GroupNorm, the default,
+  or InstanceNorm: ``default_whole_box``), ``DEFAULT_WINDOW`` (128^3, cut to the box) windows at
+  ``WINDOW_OVERLAP`` overlap with Gaussian blending, when one fits; on held-out hard full-size cases
+  they scored about 0.05-0.06 higher Dice per region than the whole box in one pass, at about 3x the
+  CPU time (``benchmarks/prediction_paths.py``);
+- by default for any other network (BatchNorm, ``--norm bn``), and with ``whole_box`` (``--whole-box``)
+  for any, the whole box in one pass (the SAM's prototypes are then per case) when it fits;
 - else (neither fits) the fewest windows (multiples of ``SIZE_MULTIPLE``) whose forward pass fits;
 - windows of ``roi`` when the user forces them (``--roi`` / ``--overlap``), or of the fixed input
   shape of an exported model that has one;
@@ -42,6 +43,9 @@ PROBE = (32, 32, 32)  # the size the forward pass is measured at
 SAFETY = 0.5  # fraction of the free memory the default budget uses
 WINDOW_OVERLAP = 0.5  # overlap of the windows chosen when the user does not force an --overlap
 DEFAULT_WINDOW = (128, 128, 128)  # the default window (cut to the box), and the default of --roi
+#: Normalisations whose statistics come from the input they are given: a network with one is not the same
+#: function on a window and on the whole box.
+FIELD_NORMS = (torch.nn.GroupNorm, torch.nn.LayerNorm, torch.nn.modules.instancenorm._InstanceNorm)
 _UNITS = {"": 2**20, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}  # a bare number is MB
 
 
@@ -184,14 +188,34 @@ def check_path_options(roi, overlap, whole_box: bool) -> None:
         raise ValueError("--whole-box runs one pass, --roi/--overlap force windows: pass one of them, not both")
 
 
-def _chosen_window(box, fits, whole_box: bool, budget: int) -> tuple:
+def default_whole_box(model) -> tuple[bool, str]:
+    """``(whole_box, why)``: whether ``cga predict`` runs ``model`` over the whole box by default, and why.
+
+    ``model``: a module, or an object whose ``reference_network()`` is the module it runs (``OnnxSegmenter``).
+    A network with a normalisation of ``FIELD_NORMS`` (GroupNorm, the default, or InstanceNorm) computes its
+    statistics over what it is given, so the whole box changes its output against the windows it was
+    validated with (0.05-0.06 Dice on hard held-out cases): windows by default. Without one (BatchNorm in
+    eval mode uses its running statistics), the convolutions see the same input either way: the whole box.
+    """
+    network = model.reference_network() if hasattr(model, "reference_network") else model
+    if not isinstance(network, torch.nn.Module):
+        return False, "a network of unknown normalisation"
+    norms = sorted({type(m).__name__ for m in network.modules() if isinstance(m, FIELD_NORMS)})
+    if norms:
+        return False, f"its {'/'.join(norms)} statistics depend on the field of view"
+    return True, "no normalisation of the network depends on the field of view"
+
+
+def _chosen_window(box, fits, whole_box: bool, budget: int, reason: str | None) -> tuple:
     """``(window, why)`` when the user forces no window: the whole box (``whole_box``) or ``DEFAULT_WINDOW``
-    cut to the box when ``fits`` it, else the fewest windows that fit."""
+    cut to the box when ``fits`` it, else the fewest windows that fit; ``reason``: why ``whole_box`` is what it is."""
     wanted = tuple(box) if whole_box else tuple(min(r, b) for r, b in zip(DEFAULT_WINDOW, box))
     if fits(wanted):
         if whole_box:
-            return wanted, "--whole-box, fits the memory budget"
-        return wanted, "the box fits in one default 128^3 window" if wanted == tuple(box) else "the default windows"
+            return wanted, f"{reason or '--whole-box'}, fits the memory budget"
+        if wanted == tuple(box):
+            return wanted, "the box fits in one default 128^3 window"
+        return wanted, "the default windows" + (f": {reason}" if reason else "")
     window = _fewest_windows(box, fits)
     if window is None:
         raise ValueError(f"--memory-limit {budget / 2**20:.0f} MB is too small even for a 16^3 window")
@@ -199,8 +223,9 @@ def _chosen_window(box, fits, whole_box: bool, budget: int) -> tuple:
 
 
 def plan_inference(
-    box, per_voxel: float, budget: int, *, flips: int = 1, roi=None, overlap=None, fixed=(None, None), whole_box=False
-):
+    box, per_voxel: float, budget: int, *, flips: int = 1, roi=None, overlap=None, fixed=(None, None),
+    whole_box=False, reason=None,
+):  # fmt: skip
     """The ``InferencePlan`` of a padded ``box`` (multiples of ``SIZE_MULTIPLE``) for a network needing
     ``per_voxel`` bytes per input voxel (``bytes_per_voxel``) and ``flips`` flipped copies (TTA).
 
@@ -208,6 +233,7 @@ def plan_inference(
     ``overlap`` (default 0.5). ``fixed = (batch, spatial)``: an exported model's fixed input sizes (None:
     free); a fixed spatial shape forces windows of that shape. Otherwise ``DEFAULT_WINDOW`` windows, or the
     whole box in one pass with ``whole_box``, when it fits ``budget``; else the fewest windows that fit.
+    ``reason`` (for the log): why ``whole_box`` is what it is when the network chose it (``default_whole_box``).
     Raises ``ValueError`` when not even a 16^3 window fits ``budget``.
     """
     check_path_options(roi, overlap, whole_box)
@@ -222,7 +248,7 @@ def plan_inference(
     elif roi is not None or overlap is not None:
         window, why = tuple(min(r, b) for r, b in zip(roi or DEFAULT_WINDOW, box)), "--roi/--overlap given"
     else:
-        window, why = _chosen_window(box, lambda r: estimate(r) <= budget, whole_box, budget)
+        window, why = _chosen_window(box, lambda r: estimate(r) <= budget, whole_box, budget, reason)
     overlap = WINDOW_OVERLAP if overlap is None else overlap
     batch = max([b for b in range(1, flips + 1) if estimate(window, b) <= budget] or [1])
     batch = batch if fixed_batch is None else fixed_batch

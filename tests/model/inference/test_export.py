@@ -213,3 +213,19 @@ def test_cga_export_and_predict_refuse_bad_requests_in_one_line(hard, tmp_path, 
 def cga_error(argv, capsys) -> str:
     assert cga(argv) == 2
     return capsys.readouterr().err
+
+
+def test_an_exported_model_takes_the_default_path_of_its_normalisation(hard, tmp_path):
+    from cga_model.nn.whole_volume import default_whole_box
+
+    _checkpoint(tmp_path / "bn.pt", norm="bn")
+    assert cga(["export", "--checkpoint", str(tmp_path / "bn.pt"), "--out", str(tmp_path / "bn.onnx")]) == 0
+    assert (
+        default_whole_box(OnnxSegmenter(tmp_path / "bn.onnx"))
+        == default_whole_box(CGAUNet(norm="bn"))
+        == (
+            True,
+            "no normalisation of the network depends on the field of view",
+        )
+    )
+    assert default_whole_box(OnnxSegmenter(hard[2]))[0] is False

@@ -14,7 +14,13 @@ from cga_model.nn.sliding_window import (
     segment_labels,
     segment_volume,
 )
-from cga_model.nn.whole_volume import bytes_per_voxel, parse_memory, plan_inference, window_corners
+from cga_model.nn.whole_volume import (
+    bytes_per_voxel,
+    default_whole_box,
+    parse_memory,
+    plan_inference,
+    window_corners,
+)
 
 MB = 2**20
 
@@ -102,6 +108,35 @@ def test_by_default_a_box_over_128_goes_through_in_128_cubed_windows_at_overlap_
     assert windows.estimate <= small and "a 128^3 window does not fit" in windows.describe()
     with pytest.raises(ValueError, match="--whole-box .* not both"):
         plan_inference(box, per_voxel, 100 * 2**30, whole_box=True, roi=(64, 64, 64))
+
+
+@pytest.mark.parametrize(
+    "norm, whole, named", [("gn", False, "GroupNorm"), ("in", False, "InstanceNorm3d"), ("bn", True, "")]
+)
+def test_the_default_path_follows_whether_the_normalisation_depends_on_the_field_of_view(norm, whole, named):
+    model = CGAUNet(base_channels=4, norm=norm).eval()
+    assert default_whole_box(model)[0] is whole and named in default_whole_box(model)[1]
+    lines = []
+    image = torch.randn(4, 144, 16, 16)  # longer than a 128^3 window in X
+    predict_probs(model, image, memory_limit=2**30, log=lines.append)
+    if whole:
+        assert lines[0].startswith("whole box in one pass (no normalisation of the network depends on the field")
+    else:
+        assert lines[0].startswith(f"windows of 128x16x16 (the default windows: its {named} statistics depend")
+    forced = []
+    predict_probs(model, image, memory_limit=2**30, whole_box=True, log=forced.append)
+    assert forced[0].startswith("whole box in one pass (--whole-box, fits the memory budget)")
+    assert not default_whole_box(lambda x: x)[0]  # a plain callable: its normalisation is unknown, so windows
+
+
+def test_a_batchnorm_network_gives_the_same_probabilities_in_one_pass_as_in_windows():
+    torch.manual_seed(1)
+    model = CGAUNet(base_channels=4, norm="bn", sam=False).eval()
+    image = torch.randn(4, 64, 32, 32)
+    whole = predict_probs(model, image)
+    windows = predict_probs(model, image, (32, 32, 32), overlap=0.5)
+    core = (slice(None), slice(8, 56), slice(8, 24), slice(8, 24))  # away from the padded borders of windows
+    assert (whole[core] - windows[core]).abs().max() < 0.005  # GroupNorm: 0.017 here
 
 
 def test_the_memory_estimate_holds_at_a_larger_size(network):

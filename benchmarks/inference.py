@@ -7,8 +7,12 @@ normalised as ``cga predict`` does, segmented by a CGA U-Net (random weights: th
 depend on them) in each of these ways, each in a process of its own (so its peak RSS is its own),
 candidates interleaved (A B C ... A B C ...):
 
-- ``windows``: 128^3 windows at overlap 0.5, Gaussian blending: ``cga predict``'s default;
-- ``whole_box``: the whole brain box in one pass when it fits (``--whole-box``);
+- ``windows``: 128^3 windows at overlap 0.5, Gaussian blending: ``cga predict``'s default for a GroupNorm
+  network;
+- ``bn_default``: the same network with BatchNorm (``--norm bn``) along ``cga predict``'s default path for it:
+  the whole box in one pass, with channels-last-3d weights on the CPU (``cga_model.nn.layout``);
+- ``whole_box``: the whole brain box in one pass when it fits (``--whole-box``; the default for a BatchNorm
+  network, which costs the same time);
 - ``whole_box_tta8``: the whole box with the 8 flips batched (``--whole-box --tta 8``);
 - ``monai``: MONAI's ``sliding_window_inference`` at its defaults (overlap 0.25, constant blending,
   one window a batch) with 128^3 windows, over the brain box;
@@ -16,13 +20,15 @@ candidates interleaved (A B C ... A B C ...):
 
 The compute limit: the multiply-adds of one forward pass over the padded brain box
 (``FlopCounterMode``), over the multiply-adds per second oneDNN reaches on the network's largest
-convolution (the first level's 3x3x3 ``c -> c`` convolution over the box) on this machine.
+convolution (the first level's 3x3x3 ``c -> c`` convolution over the box) on this machine, in the faster
+of the two layouts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -31,8 +37,9 @@ import time
 import numpy as np
 import torch
 
-CANDIDATES = ("windows", "whole_box", "whole_box_tta8", "monai", "nnunet_like")
+CANDIDATES = ("windows", "bn_default", "whole_box", "whole_box_tta8", "monai", "nnunet_like")
 WINDOW = (128, 128, 128)
+NORM_OF = {"bn_default": "bn"}  # the normalisation of each candidate's network: GroupNorm unless named here
 
 
 def hard_case(seed: int) -> torch.Tensor:
@@ -44,12 +51,15 @@ def hard_case(seed: int) -> torch.Tensor:
     return torch.from_numpy(normalize(images))
 
 
-def model_of(base: int):
+def model_of(base: int, norm: str = "gn"):
+    """The CGA U-Net at ``base`` width with ``norm`` (random weights, seed 0) as ``cga predict`` runs it on the
+    CPU."""
     from cga_model.nn.config import ModelConfig
+    from cga_model.nn.layout import to_fast_layout
     from cga_model.nn.network import CGAUNet
 
     torch.manual_seed(0)
-    return CGAUNet(ModelConfig(base_channels=base)).eval()
+    return to_fast_layout(CGAUNet(ModelConfig(base_channels=base, norm=norm)).eval(), "cpu")
 
 
 def monai_labels(model, image: torch.Tensor) -> torch.Tensor:
@@ -78,6 +88,7 @@ def segment(candidate: str, model, image: torch.Tensor) -> torch.Tensor:
         "whole_box": {"whole_box": True},
         "whole_box_tta8": {"whole_box": True, "tta": 8},
         "nnunet_like": {**windows, "tta": 8},
+        "bn_default": {},  # the path cga predict takes for the network (the whole box for BatchNorm)
     }
     if candidate == "monai":
         return monai_labels(model, image)
@@ -86,7 +97,7 @@ def segment(candidate: str, model, image: torch.Tensor) -> torch.Tensor:
 
 def child(candidate: str, base: int, seed: int) -> None:
     """Run one candidate once and print ``{"seconds": ...}`` (the segmentation alone, not the set-up)."""
-    image, model = hard_case(seed), model_of(base)
+    image, model = hard_case(seed), model_of(base, NORM_OF.get(candidate, "gn"))
     start = time.perf_counter()
     segment(candidate, model, image)
     print(json.dumps({"seconds": time.perf_counter() - start}))
@@ -114,6 +125,17 @@ def run_child(candidate: str, base: int, seed: int) -> dict:
     return {**json.loads(out.strip().splitlines()[-1]), "peak_rss_gb": usage.ru_maxrss / 2**20}
 
 
+@torch.no_grad()
+def _conv_seconds(conv: torch.nn.Conv3d, box, layout: torch.memory_format) -> float:
+    """Seconds of ``conv`` over a ``(1, C, *box)`` input, weights and input in ``layout`` (after a warm-up)."""
+    conv = conv.to(memory_format=layout)
+    x = torch.randn(1, conv.in_channels, *box).contiguous(memory_format=layout)
+    conv(x)
+    start = time.perf_counter()
+    conv(x)
+    return time.perf_counter() - start
+
+
 def compute_limit(base: int, seed: int) -> dict:
     """Multiply-adds of one forward pass over the padded brain box, conv throughput, the time they imply."""
     from cga_model.data.brain import brain_box
@@ -126,13 +148,8 @@ def compute_limit(base: int, seed: int) -> dict:
         meta_model = model_of(base)
         macs = flops_of(lambda x: meta_model(x), torch.empty(1, 4, *box)) / 2
     conv = torch.nn.Conv3d(base, base, 3, padding=1).eval()
-    x = torch.randn(1, base, *box)
-    with torch.no_grad():
-        conv(x)
-        start = time.perf_counter()
-        conv(x)
-        seconds = time.perf_counter() - start
-    throughput = base * base * 27 * x[0, 0].numel() / seconds
+    seconds = min(_conv_seconds(conv, box, layout) for layout in (torch.contiguous_format, torch.channels_last_3d))
+    throughput = base * base * 27 * math.prod(box) / seconds
     return {"box": box, "gmacs": macs / 1e9, "conv_gmacs_per_s": throughput / 1e9, "limit_s": macs / throughput}
 
 

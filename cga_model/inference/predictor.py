@@ -7,15 +7,17 @@ from pathlib import Path
 
 from ..data.layouts import MODALITIES
 from ..nn.checkpoint import load_model
+from ..nn.layout import to_fast_layout
 from .onnx_runtime import OnnxSegmenter, check_shapes
 
 
 def load_predictor(source, device="cpu"):
     """``(model, training config)`` for prediction: an ``OnnxSegmenter`` for a ``.onnx`` file (CPU
     only; its input shape checked against the sequences it will be fed, ``check_shapes``), else the network of a
-    ``cga train`` checkpoint (``load_model``)."""
+    ``cga train`` checkpoint (``load_model``) in the device's ``fast_layout``."""
     if Path(source).suffix.lower() != ".onnx":
-        return load_model(source, device)
+        model, config = load_model(source, device)
+        return to_fast_layout(model, device), config
     if str(device) != "cpu":
         raise ValueError(
             f"ONNX models run on the CPU here (ONNX Runtime's CPU provider), got device {device!r}; use --device cpu"

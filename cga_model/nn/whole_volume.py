@@ -188,6 +188,11 @@ def check_path_options(roi, overlap, whole_box: bool) -> None:
         raise ValueError("--whole-box runs one pass, --roi/--overlap force windows: pass one of them, not both")
 
 
+def field_norms(network: torch.nn.Module) -> list[str]:
+    """Sorted class names of the ``FIELD_NORMS`` modules in ``network`` (empty: none)."""
+    return sorted({type(m).__name__ for m in network.modules() if isinstance(m, FIELD_NORMS)})
+
+
 def default_whole_box(model) -> tuple[bool, str]:
     """``(whole_box, why)``: whether ``cga predict`` runs ``model`` over the whole box by default, and why.
 
@@ -200,7 +205,7 @@ def default_whole_box(model) -> tuple[bool, str]:
     network = model.reference_network() if hasattr(model, "reference_network") else model
     if not isinstance(network, torch.nn.Module):
         return False, "a network of unknown normalisation"
-    norms = sorted({type(m).__name__ for m in network.modules() if isinstance(m, FIELD_NORMS)})
+    norms = field_norms(network)
     if norms:
         return False, f"its {'/'.join(norms)} statistics depend on the field of view"
     return True, "no normalisation of the network depends on the field of view"

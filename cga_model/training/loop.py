@@ -42,6 +42,7 @@ from ..nn.checkpoint import (
     save_checkpoint,
     saved_model_config,
 )
+from ..nn.layout import to_fast_layout
 from ..nn.losses import CGALoss
 from ..nn.network import CGAUNet
 from ..nn.sliding_window import segment_volume
@@ -170,7 +171,7 @@ def _open_data(config: TrainConfig):
 def _build(config: TrainConfig, ddp: DistributedRun, folder: RunFolder, cases, train_ids, val_ids) -> Run:
     """Model, optimiser, scheduler, loss, sampler and loader of a run."""
     torch.manual_seed(config.seed)
-    model = CGAUNet(config.model).to(ddp.device)
+    model = to_fast_layout(CGAUNet(config.model).to(ddp.device), ddp.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, amsgrad=True)
     sampler = CropBatchSampler(
         len(train_ids),

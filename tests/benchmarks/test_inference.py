@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.inference import CANDIDATES, format_rows, model_of, segment
+from benchmarks.inference import CANDIDATES, NORM_OF, format_rows, model_of, segment
 from cga_model.data.cases import normalize
 from cga_model.data.synth_hard import synthesize_hard_case
 
@@ -16,9 +16,8 @@ def small_case():
 
 
 def test_every_candidate_gives_labels_inside_the_brain(small_case):
-    model = model_of(4)
     brain = (small_case != 0).any(0)
-    results = {c: segment(c, model, small_case) for c in CANDIDATES}
+    results = {c: segment(c, model_of(4, NORM_OF.get(c, "gn")), small_case) for c in CANDIDATES}
     for candidate, labels in results.items():
         assert labels.shape == small_case.shape[1:] and labels.dtype == torch.uint8, candidate
         assert not labels[~brain].any(), candidate

@@ -181,10 +181,10 @@ def _reference(model, image: torch.Tensor, truth: np.ndarray | None, roi) -> tup
     tumour, else the model's own sliding-window prediction."""
     if truth is not None and truth.any():
         return pad_to_multiple(truth, SIZE_MULTIPLE), "ground truth"
-    from ..nn.sliding_window import predict_probs
+    from ..nn.sliding_window import class_indices, predict_probs
 
     segmenter = lambda window: SimpleNamespace(logits=_logits(model(window)))  # noqa: E731
-    return predict_probs(segmenter, image, roi).argmax(0).cpu().numpy(), "prediction"
+    return class_indices(predict_probs(segmenter, image, roi)).cpu().numpy(), "prediction"
 
 
 def explain_volume(

@@ -19,7 +19,7 @@ from ..data.nifti import save_nifti
 from ..evaluation.overlay import save_overlay
 from ..flag_checks import window
 from ..nn.checkpoint import check_model_fits, model_channel_order, trained_layout
-from ..nn.sliding_window import resolve_precision, segment_labels, segment_volume
+from ..nn.sliding_window import class_indices, resolve_precision, segment_labels, segment_volume
 from ..nn.whole_volume import check_path_options
 from .predictor import load_predictor
 
@@ -170,7 +170,7 @@ def _write_case(out_dir: Path, case, result: torch.Tensor, scheme) -> Path:
     ``result (X, Y, Z)``, or from its probabilities ``result (K, X, Y, Z)``, then also ``<ID>_prob.nii.gz``.
     The sequences missing from ``case`` are recorded in ``<ID>.nii.gz``'s header ``descrip``. Returns its path."""
     save_probs = result.ndim == 4
-    classes = (result.argmax(0) if save_probs else result).cpu().numpy()
+    classes = (class_indices(result) if save_probs else result).cpu().numpy()
     affine = case.reference.affine
     target, overlay, *prob = _case_outputs(out_dir, case.case_id, save_probs)
     header = case.reference.header.copy()

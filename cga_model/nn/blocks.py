@@ -62,7 +62,9 @@ class InitConv(nn.Module):
 class ResBlock(nn.Module):
     """Pre-activation residual block (EnBlock / DeBlock): Norm, ReLU, Conv3, Norm, ReLU, Conv3, + input.
 
-    ``(B, C, D, H, W) -> (B, C, D, H, W)``.
+    ``(B, C, D, H, W) -> (B, C, D, H, W)``. The ReLUs and the residual sum write over tensors the block made
+    and autograd does not keep (a norm's output, the second convolution's), so no full-size tensor is
+    allocated for them (at the whole-box scale every fresh allocation costs page faults as well as memory).
     """
 
     def __init__(self, channels: int, norm: str = "gn"):
@@ -71,12 +73,12 @@ class ResBlock(nn.Module):
         self.conv1 = conv3(channels, channels)
         self.norm2 = make_norm(norm, channels)
         self.conv2 = conv3(channels, channels)
-        self.act = nn.ReLU()
+        self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv1(self.act(self.norm1(x)))
         y = self.conv2(self.act(self.norm2(y)))
-        return y + x
+        return y.add_(x)
 
 
 class DownConv(nn.Conv3d):

@@ -219,12 +219,24 @@ def segment_volume(model, image: torch.Tensor, roi=None, *, brain_only: bool = T
 
 
 @torch.no_grad()
+def class_indices(probs: torch.Tensor) -> torch.Tensor:
+    """``probs.argmax(0)`` as uint8 ``(*S)`` for ``probs (K, *S)``, K <= 256 (the first class wins a tie), in K - 1
+    element-wise passes: ``torch.argmax`` over a short leading dimension is a slow strided reduction on the CPU
+    (0.34-0.75 s against 0.04 s for 4 x 144x184x144 on 2 cores)."""
+    best = probs[0].clone()
+    labels = torch.zeros(probs.shape[1:], dtype=torch.uint8, device=probs.device)
+    for k in range(1, probs.shape[0]):
+        labels.masked_fill_(probs[k] > best, k)
+        torch.maximum(best, probs[k], out=best)
+    return labels
+
+
 def segment_labels(model, image: torch.Tensor, roi=None, *, brain_only: bool = True, **options) -> torch.Tensor:
     """Class indices ``(X, Y, Z)`` uint8 of ``segment_volume(...).argmax(0)``, without the full-volume
     probabilities: only the brain box's are made, and voxels outside the brain are background (0)."""
     brain, box = _brain_and_box(image, brain_only)
     labels = torch.zeros(tuple(image.shape[1:]), dtype=torch.uint8, device=image.device)
-    labels[box] = predict_probs(model, image[(slice(None),) + box], roi, **options).argmax(0).to(torch.uint8)
+    labels[box] = class_indices(predict_probs(model, image[(slice(None),) + box], roi, **options))
     if brain is not None:
         labels[~brain] = 0
     return labels

@@ -45,7 +45,7 @@ from ..nn.checkpoint import (
 from ..nn.layout import to_fast_layout
 from ..nn.losses import CGALoss
 from ..nn.network import CGAUNet
-from ..nn.sliding_window import segment_volume
+from ..nn.sliding_window import class_indices, segment_volume
 from .curves import plot_curves
 from .distributed import DistributedRun
 from .preflight import require_labels
@@ -93,7 +93,7 @@ def validate(model, cases, case_ids, device, *, roi, brain_mask: bool = True) ->
     for case_id in case_ids:
         image, classes = cases.validation_case(case_id)
         probs = segment_volume(model, torch.from_numpy(image).to(device), roi, brain_only=brain_mask)
-        pred = probs.argmax(0).cpu().numpy()
+        pred = class_indices(probs).cpu().numpy()
         for region in scores:
             scores[region].append(dice(region_mask(pred, region, regions), region_mask(classes, region, regions)))
     model.train()

@@ -7,6 +7,7 @@ import torch
 from cga_model.nn.network import CGAOutput, CGAUNet
 from cga_model.nn.sliding_window import (
     FLIPS,
+    class_indices,
     flips_of,
     native_bfloat16,
     predict_probs,
@@ -220,3 +221,12 @@ def test_memory_sizes_parse():
     for bad in ("", "-1GB", "lots", "0"):
         with pytest.raises(ValueError, match="--memory-limit"):
             parse_memory(bad)
+
+
+@pytest.mark.parametrize("classes", [2, 4, 5])
+def test_class_indices_are_the_argmax_with_the_first_class_winning_ties(classes):
+    probs = torch.randn(1, classes, 12, 10, 8).contiguous(memory_format=torch.channels_last_3d)[0]
+    probs[:, :3] = 0.5  # ties everywhere in these slices
+    labels = class_indices(probs)
+    assert labels.dtype == torch.uint8 and torch.equal(labels.long(), probs.argmax(0))
+    assert (labels[:3] == 0).all()

@@ -65,67 +65,73 @@ class Variant:
     peer: bool = False
 
 
+GN = {"norm": "gn"}  # GroupNorm, the released code's: the normalisation of every ablation below, as measured
+
 VARIANTS = {
     v.name: v
     for v in (
-        Variant("cga", "the CGA U-Net, every default"),
+        Variant("cga", "the CGA U-Net, every default (BatchNorm)"),
         Variant("no_sam", "the same U-Net without SAM (--no-sam)", model={"sam": False}),
-        Variant("cga_bn", "the CGA U-Net with BatchNorm, as the paper's Table 1 (--norm bn)", model={"norm": "bn"}),
+        Variant("cga_gn", "the CGA U-Net with GroupNorm, the released code's (--norm gn)", model=GN),
         Variant(
-            "no_sam_bn",
-            "the same U-Net without SAM, with BatchNorm (--no-sam --norm bn)",
-            model={"sam": False, "norm": "bn"},
+            "no_sam_gn", "the same U-Net without SAM, with GroupNorm (--no-sam --norm gn)", model={**GN, "sam": False}
         ),
-        Variant("cga_gate", "the CGA U-Net with a gate on the update (--update-gate)", model={"update_gate": True}),
+        Variant("cga_gate", "--norm gn --update-gate: a gate on the update", model={**GN, "update_gate": True}),
         Variant(
             "cga_gate_no_inter",
-            "--update-gate --inter-weight 0",
-            model={"update_gate": True},
+            "--norm gn --update-gate --inter-weight 0",
+            model={**GN, "update_gate": True},
             loss={"inter_weight": 0.0},
         ),
-        Variant("cga_soft", "soft masks (--mask-mode soft)", model={"mask_mode": "soft"}),
-        Variant("cga_no_inter", "no inter-class loss (--inter-weight 0)", loss={"inter_weight": 0.0}),
+        Variant("cga_soft", "--norm gn --mask-mode soft: soft masks", model={**GN, "mask_mode": "soft"}),
+        Variant(
+            "cga_no_inter", "--norm gn --inter-weight 0: no inter-class loss", model=GN, loss={"inter_weight": 0.0}
+        ),
         Variant(
             "cga_relu_path",
-            "the attention conv path with a ReLU between its convolutions (--attention-path relu)",
-            model={"attention_path": "relu"},
+            "--norm gn --attention-path relu: a ReLU between the attention path's convolutions",
+            model={**GN, "attention_path": "relu"},
         ),
         Variant(
             "cga_att20",
-            "the released code's attention-loss weight (--attention-weight 20)",
+            "--norm gn --attention-weight 20: the released code's attention-loss weight",
+            model=GN,
             loss={"attention_weight": 20.0},
         ),
         Variant(
             "cga_att_dice_ce",
-            "attention supervised by Dice + cross-entropy (--attention-loss dice_ce)",
+            "--norm gn --attention-loss dice_ce: attention supervised by Dice + cross-entropy",
+            model=GN,
             loss={"attention_loss": "dice_ce"},
         ),
         Variant(
             "cga_att_dice_ce_relu",
-            "--attention-loss dice_ce --attention-path relu",
-            model={"attention_path": "relu"},
+            "--norm gn --attention-loss dice_ce --attention-path relu",
+            model={**GN, "attention_path": "relu"},
             loss={"attention_loss": "dice_ce"},
         ),
         Variant(
             "cga_att_dice_ce_tumour",
-            "--attention-loss dice_ce --intra-classes 1 2 3: the update writes back to tumour voxels only",
-            model={"intra_classes": (1, 2, 3)},
+            "--norm gn --attention-loss dice_ce --intra-classes 1 2 3: the update writes back to tumour voxels only",
+            model={**GN, "intra_classes": (1, 2, 3)},
             loss={"attention_loss": "dice_ce"},
         ),
         Variant(
             "cga_feature_attention",
-            "--attention-path features --attention-loss dice_ce: the attention from the features it updates",
-            model={"attention_path": "features"},
+            "--norm gn --attention-path features --attention-loss dice_ce: the attention from the features it updates",
+            model={**GN, "attention_path": "features"},
             loss={"attention_loss": "dice_ce"},
         ),
         Variant(
             "cga_dropout",
-            "the CGA U-Net trained with --sequence-dropout 0.25 (tolerates missing sequences)",
+            "--norm gn --sequence-dropout 0.25 (tolerates missing sequences)",
+            model=GN,
             train={"sequence_dropout": 0.25},
         ),
         Variant(
             "paper_recipe",
-            "the paper's loss and sampling: --loss dice --foreground-share 0 --no-brain-mask",
+            "--norm gn with the paper's loss and sampling: --loss dice --foreground-share 0 --no-brain-mask",
+            model=GN,
             loss={"segmentation": "dice"},
             train={"foreground_share": 0.0},
             brain_mask=False,

@@ -356,8 +356,8 @@ def _add_inference_path(p) -> None:
         p,
         {
             "--whole-box": "run the whole brain box through the network in one pass when it fits --memory-limit, "
-            "whatever its normalisation (the default for a BatchNorm network; a GroupNorm network, cga train's "
-            "default, scores lower Dice on held-out hard cases that way than with its default windows)",
+            "whatever its normalisation (the default for a BatchNorm network, cga train's default; a GroupNorm "
+            "network scores lower Dice on held-out hard cases that way than with its default windows)",
         },
     )
     p.add_argument(

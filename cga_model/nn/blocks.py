@@ -16,9 +16,9 @@ from .choices import NORMS
 def make_norm(kind: str, channels: int) -> nn.Module:
     """The normalisation layer of the residual blocks.
 
-    - ``"gn"`` (default, released code): ``GroupNorm(8, C)``; when ``C`` is not a multiple of 8
+    - ``"bn"`` (default; what Table 1 says): ``BatchNorm3d``;
+    - ``"gn"`` (released code): ``GroupNorm(8, C)``; when ``C`` is not a multiple of 8
       (small test models) the number of groups is ``gcd(8, C)``;
-    - ``"bn"``: ``BatchNorm3d`` (what Table 1 says);
     - ``"in"``: ``InstanceNorm3d(affine=True)``;
     - ``"sync_bn"``: ``SyncBatchNorm`` for DDP (it behaves as BatchNorm outside a process group).
 
@@ -67,7 +67,7 @@ class ResBlock(nn.Module):
     allocated for them (at the whole-box scale every fresh allocation costs page faults as well as memory).
     """
 
-    def __init__(self, channels: int, norm: str = "gn"):
+    def __init__(self, channels: int, norm: str = "bn"):
         super().__init__()
         self.norm1 = make_norm(norm, channels)
         self.conv1 = conv3(channels, channels)

@@ -4,7 +4,8 @@
 from here, so that ``cga --help`` lists them without loading torch or the kernels.
 """
 
-#: Normalisations of the residual blocks: GroupNorm (released code), BatchNorm (Table 1), InstanceNorm, SyncBatchNorm.
+#: Normalisations of the residual blocks: GroupNorm (released code), BatchNorm (Table 1, default), InstanceNorm,
+#: SyncBatchNorm.
 NORMS = ("gn", "bn", "in", "sync_bn")
 #: Attention down-sampling rates (paper Table 3) -> the strides of the attention conv path.
 ATTENTION_STRIDES = {8: (2, 2, 2), 4: (1, 2, 2), 2: (1, 1, 2)}

@@ -29,7 +29,9 @@ class ModelConfig:
     in_channels: int = option(4, "image channels (the 4 MR sequences)", cli=False)
     num_classes: int = option(4, "K: background + three tumour classes", cli=False)
     base_channels: int = option(16, "c, channels of the first level (16 in the paper)")
-    norm: str = option("gn", "normalisation of the residual blocks (gn = released code, bn = Table 1)", choices=NORMS)
+    norm: str = option(
+        "bn", "normalisation of the residual blocks (bn = Table 1, the default; gn = released code)", choices=NORMS
+    )
     sam: bool = option(True, "the supervised attention module (SAM; without it: the baseline U-Net)")
     intra: bool = option(True, "the intra-class update")
     intra_classes: tuple | None = option(

@@ -9,7 +9,7 @@ layout whatever the layout of its input, so only the weights are converted.
 
 Two exceptions keep the contiguous layout:
 
-- a network with GroupNorm (``cga train``'s default) or InstanceNorm (``whole_volume.FIELD_NORMS``):
+- a network with GroupNorm (``--norm gn``, the released code's) or InstanceNorm (``whole_volume.FIELD_NORMS``):
   PyTorch's channels-last GroupNorm on the CPU takes the variance as E[x^2] - E[x]^2 in float32, which
   cancels catastrophically when a channel's mean is large against its spread (a maximum error of
   0.0034 at mean 10, 0.20 at mean 100, against 1e-6 contiguous; ``tests/model/nn/test_layout.py``);

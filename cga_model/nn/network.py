@@ -53,7 +53,7 @@ class CGAUNet(nn.Module):
         in_channels: image channels (4 MR sequences).
         num_classes: K (4: background + three tumour classes).
         base_channels: c (16 in the paper).
-        norm: ``"gn"`` (GroupNorm(8), released code, default), ``"bn"`` (Table 1), ``"in"``,
+        norm: ``"bn"`` (BatchNorm, Table 1, default), ``"gn"`` (GroupNorm(8), released code), ``"in"``,
             ``"sync_bn"`` (DDP).
         sam: False gives the baseline U-Net of the ablation (same weights minus the attention path).
         intra: apply the intra-class update (``False``: "Baseline + Inter" when ``inter``).

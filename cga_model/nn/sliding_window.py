@@ -5,9 +5,9 @@ volumes this way, so it sits on the floor below them. ``plan_inference`` (``nn/w
 chooses the path: 128^3 Gaussian-blended windows at overlap 0.5 (cut to the box), or the whole brain
 box in one forward pass (the SAM's attention and the intra-class update then see the whole case),
 each when its activations fit the memory budget, else the fewest windows that fit. The default
-(``default_whole_box``) is the windows for a network with GroupNorm (the default) or InstanceNorm,
+(``default_whole_box``) is the windows for a network with GroupNorm (``--norm gn``) or InstanceNorm,
 whose statistics depend on the field of view (the whole box scored lower Dice), and the whole box
-for any other (BatchNorm); ``whole_box=True`` asks for the whole box with any network. Passing ``roi``
+for any other (BatchNorm, the default); ``whole_box=True`` asks for the whole box with any network. Passing ``roi``
 (or ``overlap``) forces windows of ``roi``: training's validation does that with the training crop, the size the
 network's GroupNorm statistics and prototypes were fitted on during training.
 

@@ -11,12 +11,12 @@ counted: the default budget keeps ``SAFETY`` of the free memory for them and for
 
 ``plan_inference`` picks, for a padded box and a memory budget:
 
-- by default, for a network whose normalisation depends on the field of view (GroupNorm, the default,
-  or InstanceNorm: ``default_whole_box``), ``DEFAULT_WINDOW`` (128^3, cut to the box) windows at
+- by default, for a network whose normalisation depends on the field of view (GroupNorm or
+  InstanceNorm: ``default_whole_box``), ``DEFAULT_WINDOW`` (128^3, cut to the box) windows at
   ``WINDOW_OVERLAP`` overlap with Gaussian blending, when one fits; on held-out hard full-size cases
   they scored about 0.05-0.06 higher Dice per region than the whole box in one pass, at about 3x the
   CPU time (``benchmarks/prediction_paths.py``);
-- by default for any other network (BatchNorm, ``--norm bn``), and with ``whole_box`` (``--whole-box``)
+- by default for any other network (BatchNorm, the default), and with ``whole_box`` (``--whole-box``)
   for any, the whole box in one pass (the SAM's prototypes are then per case) when it fits;
 - else (neither fits) the fewest windows (multiples of ``SIZE_MULTIPLE``) whose forward pass fits;
 - windows of ``roi`` when the user forces them (``--roi`` / ``--overlap``), or of the fixed input
@@ -197,7 +197,7 @@ def default_whole_box(model) -> tuple[bool, str]:
     """``(whole_box, why)``: whether ``cga predict`` runs ``model`` over the whole box by default, and why.
 
     ``model``: a module, or an object whose ``reference_network()`` is the module it runs (``OnnxSegmenter``).
-    A network with a normalisation of ``FIELD_NORMS`` (GroupNorm, the default, or InstanceNorm) computes its
+    A network with a normalisation of ``FIELD_NORMS`` (GroupNorm or InstanceNorm) computes its
     statistics over what it is given, so the whole box changes its output against the windows it was
     validated with (0.05-0.06 Dice on hard held-out cases): windows by default. Without one (BatchNorm in
     eval mode uses its running statistics), the convolutions see the same input either way: the whole box.

@@ -5,14 +5,14 @@
 One hard full-size synthetic case (240x240x155, ``cga synth --full-size --difficulty hard``),
 normalised as ``cga predict`` does, segmented by a CGA U-Net (random weights: the time does not
 depend on them) in each of these ways, each in a process of its own (so its peak RSS is its own),
-candidates interleaved (A B C ... A B C ...):
+candidates interleaved (A B C ... A B C ...). Every candidate but ``default`` runs the network with
+GroupNorm (``--norm gn``, the released code's normalisation):
 
-- ``windows``: 128^3 windows at overlap 0.5, Gaussian blending: ``cga predict``'s default for a GroupNorm
-  network;
-- ``bn_default``: the same network with BatchNorm (``--norm bn``) along ``cga predict``'s default path for it:
-  the whole box in one pass, with channels-last-3d weights on the CPU (``cga_model.nn.layout``);
-- ``whole_box``: the whole brain box in one pass when it fits (``--whole-box``; the default for a BatchNorm
-  network, which costs the same time);
+- ``windows``: 128^3 windows at overlap 0.5, Gaussian blending: ``cga predict``'s default path for a
+  GroupNorm network;
+- ``default``: the default network (BatchNorm) along ``cga predict``'s default path for it: the whole box
+  in one pass, with channels-last-3d weights on the CPU (``cga_model.nn.layout``);
+- ``whole_box``: the whole brain box in one pass when it fits (``--whole-box``);
 - ``whole_box_tta8``: the whole box with the 8 flips batched (``--whole-box --tta 8``);
 - ``monai``: MONAI's ``sliding_window_inference`` at its defaults (overlap 0.25, constant blending,
   one window a batch) with 128^3 windows, over the brain box;
@@ -37,9 +37,9 @@ import time
 import numpy as np
 import torch
 
-CANDIDATES = ("windows", "bn_default", "whole_box", "whole_box_tta8", "monai", "nnunet_like")
+CANDIDATES = ("windows", "default", "whole_box", "whole_box_tta8", "monai", "nnunet_like")
 WINDOW = (128, 128, 128)
-NORM_OF = {"bn_default": "bn"}  # the normalisation of each candidate's network: GroupNorm unless named here
+NORM_OF = {"default": "bn"}  # the normalisation of each candidate's network: GroupNorm unless named here
 
 
 def hard_case(seed: int) -> torch.Tensor:
@@ -88,7 +88,7 @@ def segment(candidate: str, model, image: torch.Tensor) -> torch.Tensor:
         "whole_box": {"whole_box": True},
         "whole_box_tta8": {"whole_box": True, "tta": 8},
         "nnunet_like": {**windows, "tta": 8},
-        "bn_default": {},  # the path cga predict takes for the network (the whole box for BatchNorm)
+        "default": {},  # the path cga predict takes for the network (the whole box for BatchNorm)
     }
     if candidate == "monai":
         return monai_labels(model, image)

@@ -1,10 +1,8 @@
 """The memory layout a network runs in: channels-last-3d on the CPU when it has no GroupNorm or InstanceNorm.
 
 oneDNN's 3-D convolutions run faster on ``(B, C, D, H, W)`` tensors stored channels-last
-(``torch.channels_last_3d``, C innermost) than on contiguous ones: on a 2-core AVX2 CPU one pass of the
-base-16 CGA U-Net over a 152x168x152 brain box took 6.0-6.6 s against 9.6-10.1 s, and a training step
-(batch 2 of 64^3, base 8, forward and backward, BatchNorm) 0.84-0.88 s against 1.20-1.29 s
-(``benchmarks/RESULTS.md``). A network whose convolution weights are channels-last computes in that
+(``torch.channels_last_3d``, C innermost) than on contiguous ones (``benchmarks/RESULTS.md``: on a 2-core
+AVX2 CPU one pass of the base-16 CGA U-Net over a brain box took about 6 s against about 10 s). A network whose convolution weights are channels-last computes in that
 layout whatever the layout of its input, so only the weights are converted.
 
 Two exceptions keep the contiguous layout:

@@ -2,8 +2,9 @@
 
 oneDNN's 3-D convolutions run faster on ``(B, C, D, H, W)`` tensors stored channels-last
 (``torch.channels_last_3d``, C innermost) than on contiguous ones (``benchmarks/RESULTS.md``: on a 2-core
-AVX2 CPU one pass of the base-16 CGA U-Net over a brain box took about 6 s against about 10 s). A network whose convolution weights are channels-last computes in that
-layout whatever the layout of its input, so only the weights are converted.
+AVX2 CPU one pass of the base-16 CGA U-Net over a brain box took about 6 s against about 10 s). A network
+whose convolution weights are channels-last computes in that layout whatever the layout of its input, so
+only the weights are converted.
 
 Two exceptions keep the contiguous layout:
 

@@ -40,9 +40,12 @@ from cga_model.inference.predict import predict_folder
 
 #: name: (what it is, ``predict_folder`` segmentation options; ``"crop"``: the run's training crop).
 PATHS = {
-    "whole_box": ("the whole brain box in one pass (--whole-box)", {"whole_box": True, "precision": "float32"}),
+    "whole_box": (
+        "the whole brain box in one pass (--whole-box; a BatchNorm network's default)",
+        {"whole_box": True, "precision": "float32"},
+    ),
     "windows128": (
-        "128^3 windows at overlap 0.5: cga predict's default",
+        "128^3 windows at overlap 0.5: a GroupNorm network's default",
         {"roi": (128,) * 3, "overlap": 0.5, "precision": "float32"},
     ),
     "whole_box_bf16": ("--whole-box --precision bfloat16", {"whole_box": True, "precision": "bfloat16"}),

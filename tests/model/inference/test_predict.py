@@ -33,7 +33,8 @@ def test_the_log_says_which_path_and_why(setup):
     checkpoint, data, root = setup
     lines = []
     predict_folder(checkpoint, data, root / "whole", progress=False, log=lines.append)
-    assert len(lines) == 2 and all("whole box in one pass (the box fits in one default 128^3" in x for x in lines)
+    reason = "whole box in one pass (no normalisation of the network depends on the field of view, fits the memory"
+    assert len(lines) == 2 and all(reason in x for x in lines)  # the default network: BatchNorm
     lines.clear()
     predict_folder(checkpoint, data, root / "tiny", progress=False, log=lines.append, memory_limit=2_000_000)
     assert all("windows of" in line and "does not fit" in line and "budget 2 MB" in line for line in lines)

@@ -123,8 +123,9 @@ def test_ddp_two_processes_hold_identical_weights(cohort, tmp_path):
     w1 = torch.load(tmp_path / "w.rank1.pt", weights_only=True)
     initial = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
     for key in w0:
-        assert torch.equal(w0[key], w1[key]), key
-        assert torch.equal(w0[key], initial[key])
+        running = key.endswith(("running_mean", "running_var", "num_batches_tracked"))
+        assert running or torch.equal(w0[key], w1[key]), key  # BatchNorm statistics are each rank's own
+        assert torch.equal(w0[key], initial[key])  # rank 0 saves its own, statistics included
     assert len(_records(tmp_path / "run")) == 1  # only rank 0 logs
 
 

@@ -218,7 +218,6 @@ def segment_volume(model, image: torch.Tensor, roi=None, *, brain_only: bool = T
     return probs
 
 
-@torch.no_grad()
 def class_indices(probs: torch.Tensor) -> torch.Tensor:
     """``probs.argmax(0)`` as uint8 ``(*S)`` for ``probs (K, *S)``, K <= 256 (the first class wins a tie), in K - 1
     element-wise passes: ``torch.argmax`` over a short leading dimension is a slow strided reduction on the CPU
@@ -231,6 +230,7 @@ def class_indices(probs: torch.Tensor) -> torch.Tensor:
     return labels
 
 
+@torch.no_grad()
 def segment_labels(model, image: torch.Tensor, roi=None, *, brain_only: bool = True, **options) -> torch.Tensor:
     """Class indices ``(X, Y, Z)`` uint8 of ``segment_volume(...).argmax(0)``, without the full-volume
     probabilities: only the brain box's are made, and voxels outside the brain are background (0)."""

@@ -72,6 +72,12 @@ VARIANTS = {
     for v in (
         Variant("cga", "the CGA U-Net, every default (BatchNorm)"),
         Variant("no_sam", "the same U-Net without SAM (--no-sam)", model={"sam": False}),
+        Variant(
+            "cga_features",
+            "--attention-path features --attention-loss dice_ce: attention from the features it updates (BatchNorm)",
+            model={"attention_path": "features"},
+            loss={"attention_loss": "dice_ce"},
+        ),
         Variant("cga_gn", "the CGA U-Net with GroupNorm, the released code's (--norm gn)", model=GN),
         Variant(
             "no_sam_gn", "the same U-Net without SAM, with GroupNorm (--no-sam --norm gn)", model={**GN, "sam": False}

@@ -55,11 +55,11 @@ def model_of(base: int, norm: str = "gn"):
     """The CGA U-Net at ``base`` width with ``norm`` (random weights, seed 0) as ``cga predict`` runs it on the
     CPU."""
     from cga_model.nn.config import ModelConfig
-    from cga_model.nn.layout import to_fast_layout
+    from cga_model.nn.inference_fusion import for_inference
     from cga_model.nn.network import CGAUNet
 
     torch.manual_seed(0)
-    return to_fast_layout(CGAUNet(ModelConfig(base_channels=base, norm=norm)).eval(), "cpu")
+    return for_inference(CGAUNet(ModelConfig(base_channels=base, norm=norm)), "cpu")
 
 
 def monai_labels(model, image: torch.Tensor) -> torch.Tensor:

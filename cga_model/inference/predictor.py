@@ -7,17 +7,17 @@ from pathlib import Path
 
 from ..data.layouts import MODALITIES
 from ..nn.checkpoint import load_model
-from ..nn.layout import to_fast_layout
+from ..nn.inference_fusion import for_inference
 from .onnx_runtime import OnnxSegmenter, check_shapes
 
 
 def load_predictor(source, device="cpu"):
     """``(model, training config)`` for prediction: an ``OnnxSegmenter`` for a ``.onnx`` file (CPU
     only; its input shape checked against the sequences it will be fed, ``check_shapes``), else the network of a
-    ``cga train`` checkpoint (``load_model``) in the device's ``fast_layout``."""
+    ``cga train`` checkpoint (``load_model``) as ``for_inference`` runs it on ``device``."""
     if Path(source).suffix.lower() != ".onnx":
         model, config = load_model(source, device)
-        return to_fast_layout(model, device), config
+        return for_inference(model, device), config
     if str(device) != "cpu":
         raise ValueError(
             f"ONNX models run on the CPU here (ONNX Runtime's CPU provider), got device {device!r}; use --device cpu"

@@ -10,8 +10,10 @@ GroupNorm (``--norm gn``, the released code's normalisation):
 
 - ``windows``: 128^3 windows at overlap 0.5, Gaussian blending: ``cga predict``'s default path for a
   GroupNorm network;
-- ``default``: the default network (BatchNorm) along ``cga predict``'s default path for it: the whole box
-  in one pass, with channels-last-3d weights on the CPU (``cga_model.nn.layout``);
+- ``default``: the default network (BatchNorm) as ``cga predict`` runs it: the whole box in one pass, with
+  channels-last-3d weights on the CPU (``cga_model.nn.layout``) and its blocks fused
+  (``cga_model.nn.inference_fusion``);
+- ``default_unfused``: the same without the block fusion (what the fusion saves);
 - ``whole_box``: the whole brain box in one pass when it fits (``--whole-box``);
 - ``whole_box_tta8``: the whole box with the 8 flips batched (``--whole-box --tta 8``);
 - ``monai``: MONAI's ``sliding_window_inference`` at its defaults (overlap 0.25, constant blending,
@@ -37,9 +39,10 @@ import time
 import numpy as np
 import torch
 
-CANDIDATES = ("windows", "default", "whole_box", "whole_box_tta8", "monai", "nnunet_like")
+CANDIDATES = ("windows", "default", "default_unfused", "whole_box", "whole_box_tta8", "monai", "nnunet_like")
 WINDOW = (128, 128, 128)
-NORM_OF = {"default": "bn"}  # the normalisation of each candidate's network: GroupNorm unless named here
+NORM_OF = {"default": "bn", "default_unfused": "bn"}  # each candidate's normalisation: GroupNorm unless named here
+UNFUSED = ("default_unfused",)  # candidates whose network runs without inference_fusion's fused blocks
 
 
 def hard_case(seed: int) -> torch.Tensor:
@@ -51,15 +54,17 @@ def hard_case(seed: int) -> torch.Tensor:
     return torch.from_numpy(normalize(images))
 
 
-def model_of(base: int, norm: str = "gn"):
+def model_of(base: int, norm: str = "gn", fused: bool = True):
     """The CGA U-Net at ``base`` width with ``norm`` (random weights, seed 0) as ``cga predict`` runs it on the
-    CPU."""
+    CPU (``fused=False``: in its fast layout, without the fused blocks)."""
     from cga_model.nn.config import ModelConfig
     from cga_model.nn.inference_fusion import for_inference
+    from cga_model.nn.layout import to_fast_layout
     from cga_model.nn.network import CGAUNet
 
     torch.manual_seed(0)
-    return for_inference(CGAUNet(ModelConfig(base_channels=base, norm=norm)), "cpu")
+    network = CGAUNet(ModelConfig(base_channels=base, norm=norm)).eval()
+    return for_inference(network, "cpu") if fused else to_fast_layout(network, "cpu")
 
 
 def monai_labels(model, image: torch.Tensor) -> torch.Tensor:
@@ -89,6 +94,7 @@ def segment(candidate: str, model, image: torch.Tensor) -> torch.Tensor:
         "whole_box_tta8": {"whole_box": True, "tta": 8},
         "nnunet_like": {**windows, "tta": 8},
         "default": {},  # the path cga predict takes for the network (the whole box for BatchNorm)
+        "default_unfused": {},
     }
     if candidate == "monai":
         return monai_labels(model, image)
@@ -97,7 +103,7 @@ def segment(candidate: str, model, image: torch.Tensor) -> torch.Tensor:
 
 def child(candidate: str, base: int, seed: int) -> None:
     """Run one candidate once and print ``{"seconds": ...}`` (the segmentation alone, not the set-up)."""
-    image, model = hard_case(seed), model_of(base, NORM_OF.get(candidate, "gn"))
+    image, model = hard_case(seed), model_of(base, NORM_OF.get(candidate, "gn"), candidate not in UNFUSED)
     start = time.perf_counter()
     segment(candidate, model, image)
     print(json.dumps({"seconds": time.perf_counter() - start}))
@@ -145,7 +151,7 @@ def compute_limit(base: int, seed: int) -> dict:
     box = [b - a for a, b in brain_box((image != 0).any(0).numpy())]
     box = [s + (-s) % 8 for s in box]
     with torch.device("meta"):
-        meta_model = model_of(base)
+        meta_model = model_of(base, fused=False)  # FlopCounterMode counts aten convolutions, not oneDNN's
         macs = flops_of(lambda x: meta_model(x), torch.empty(1, 4, *box)) / 2
     conv = torch.nn.Conv3d(base, base, 3, padding=1).eval()
     seconds = min(_conv_seconds(conv, box, layout) for layout in (torch.contiguous_format, torch.channels_last_3d))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.inference import CANDIDATES, NORM_OF, format_rows, model_of, segment
+from benchmarks.inference import CANDIDATES, NORM_OF, UNFUSED, format_rows, model_of, segment
 from cga_model.data.cases import normalize
 from cga_model.data.synth_hard import synthesize_hard_case
 
@@ -17,13 +17,14 @@ def small_case():
 
 def test_every_candidate_gives_labels_inside_the_brain(small_case):
     brain = (small_case != 0).any(0)
-    results = {c: segment(c, model_of(4, NORM_OF.get(c, "gn")), small_case) for c in CANDIDATES}
+    results = {c: segment(c, model_of(4, NORM_OF.get(c, "gn"), c not in UNFUSED), small_case) for c in CANDIDATES}
     for candidate, labels in results.items():
         assert labels.shape == small_case.shape[1:] and labels.dtype == torch.uint8, candidate
         assert not labels[~brain].any(), candidate
     # the same network: the whole box and 128^3 windows (one window here) agree on nearly every voxel
     agree = (results["whole_box"] == results["windows"]).float().mean().item()
     assert agree > 0.99
+    assert (results["default"] == results["default_unfused"]).float().mean().item() > 0.999  # float rounding only
 
 
 def test_report_gives_medians_speed_ups_and_the_limit():

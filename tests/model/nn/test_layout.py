@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cga_model.nn.checkpoint import save_checkpoint
+from cga_model.nn.checkpoint import load_model, save_checkpoint
 from cga_model.nn.layout import fast_layout, to_fast_layout
 from cga_model.nn.network import CGAUNet
 
@@ -58,8 +58,12 @@ def test_a_checkpoint_of_a_channels_last_network_loads_into_either_layout(tmp_pa
 
     plain, fast = _pair(norm="bn")
     save_checkpoint(tmp_path / "best.pt", model=fast.state_dict(), config={"model": fast.config.to_dict()})
-    loaded, _ = load_predictor(tmp_path / "best.pt")
-    for (name, a), b in zip(plain.state_dict().items(), loaded.state_dict().values()):
+    weights, _ = load_model(tmp_path / "best.pt")
+    for (name, a), b in zip(plain.state_dict().items(), weights.state_dict().values()):
         torch.testing.assert_close(b, a, rtol=0, atol=0, msg=name)
+    loaded, _ = load_predictor(tmp_path / "best.pt")  # channels-last, its blocks fused for inference
     assert loaded.init_conv.conv.weight.is_contiguous(memory_format=CL)
+    image = torch.randn(1, 4, 16, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(image).logits, plain.eval()(image).logits, rtol=1e-4, atol=1e-4)
     assert CGAUNet(base_channels=8, norm="bn").load_state_dict(fast.state_dict())  # and back into the contiguous

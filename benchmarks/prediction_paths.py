@@ -1,13 +1,15 @@
 """Prediction paths of ``cga predict`` on held-out full-size cases: Dice and CPU seconds, from learned models.
 
-``python -m benchmarks.prediction_paths --out DIR [--variant cga] [--steps 240] [--seeds 1 2 3] [--paths ...]``
+``python -m benchmarks.prediction_paths --out DIR [--variant cga] [--steps 240] [--seeds 1 2 3] [--paths ...]
+[--split test|val]``
 
-``DIR`` is the ``--out`` folder of ``benchmarks.learning``: its held-out test cases (``DIR/test``) are
+``DIR`` is the ``--out`` folder of ``benchmarks.learning``: its held-out test cases (``DIR/test``; or its
+validation cases, ``DIR/val``, with ``--split val``) are
 segmented with each finished run's final weights (``run_<variant>_s<seed>_<steps>/last.pt``, a run
 being finished when ``results.jsonl`` holds it) along each path of ``PATHS`` (``predict_folder``'s
 segmentation options), one case at a time (every path of ``--paths``, in its order, on a case before
 the next case), and scored as ``benchmarks.learning`` scores (Dice per
-region WT, TC, ET, the tumour voxels predicted outside the brain). Each case's row, with the CPU
+region WT, TC, ET, the tumour voxels predicted outside the brain). Each case's row, with its split, the CPU
 seconds (process time, torch on ``--threads`` threads) of its ``predict_folder`` call (reading the
 case, segmenting it, writing its label file and overlay) and the path's log line, is appended to
 ``DIR/prediction_paths.jsonl``: rerun the same command to go on after an interruption (rows there
@@ -17,8 +19,8 @@ The report gives, per path, the mean +- std over seeds of the mean Dice over the
 difference of every path against ``windows128`` (the same seed, the same cases), and whether no
 region drops by more than ``TOLERANCE`` for each pair of ``RULES`` (the whole box against ``windows128``,
 each bfloat16 path against its float32 twin); it is printed, written to ``DIR/prediction_paths/report.md``
-and drawn in ``DIR/prediction_paths/prediction_paths.png``. The predictions are kept under
-``DIR/prediction_paths/<variant>_s<seed>_<steps>/<path>/``.
+and drawn in ``DIR/prediction_paths/prediction_paths.png`` (``DIR/prediction_paths/val/`` for ``--split val``).
+The predictions are kept under ``DIR/prediction_paths/<variant>_s<seed>_<steps>/<path>/`` (``.../val/<path>/``).
 """
 
 from __future__ import annotations
@@ -38,33 +40,46 @@ from cga_model.data.layouts import find_cases
 from cga_model.evaluation.plots import pyplot, save_png
 from cga_model.inference.predict import predict_folder
 
-#: name: (what it is, ``predict_folder`` segmentation options; ``"crop"``: the run's training crop).
+#: name: (what it is, ``predict_folder`` segmentation options; ``"crop"``: the run's training crop). Prototypes
+#: per input (``prototype_field="input"``) unless the name ends in ``_crop``: per tile of the training crop.
 PATHS = {
+    "whole_box_crop": (
+        "the whole brain box in one pass, prototypes per tile of the training crop (the default)",
+        {"whole_box": True, "precision": "float32", "prototype_field": "crop"},
+    ),
     "whole_box": (
-        "the whole brain box in one pass (--whole-box; a BatchNorm network's default)",
-        {"whole_box": True, "precision": "float32"},
+        "the whole brain box in one pass, prototypes over the box (--prototype-field input)",
+        {"whole_box": True, "precision": "float32", "prototype_field": "input"},
     ),
     "windows128": (
-        "128^3 windows at overlap 0.5: a GroupNorm network's default",
-        {"roi": (128,) * 3, "overlap": 0.5, "precision": "float32"},
+        "128^3 windows at overlap 0.5, prototypes per window (--prototype-field input)",
+        {"roi": (128,) * 3, "overlap": 0.5, "precision": "float32", "prototype_field": "input"},
     ),
-    "whole_box_bf16": ("--whole-box --precision bfloat16", {"whole_box": True, "precision": "bfloat16"}),
+    "whole_box_bf16": (
+        "--whole-box --precision bfloat16 --prototype-field input",
+        {"whole_box": True, "precision": "bfloat16", "prototype_field": "input"},
+    ),
     "windows128_bf16": (
-        "128^3 windows at overlap 0.5 --precision bfloat16",
-        {"roi": (128,) * 3, "overlap": 0.5, "precision": "bfloat16"},
+        "128^3 windows at overlap 0.5 --precision bfloat16 --prototype-field input",
+        {"roi": (128,) * 3, "overlap": 0.5, "precision": "bfloat16", "prototype_field": "input"},
     ),
     "whole_box_tta8": (
-        "--whole-box averaged over 8 flips (--tta 8)",
-        {"whole_box": True, "tta": 8, "precision": "float32"},
+        "--whole-box averaged over 8 flips (--tta 8), prototypes over the box",
+        {"whole_box": True, "tta": 8, "precision": "float32", "prototype_field": "input"},
     ),
     "windows_crop": (
         "windows of the training crop at overlap 0.5",
-        {"roi": "crop", "overlap": 0.5, "precision": "float32"},
+        {"roi": "crop", "overlap": 0.5, "precision": "float32", "prototype_field": "input"},
     ),
 }
 REFERENCE = "windows128"
 TOLERANCE = 0.005  # the largest drop of a region's Dice a path may cost against the one it replaces
-RULES = (("whole_box", "windows128"), ("whole_box_bf16", "whole_box"), ("windows128_bf16", "windows128"))
+RULES = (
+    ("whole_box_crop", "windows128"),
+    ("whole_box", "windows128"),
+    ("whole_box_bf16", "whole_box"),
+    ("windows128_bf16", "windows128"),
+)
 
 
 def finished_runs(out: Path, variant: str, steps: int, seeds) -> dict:
@@ -98,38 +113,45 @@ def predict_case(checkpoint: Path, case_dir: Path, pred_dir: Path, options: dict
     return {**folder_scores(pred_dir, case_dir), **timing, "plan": " / ".join(lines)}
 
 
-def measure(out: Path, variant: str, steps: int, seeds, paths, progress: bool = True) -> list:
-    """Every case of ``out/test`` along every path for every finished seed (rows already in
-    ``out/prediction_paths.jsonl`` are kept); returns the rows of ``variant``, ``steps``, ``seeds`` and ``paths``."""
+def measure(out: Path, variant: str, steps: int, seeds, paths, split: str = "test", progress: bool = True) -> list:
+    """Every case of ``out/<split>`` along every path for every finished seed (rows already in
+    ``out/prediction_paths.jsonl`` are kept); returns the rows of ``variant``, ``steps``, ``seeds``, ``paths`` and
+    ``split``."""
     results = out / "prediction_paths.jsonl"
     runs = finished_runs(out, variant, steps, seeds)
     missing = [s for s in seeds if s not in runs]
     if missing:
         print(f"prediction_paths: no finished run_{variant}_s<seed>_{steps} for seeds {missing}: skipped")
-    cases = [Path(c.images[0]).parent for c in find_cases(out / "test")]
-    done = {(r["variant"], r["steps"], r["seed"], r["path"], r["case"]) for r in load_results(results)}
+    cases = [Path(c.images[0]).parent for c in find_cases(out / split)]
+    done = {
+        (r["variant"], r["steps"], r["seed"], r["path"], r["case"], r.get("split", "test"))
+        for r in load_results(results)
+    }
     todo = [
         (seed, path, case)
         for seed in runs
         for case in cases  # case-major: an interrupted measurement has every path on the same first cases
         for path in paths
-        if (variant, steps, seed, path, case.name) not in done
+        if (variant, steps, seed, path, case.name, split) not in done
     ]
     for seed, path, case in tqdm(todo, desc="cases", disable=not progress):
-        pred_dir = out / "prediction_paths" / f"{variant}_s{seed}_{steps}" / path
+        pred_dir = out / "prediction_paths" / f"{variant}_s{seed}_{steps}" / (path if split == "test" else split) / path
         row = predict_case(runs[seed], case, pred_dir, path_options(path, runs[seed]))
-        row = {"variant": variant, "steps": steps, "seed": seed, "path": path, "case": case.name, **row}
+        row = {"variant": variant, "steps": steps, "seed": seed, "path": path, "case": case.name, "split": split, **row}
         with open(results, "a") as f:
             f.write(json.dumps(row) + "\n")
-    return measured_rows(out, variant, steps, seeds, paths)
+    return measured_rows(out, variant, steps, seeds, paths, split)
 
 
-def measured_rows(out: Path, variant: str, steps: int, seeds, paths) -> list:
-    """The rows of ``out/prediction_paths.jsonl`` for ``variant``, ``steps``, ``seeds`` and ``paths``."""
+def measured_rows(out: Path, variant: str, steps: int, seeds, paths, split: str = "test") -> list:
+    """The rows of ``out/prediction_paths.jsonl`` for ``variant``, ``steps``, ``seeds``, ``paths`` and ``split``
+    (rows without one are of the test cases)."""
     return [
         r
         for r in load_results(out / "prediction_paths.jsonl")
-        if (r["variant"], r["steps"]) == (variant, steps) and r["seed"] in seeds and r["path"] in paths
+        if (r["variant"], r["steps"], r.get("split", "test")) == (variant, steps, split)
+        and r["seed"] in seeds
+        and r["path"] in paths
     ]
 
 
@@ -239,14 +261,17 @@ def rule_line(table: dict, path: str, against: str) -> str:
     )
 
 
-def format_report(rows: list, variant: str, steps: int) -> str:
+SPLITS = {"test": "the held-out test cases", "val": "the validation cases"}
+
+
+def format_report(rows: list, variant: str, steps: int, split: str = "test") -> str:
     """The whole report in markdown: scores per path, paired differences against ``REFERENCE``, the rules."""
     table = by_path(rows)
     if not table:
         return f"### prediction paths of {variant} ({steps} steps)\n\n(no rows: no finished run measured yet)"
     return "\n".join(
         [
-            f"### prediction paths of {variant} ({steps} steps) on the held-out test cases",
+            f"### prediction paths of {variant} ({steps} steps) on {SPLITS[split]}",
             "",
             *score_table(table),
             "",
@@ -293,6 +318,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--paths", nargs="+", choices=tuple(PATHS), default=list(PATHS))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    parser.add_argument("--split", choices=tuple(SPLITS), default="test", help="the cases to segment (default: test)")
     parser.add_argument("--report-only", action="store_true", help="report the rows measured so far, predict nothing")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -300,11 +326,11 @@ def main(argv=None) -> None:
         parser.error(f"--out {out}: no finished test cohort in {out / 'test'}: run benchmarks.learning --out {out}")
     torch.set_num_threads(args.threads)
     measure_or_read = measured_rows if args.report_only else measure
-    rows = measure_or_read(out, args.variant, args.steps, args.seeds, args.paths)
-    report = format_report(rows, args.variant, args.steps)
+    rows = measure_or_read(out, args.variant, args.steps, args.seeds, args.paths, args.split)
+    report = format_report(rows, args.variant, args.steps, args.split)
     print(report)
-    folder = out / "prediction_paths"
-    folder.mkdir(exist_ok=True)
+    folder = out / "prediction_paths" / ("" if args.split == "test" else args.split)
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.md").write_text(report + "\n")
     if rows:
         plot_paths(rows, folder / "prediction_paths.png")

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__
 from .cli_failures import OneLineParser, parse_arguments, run_command
 from .data.layouts import LAYOUTS
-from .nn.choices import PRECISIONS
+from .nn.choices import PRECISIONS, PROTOTYPE_FIELDS
 from .nn.config import ModelConfig
 from .nn.loss_config import LossConfig
 from .nnunet.commands import add_nnunet_commands
@@ -155,6 +155,7 @@ def _predict(args) -> None:
         device=args.device,
         overwrite=args.overwrite,
         allow_missing=args.allow_missing,
+        prototype_field=args.prototype_field,
     )
     print(f"wrote {len(written)} predictions (+ overlay PNGs) to {args.out}")
 
@@ -334,6 +335,13 @@ def _add_predict(p) -> None:
         default="auto",
         help="arithmetic of the network: bfloat16 (autocast) or float32; auto: bfloat16 where the device has "
         "bfloat16 units (AVX512-BF16 or AMX CPUs, GPUs), float32 elsewhere and for --onnx",
+    )
+    p.add_argument(
+        "--prototype-field",
+        choices=PROTOTYPE_FIELDS,
+        help="where the SAM pools its class prototypes: crop = tiles the size of the training crop, so one pass "
+        "over the box computes what the network learnt on its crops (default for a checkpoint); input = over each "
+        "network input, the whole box or a window (the paper's form; the only one an --onnx model has)",
     )
     _add_prediction_files(p)
     _add_brain_mask(p)

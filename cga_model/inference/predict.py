@@ -47,6 +47,7 @@ def predict_folder(
     log=None,
     overwrite=False,
     allow_missing=False,
+    prototype_field=None,
     **segmentation,
 ) -> list[Path]:
     """Predict every case under ``input_path`` (any layout: detected, or ``layout``) in the input's own convention.
@@ -61,6 +62,8 @@ def predict_folder(
     ``segmentation``: ``roi``, ``overlap``, ``tta``, ``memory_limit``, ``whole_box``, ``precision`` of
     ``segment_volume`` (default: the path of the network's normalisation, ``default_whole_box``;
     ``precision="auto"``: ``resolve_precision``); ``log`` gets each case's path choice (default: stderr).
+    ``prototype_field``: where the SAM pools its prototypes (``load_predictor``; default: tiles of the
+    checkpoint's training crop).
     Before anything is written, every case's headers and geometry (``cases.check_headers``) and ID are
     checked, and ``out_dir`` must pass ``check_output``: never inside the input, and files it would replace
     only with ``overwrite``. A case lacking a sequence of the network is refused naming the file; with
@@ -68,7 +71,9 @@ def predict_folder(
     (``missing_description``)."""
     segmentation = {"precision": "auto", **segmentation}
     _check_segmentation(segmentation)
-    model, config, cases, channels = _model_and_cases(checkpoint, input_path, layout, device, segmentation)
+    model, config, cases, channels = _model_and_cases(
+        checkpoint, input_path, layout, device, segmentation, prototype_field
+    )
     scheme = LAYOUTS[cases[0].layout].scheme
     out_dir = Path(out_dir)
     _check_before_writing(
@@ -103,11 +108,12 @@ def _segment_case(model, config, channels, case, *, device, brain_mask, save_pro
     return segment(model, image, brain_only=brain_mask, log=case_log, **segmentation)
 
 
-def _model_and_cases(checkpoint, input_path, layout, device, segmentation) -> tuple:
+def _model_and_cases(checkpoint, input_path, layout, device, segmentation, prototype_field) -> tuple:
     """``(model, training config, cases, channels)``: the network of ``checkpoint`` (the ``segmentation``
-    options' ``precision`` checked against it), the cases under ``input_path`` (its training layout preferred)
-    checked to fit it, and its input channels as indices into their sequences."""
-    model, config = load_predictor(checkpoint, device)
+    options' ``precision`` checked against it; its prototypes per ``prototype_field``), the cases under
+    ``input_path`` (its training layout preferred) checked to fit it, and its input channels as indices into
+    their sequences."""
+    model, config = load_predictor(checkpoint, device, prototype_field)
     resolve_precision(segmentation["precision"], torch.device(device), isinstance(model, torch.nn.Module))
     cases = find_cases(input_path, layout=layout, prefer=trained_layout(config))
     check_model_fits(model.num_classes, config, cases[0].layout, checkpoint)

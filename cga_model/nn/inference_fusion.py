@@ -20,7 +20,7 @@ of one over each part, the second taking the first as its ``"add"`` post-op.
 ``for_inference`` applies both to a network that ``cga predict`` runs: on the CPU, when oneDNN is there, to
 every ``UpBlock`` and to the ``ResBlock``s whose norms are BatchNorm with running statistics. GroupNorm and
 InstanceNorm residual blocks, other devices and networks in training are left as they are. The fused blocks
-refuse ``train()`` mode: they hold a snapshot of the weights and running statistics.
+refuse ``train()`` mode: they hold weights folded with the running statistics.
 """
 
 from __future__ import annotations
@@ -57,8 +57,7 @@ class FusedResBlock(nn.Module):
         weight1, bias1 = fold_norm(block.conv1, block.norm2)
         self.register_buffer("weight1", weight1)
         self.register_buffer("bias1", bias1)
-        self.register_buffer("weight2", block.conv2.weight.detach().clone())
-        self.register_buffer("bias2", block.conv2.bias.detach().clone())
+        self.conv2 = block.conv2  # its own weights: nothing folds into it
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,10 +66,11 @@ class FusedResBlock(nn.Module):
         h = self.act(self.norm1(x))
         if h.dtype != torch.float32:  # autocast: convolutions that autocast casts, post-ops as passes
             h = self.act(F.conv3d(h, self.weight1, self.bias1, padding=1))
-            return F.conv3d(h, self.weight2, self.bias2, padding=1).add_(x)
+            return self.conv2(h).add_(x)
         pointwise = torch.ops.mkldnn._convolution_pointwise
         h = pointwise(h, self.weight1, self.bias1, _UNIT, _UNIT, _UNIT, 1, "relu", [], "")
-        return pointwise.binary(h, x, self.weight2, self.bias2, _UNIT, _UNIT, _UNIT, 1, "add", None, None, [], None)
+        weight, bias = self.conv2.weight, self.conv2.bias
+        return pointwise.binary(h, x, weight, bias, _UNIT, _UNIT, _UNIT, 1, "add", None, None, [], None)
 
 
 class FusedUpBlock(nn.Module):

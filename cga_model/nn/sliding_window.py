@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from ..data.brain import brain_box
 from .choices import PRECISIONS
 from .config import SIZE_MULTIPLE
+from .prototype_field import prototype_note
 from .whole_volume import (
     InferencePlan,
     bytes_per_voxel,
@@ -181,7 +182,7 @@ def predict_probs(model, image: torch.Tensor, roi=None, *, overlap=None, tta: in
         options.get("precision", "float32"), image.device, isinstance(model, torch.nn.Module)
     )
     if options.get("log") is not None:
-        options["log"](f"{plan.describe()}; {precision} ({why})")
+        options["log"](f"{plan.describe()}; {precision} ({why}){prototype_note(model)}")
     spatial = image.shape[1:]
     pads = [b - s for b, s in zip(plan.box, spatial)]
     padded = F.pad(image, [p for pad in reversed(pads) for p in (0, pad)]) if any(pads) else image

@@ -50,8 +50,8 @@ def test_every_path_seed_and_case_is_scored_and_paired(learned, capsys):
         assert all(0.0 <= row[r] <= 1.0 for r in REGIONS) and row["cpu_s"] > 0 and row["outside"] == 0
         expected = "windows of 16x16x16" if row["path"] == "windows_crop" else "whole box"
         assert paths_bench.plan_kind(row["plan"]) == expected, row["plan"]
-    for seed, learning_row in learning_rows.items():  # the whole_box path is what benchmarks.learning scores
-        default = [r for r in rows if (r["seed"], r["path"]) == (seed, "whole_box")]
+    for seed, learning_row in learning_rows.items():  # the whole_box_crop path is what benchmarks.learning scores
+        default = [r for r in rows if (r["seed"], r["path"]) == (seed, "whole_box_crop")]
         for region in REGIONS:
             assert sum(r[region] for r in default) / 2 == pytest.approx(learning_row["test"][region], abs=1e-9)
     report = printed[printed.index("### prediction paths") :]
@@ -102,3 +102,17 @@ def test_the_rule_fails_when_a_region_drops(tmp_path):
     assert f"- whole_box_bf16 vs whole_box (1 seeds, 1 paired cases): {rule}: **HOLDS**" in report
     paths_bench.plot_paths(rows, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_the_validation_cases_are_scored_apart(learned, capsys):
+    out, learning_rows = learned
+    test_rows = paths_bench.measured_rows(out, "cga", 2, (1, 2), tuple(paths_bench.PATHS))
+    paths_bench.main(["--out", str(out), "--steps", "2", "--seeds", "1", "--paths", "whole_box_crop", "--split", "val"])
+    report = capsys.readouterr().out
+    val_rows = paths_bench.measured_rows(out, "cga", 2, (1,), ("whole_box_crop",), "val")
+    assert len(val_rows) == 1 and val_rows[0]["case"] not in {r["case"] for r in test_rows}
+    for region in REGIONS:  # the validation score benchmarks.learning recorded for the same run
+        assert val_rows[0][region] == pytest.approx(learning_rows[1]["val"][region], abs=1e-9)
+    assert paths_bench.measured_rows(out, "cga", 2, (1, 2), tuple(paths_bench.PATHS)) == test_rows
+    assert "### prediction paths of cga (2 steps) on the validation cases" in report
+    assert (out / "prediction_paths" / "val" / "report.md").read_text() == report[report.index("### prediction") :]

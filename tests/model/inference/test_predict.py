@@ -1,5 +1,6 @@
 """cga predict's segmentation flags: the path choice and its log line, --tta N, --precision, --memory-limit,
-and --allow-missing (absent sequences zero-filled, named in the log and the header; refused without it)."""
+--prototype-field, and --allow-missing (absent sequences zero-filled, named in the log and the header; refused
+without it)."""
 
 import nibabel as nib
 import numpy as np
@@ -72,6 +73,21 @@ def test_cli_flags(setup, capsys):
     assert cga(common + ["--out", str(root / "bad"), "--memory-limit", "lots"]) == 2
     assert "--memory-limit 'lots'" in capsys.readouterr().err
 
+
+
+def test_prototypes_are_pooled_per_training_crop_tile_unless_asked_per_input(trained_run, setup, tmp_path, capsys):
+    _, data, _ = setup  # 40x40x32 cases; trained_run learnt on 16^3 crops
+    common = ["predict", "--checkpoint", str(trained_run / "last.pt"), "--input", str(data)]
+    assert cga(common + ["--out", str(tmp_path / "crop")]) == 0
+    assert "whole box in one pass" in (err := capsys.readouterr().err) and "prototypes per 16x16x16 tile" in err
+    assert cga(common + ["--out", str(tmp_path / "input"), "--prototype-field", "input"]) == 0
+    assert "prototypes per input" in capsys.readouterr().err
+    crop, per_input = _labels(tmp_path / "crop"), _labels(tmp_path / "input")
+    assert crop.keys() == per_input.keys() and len(crop) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        cga(common + ["--out", str(tmp_path / "bad"), "--prototype-field", "window"])
+    assert exit_info.value.code == 2
+    assert "cga predict: error: argument --prototype-field: invalid choice: 'window'" in capsys.readouterr().err
 
 @pytest.fixture
 def tiny(tmp_path):

@@ -1,0 +1,102 @@
+"""The field the SAM pools its prototypes over: each network input, or tiles the size of the training crop.
+
+Training pools one prototype per class over each random crop (``cga train --crop``): the update adds to a
+voxel the mean feature of its class *in that crop*. A network run once over a whole brain box would pool over
+the box instead, a field several times the crop, with other class proportions; its outputs then differ from
+the windows it was validated with (``benchmarks/prediction_paths.py`` measures the Dice this costs).
+
+``prototype_field="crop"`` (the default of ``cga predict``) splits the updated feature map into a grid of
+tiles of about the training crop's size at that map (``crop // rate`` voxels), and pools and writes back per
+tile and class: one pass computes what the network computed on its training crops. A map no larger than a
+tile is one tile, so training and windows of the crop size are unchanged. ``"input"`` pools over each input
+(the paper's and the released code's form). Tiles are a grid of ``max(1, round(S / t))`` near-equal parts
+per axis (``tile_ids``), pooled in one call of ``cga_kernels.intra_class_update`` with ``T * K`` classes
+(class ``k`` of tile ``t`` is ``t * K + k``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+import cga_kernels as ck
+
+from .choices import PROTOTYPE_FIELDS
+
+
+def tile_grid(size, tile) -> tuple[int, ...]:
+    """Tiles per axis: ``max(1, round(s / t))`` for each spatial size ``s`` and tile size ``t``."""
+    return tuple(max(1, round(s / t)) for s, t in zip(size, tile))
+
+
+def tile_ids(size, tile, device=None) -> tuple[torch.Tensor, int]:
+    """``(ids, T)``: the tile index ``(*size)`` (int64, row-major over the grid) of every voxel, and the
+    number of tiles ``T``. Axis ``d`` of size ``s`` cut into ``n`` parts puts voxel ``i`` in part ``i * n // s``.
+
+    >>> ids, count = tile_ids((4, 3), (2, 3))
+    >>> count, ids.tolist()
+    (2, [[0, 0, 0], [0, 0, 0], [1, 1, 1], [1, 1, 1]])
+    """
+    grid = tile_grid(size, tile)
+    ids = torch.zeros((), dtype=torch.long, device=device)
+    for axis, (s, n) in enumerate(zip(size, grid)):
+        part = torch.arange(s, device=device) * n // s
+        ids = ids.unsqueeze(-1) * n + part.view(*([1] * axis), s)
+    return ids, int(torch.tensor(grid).prod())
+
+
+def _tile_mask(mask: torch.Tensor, ids: torch.Tensor, count: int, num_classes: int) -> torch.Tensor:
+    """A class mask over ``count * num_classes`` classes: labels ``(B, *S)`` become ``ids * K + label``;
+    weights ``(B, K, *S)`` become ``(B, T * K, *S)``, each voxel's weights in its tile's ``K`` channels."""
+    if mask.dtype == torch.long:
+        return ids * num_classes + mask
+    in_tile = torch.nn.functional.one_hot(ids, count).movedim(-1, 0).to(mask.dtype)  # (T, *S)
+    return (in_tile.unsqueeze(1) * mask.unsqueeze(1)).flatten(1, 2)  # (B, T, K, *S) -> (B, T*K, *S)
+
+
+def _case_prototypes(proto: torch.Tensor, counts: torch.Tensor, num_classes: int):
+    """Per-tile ``(B, T*K, C)``, ``(B, T*K)`` -> the input's own ``(B, K, C)``, ``(B, K)`` (count-weighted;
+    zero for a class no tile has)."""
+    batch, _, channels = proto.shape
+    counts = counts.view(batch, -1, num_classes)
+    total = counts.sum(1)
+    weighted = (proto.view(batch, -1, num_classes, channels) * counts.unsqueeze(-1)).sum(1)
+    return torch.where(total.unsqueeze(-1) > 0, weighted / total.clamp_min(1e-12).unsqueeze(-1), 0.0), total
+
+
+def tiled_update(update: ck.IntraClassUpdate, features: torch.Tensor, attention: torch.Tensor, tile):
+    """``update(features, attention)`` with prototypes pooled per tile of ``tile`` voxels (``None``: over the
+    whole input). ``features (B, C, *S)``, ``attention (B, K, *S)`` -> ``(features_out (B, C, *S),
+    prototypes (B, K, C), counts (B, K))``, the prototypes and counts those of the whole input."""
+    size = tuple(features.shape[2:])
+    if tile is None or tile_grid(size, tile) == (1,) * len(size):
+        return update(features, attention)
+    ids, count = tile_ids(size, tile, features.device)
+    k = update.num_classes
+    mask = _tile_mask(ck.attention_to_mask(attention, size, update.mode), ids, count, k)
+    classes = None if update.classes is None else [t * k + c for t in range(count) for c in update.classes]
+    out, proto, counts = ck.intra_class_update(
+        features, mask, num_classes=count * k, residual=update.residual, classes=classes
+    )
+    return (out, *_case_prototypes(proto, counts, k))
+
+
+def set_prototype_field(network: torch.nn.Module, field: str, crop) -> None:
+    """Make ``network``'s SAM pool prototypes per ``field``: ``"crop"``, tiles of the training ``crop``
+    (image voxels, divided by the attention rate at the updated map), or ``"input"``. No-op without a SAM."""
+    if field not in PROTOTYPE_FIELDS:
+        raise ValueError(f"prototype_field must be one of {PROTOTYPE_FIELDS}, got {field!r}")
+    sam = getattr(network, "sam", None)
+    if sam is not None:
+        rate = sam.attention_path.rate
+        sam.prototype_tile = None if field == "input" else tuple(max(1, int(c) // rate) for c in crop)
+
+
+def prototype_note(model) -> str:
+    """The log's note on where ``model``'s SAM pools prototypes: ``"; prototypes per 64x64x64 tile"`` (image
+    voxels), ``"; prototypes per input"``, or ``""`` (no SAM, no update, or not a ``CGAUNet``)."""
+    sam = getattr(model, "sam", None)
+    if sam is None or sam.update is None:
+        return ""
+    if sam.prototype_tile is None:
+        return "; prototypes per input"
+    return f"; prototypes per {'x'.join(str(t * sam.attention_path.rate) for t in sam.prototype_tile)} tile"

@@ -74,7 +74,6 @@ def test_cli_flags(setup, capsys):
     assert "--memory-limit 'lots'" in capsys.readouterr().err
 
 
-
 def test_prototypes_are_pooled_per_training_crop_tile_unless_asked_per_input(trained_run, setup, tmp_path, capsys):
     _, data, _ = setup  # 40x40x32 cases; trained_run learnt on 16^3 crops
     common = ["predict", "--checkpoint", str(trained_run / "last.pt"), "--input", str(data)]
@@ -88,6 +87,7 @@ def test_prototypes_are_pooled_per_training_crop_tile_unless_asked_per_input(tra
         cga(common + ["--out", str(tmp_path / "bad"), "--prototype-field", "window"])
     assert exit_info.value.code == 2
     assert "cga predict: error: argument --prototype-field: invalid choice: 'window'" in capsys.readouterr().err
+
 
 @pytest.fixture
 def tiny(tmp_path):

@@ -52,38 +52,33 @@ def predict_folder(
 ) -> list[Path]:
     """Predict every case under ``input_path`` (any layout: detected, or ``layout``) in the input's own convention.
 
-    Writes ``<ID>.nii.gz``: uint8 labels of the input layout's scheme with the input's affine and
-    header (3-D, with the spatial affine, for 4-D MSD input), and ``<ID>_overlay.png``. Among layouts
-    sharing file names the checkpoint's training layout is preferred; a scheme that cannot express
-    every class of the model (e.g. RC) is refused. Inputs are fed in the checkpoint's channel order.
-    ``checkpoint`` may be a ``.onnx`` file of ``cga export``: the same windows then run in ONNX Runtime (CPU).
-    ``brain_mask`` (default): voxels zero in every modality (outside a skull-stripped brain) are
-    background and only the brain's box is segmented; turn it off for images that are not skull-stripped.
-    ``segmentation``: ``roi``, ``overlap``, ``tta``, ``memory_limit``, ``whole_box``, ``precision`` of
-    ``segment_volume`` (default: the path of the network's normalisation, ``default_whole_box``;
-    ``precision="auto"``: ``resolve_precision``); ``log`` gets each case's path choice (default: stderr).
-    ``prototype_field``: where the SAM pools its prototypes (``load_predictor``; default: tiles of the
-    checkpoint's training crop).
-    Before anything is written, every case's headers and geometry (``cases.check_headers``) and ID are
-    checked, and ``out_dir`` must pass ``check_output``: never inside the input, and files it would replace
+    Writes ``<ID>.nii.gz``: uint8 labels of the input layout's scheme with the input's affine and header (3-D, with
+    the spatial affine, for 4-D MSD input), and ``<ID>_overlay.png``. Among layouts sharing file names the
+    checkpoint's training layout is preferred; a scheme that cannot express every class of the model (e.g. RC) is
+    refused. Inputs are fed in the checkpoint's channel order. ``checkpoint`` may be a ``.onnx`` file of ``cga
+    export``: the same windows then run in ONNX Runtime (CPU). ``brain_mask`` (default): voxels zero in every
+    modality (outside a skull-stripped brain) are background and only the brain's box is segmented; turn it off for
+    images that are not skull-stripped. ``segmentation``: ``roi``, ``overlap``, ``tta``, ``memory_limit``,
+    ``whole_box``, ``precision`` of ``segment_volume`` (default: the path of the network's normalisation,
+    ``default_whole_box``; ``precision="auto"``: ``resolve_precision``); ``log`` gets each case's path choice
+    (default: stderr). ``prototype_field``: where the SAM pools prototypes (``load_predictor``; default: tiles of
+    the training crop). Before anything is written, every case's headers and geometry (``cases.check_headers``) and
+    ID are checked, and ``out_dir`` must pass ``check_output``: never inside the input, and files it would replace
     only with ``overwrite``. A case lacking a sequence of the network is refused naming the file; with
     ``allow_missing`` it is segmented with it zero-filled, logged (``_missing_line``) and recorded in its header
     (``missing_description``)."""
-    segmentation = {"precision": "auto", **segmentation}
-    _check_segmentation(segmentation)
-    model, config, cases, channels = _model_and_cases(
-        checkpoint, input_path, layout, device, segmentation, prototype_field
-    )
-    scheme = LAYOUTS[cases[0].layout].scheme
-    out_dir = Path(out_dir)
+    segmentation = _checked_segmentation(segmentation)
+    found = _model_and_cases(checkpoint, input_path, layout, device, segmentation["precision"], prototype_field)
+    model, config, cases, channels = found
+    scheme, out_dir = LAYOUTS[cases[0].layout].scheme, Path(out_dir)
     _check_before_writing(
         cases, out_dir, (input_path, checkpoint), channels, save_probs=save_probs, overwrite=overwrite,
         allow_missing=allow_missing,
     )  # fmt: skip
-    log = log or _log
     segment = functools.partial(
-        _segment_case, model, config, channels, device=device, brain_mask=brain_mask, save_probs=save_probs, log=log
-    )
+        _segment_case, model, config, channels, device=device, brain_mask=brain_mask, save_probs=save_probs,
+        log=log or _log,
+    )  # fmt: skip
     written = []
     for source in tqdm(cases, desc="predict", disable=not progress):
         case = load_case(source, with_labels=True, allow_missing=allow_missing)
@@ -91,11 +86,13 @@ def predict_folder(
     return written
 
 
-def _check_segmentation(segmentation: dict) -> None:
-    """Refuse a bad ``--roi``, or ``--whole-box`` with forced windows, before any case is read."""
+def _checked_segmentation(segmentation: dict) -> dict:
+    """``segmentation`` with ``precision="auto"`` unless given; a bad ``--roi``, or ``--whole-box`` with forced
+    windows, refused before any case is read."""
     if segmentation.get("roi") is not None:
         window("--roi", segmentation["roi"])
     check_path_options(segmentation.get("roi"), segmentation.get("overlap"), segmentation.get("whole_box", False))
+    return {"precision": "auto", **segmentation}
 
 
 def _segment_case(model, config, channels, case, *, device, brain_mask, save_probs, log, **segmentation):
@@ -108,13 +105,13 @@ def _segment_case(model, config, channels, case, *, device, brain_mask, save_pro
     return segment(model, image, brain_only=brain_mask, log=case_log, **segmentation)
 
 
-def _model_and_cases(checkpoint, input_path, layout, device, segmentation, prototype_field) -> tuple:
-    """``(model, training config, cases, channels)``: the network of ``checkpoint`` (the ``segmentation``
-    options' ``precision`` checked against it; its prototypes per ``prototype_field``), the cases under
+def _model_and_cases(checkpoint, input_path, layout, device, precision, prototype_field) -> tuple:
+    """``(model, training config, cases, channels)``: the network of ``checkpoint`` (``precision`` checked
+    against it; its prototypes per ``prototype_field``), the cases under
     ``input_path`` (its training layout preferred) checked to fit it, and its input channels as indices into
     their sequences."""
     model, config = load_predictor(checkpoint, device, prototype_field)
-    resolve_precision(segmentation["precision"], torch.device(device), isinstance(model, torch.nn.Module))
+    resolve_precision(precision, torch.device(device), isinstance(model, torch.nn.Module))
     cases = find_cases(input_path, layout=layout, prefer=trained_layout(config))
     check_model_fits(model.num_classes, config, cases[0].layout, checkpoint)
     return model, config, cases, model_channel_order(config, checkpoint, cases[0].layout)

@@ -273,10 +273,12 @@ def explain_folder(
     """``explain_volume`` for every case under ``input_path`` (read in ``layout`` when given) with the CGA U-Net
     of a ``cga train`` checkpoint. Every output path passes ``check_output`` before the first case is read."""
     from ..nn.checkpoint import load_model
+    from ..nn.prototype_field import pool_prototypes_as_trained
 
     if channels < 1:
         raise ValueError(f"--channels must be at least 1, got {channels}")
     model, config = load_model(checkpoint, device)
+    pool_prototypes_as_trained(model, config, checkpoint)  # the network cga predict runs
     cases, order = _fitting_cases(model, config, checkpoint, input_path, layout)
     outputs = explain_outputs(out_dir, cases)
     will_write = [path for _, pair in outputs for path in pair]

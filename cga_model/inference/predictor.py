@@ -8,7 +8,7 @@ from pathlib import Path
 from ..data.layouts import MODALITIES
 from ..nn.checkpoint import load_model
 from ..nn.inference_fusion import for_inference
-from ..nn.prototype_field import set_prototype_field
+from ..nn.prototype_field import pool_prototypes_as_trained
 from .onnx_runtime import OnnxSegmenter, check_shapes
 
 
@@ -16,13 +16,11 @@ def load_predictor(source, device="cpu", prototype_field=None):
     """``(model, training config)`` for prediction: an ``OnnxSegmenter`` for a ``.onnx`` file (CPU
     only; its input shape checked against the sequences it will be fed, ``check_shapes``), else the network of a
     ``cga train`` checkpoint (``load_model``) as ``for_inference`` runs it on ``device``, its SAM pooling
-    prototypes per ``prototype_field`` (``set_prototype_field``; by default ``"crop"``, tiles of its training crop,
-    for a checkpoint that records one, as ``cga train`` writes them; else ``"input"``).
+    prototypes per ``prototype_field`` (``pool_prototypes_as_trained``: by default tiles of its training crop).
     An ONNX graph pools over each input: it takes ``prototype_field`` ``None`` or ``"input"`` only."""
     if Path(source).suffix.lower() != ".onnx":
         model, config = load_model(source, device)
-        field = prototype_field or ("crop" if "crop" in config else "input")
-        set_prototype_field(model, field, _training_crop(config, source) if field == "crop" else None)
+        pool_prototypes_as_trained(model, config, source, prototype_field)
         return for_inference(model, device), config
     if prototype_field not in (None, "input"):
         raise ValueError(
@@ -36,14 +34,3 @@ def load_predictor(source, device="cpu", prototype_field=None):
     segmenter = OnnxSegmenter(source)
     check_shapes(segmenter, len(segmenter.config.get("channels") or MODALITIES))  # what predict feeds it
     return segmenter, segmenter.config
-
-
-def _training_crop(config: dict, source) -> tuple:
-    """The ``crop`` of a checkpoint's training config, refused when absent or not three positive sizes."""
-    crop = config.get("crop")
-    if not (isinstance(crop, (list, tuple)) and len(crop) == 3 and all(isinstance(c, int) and c > 0 for c in crop)):
-        raise ValueError(
-            f"checkpoint {source} records no training crop of three sizes (crop: {crop!r}), so its SAM's "
-            "prototypes cannot be pooled per crop: use --prototype-field input"
-        )
-    return tuple(crop)

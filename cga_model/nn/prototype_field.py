@@ -91,6 +91,22 @@ def set_prototype_field(network: torch.nn.Module, field: str, crop) -> None:
         sam.prototype_tile = None if field == "input" else tuple(max(1, int(c) // rate) for c in crop)
 
 
+def pool_prototypes_as_trained(network: torch.nn.Module, config: dict, source, field: str | None = None) -> None:
+    """``set_prototype_field`` for the network of a checkpoint (``source``) with training config ``config``:
+    ``field`` ``None`` is ``"crop"`` when the config records its training ``crop``, as ``cga train`` writes it,
+    else ``"input"``; ``"crop"`` without a recorded crop of three positive sizes is refused, naming ``source``."""
+    field = field or ("crop" if "crop" in config else "input")
+    crop = config.get("crop")
+    if field == "crop" and not (
+        isinstance(crop, (list, tuple)) and len(crop) == 3 and all(isinstance(c, int) and c > 0 for c in crop)
+    ):
+        raise ValueError(
+            f"checkpoint {source} records no training crop of three sizes (crop: {crop!r}), so its SAM's "
+            "prototypes cannot be pooled per crop: use --prototype-field input"
+        )
+    set_prototype_field(network, field, crop)
+
+
 def prototype_note(model) -> str:
     """The log's note on where ``model``'s SAM pools prototypes: ``"; prototypes per 64x64x64 tile"`` (image
     voxels), ``"; prototypes per input"``, or ``""`` (no SAM, no update, or not a ``CGAUNet``)."""

@@ -17,7 +17,8 @@ counted: the default budget keeps ``SAFETY`` of the free memory for them and for
   they scored about 0.05-0.06 higher Dice per region than the whole box in one pass, at about 3x the
   CPU time (``benchmarks/prediction_paths.py``);
 - by default for any other network (BatchNorm, the default), and with ``whole_box`` (``--whole-box``)
-  for any, the whole box in one pass (the SAM's prototypes are then per case) when it fits;
+  for any, the whole box in one pass when it fits (the SAM's prototypes per tile of the training crop by default,
+  ``cga_model.nn.prototype_field``);
 - else (neither fits) the fewest windows (multiples of ``SIZE_MULTIPLE``) whose forward pass fits;
 - windows of ``roi`` when the user forces them (``--roi`` / ``--overlap``), or of the fixed input
   shape of an exported model that has one;

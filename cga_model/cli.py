@@ -340,8 +340,9 @@ def _add_predict(p) -> None:
         "--prototype-field",
         choices=PROTOTYPE_FIELDS,
         help="where the SAM pools its class prototypes: crop = tiles the size of the training crop, so one pass "
-        "over the box computes what the network learnt on its crops (default for a checkpoint); input = over each "
-        "network input, the whole box or a window (the paper's form; the only one an --onnx model has)",
+        "over the box computes what the network learnt on its crops; input = over each network input, the whole "
+        "box or a window (the paper's form; the only one an --onnx model has) (default: crop for a checkpoint, "
+        "input for an --onnx model)",
     )
     _add_prediction_files(p)
     _add_brain_mask(p)

@@ -208,7 +208,7 @@ def test_auto_precision_takes_bfloat16_only_where_the_device_has_bfloat16_units(
     image = torch.randn(4, 16, 24, 16)
     auto = predict_probs(network, image, precision="auto", log=lines.append)
     torch.testing.assert_close(auto, predict_probs(network, image, precision="bfloat16"))
-    assert lines[0].endswith("; bfloat16 (auto: AVX512-BF16 on this device)")
+    assert lines[0].endswith("; bfloat16 (auto: AVX512-BF16 on this device); prototypes per input")
     # a model that is not a torch module (ONNX Runtime's) runs its own float32 graph
     assert resolve_precision("auto", cpu, torch_model=False) == ("float32", "the ONNX model's own")
     with pytest.raises(ValueError, match="--precision bfloat16 needs a PyTorch checkpoint"):

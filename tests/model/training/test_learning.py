@@ -6,7 +6,8 @@ gliomas of 0.5-3 % of the brain with the three nested sub-regions) on a 96x96x64
 240x240x155, 32^3 crops instead of 64^3, 240 steps, one fixed seed, the default CGA U-Net and the
 same U-Net without SAM on the same crops (BatchNorm, the default). Predicted as ``cga predict`` does
 by default (the whole brain box in one pass), this setting gave the CGA U-Net WT 0.848, TC 0.714,
-ET 0.552 and, against the U-Net without SAM, -0.032 WT, +0.088 TC, +0.135 ET (commit 712c65d; with
+ET 0.552 and, against the U-Net without SAM, -0.032 WT, +0.088 TC, +0.135 ET (commit 712c65d, the
+prototypes then pooled over the box; with
 GroupNorm, at an earlier commit, 0.641, 0.727, 0.592 and -0.019, +0.006, +0.012). The bars sit below
 what it reached: the CGA U-Net must learn every region, put no tumour outside the brain, and not fall behind the
 baseline by more than ``GAP`` in any region (a SAM that harms the features falls far behind). At

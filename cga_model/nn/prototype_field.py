@@ -16,6 +16,8 @@ per axis (``tile_ids``), pooled in one call of ``cga_kernels.intra_class_update`
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 import cga_kernels as ck
@@ -41,7 +43,7 @@ def tile_ids(size, tile, device=None) -> tuple[torch.Tensor, int]:
     for axis, (s, n) in enumerate(zip(size, grid)):
         part = torch.arange(s, device=device) * n // s
         ids = ids.unsqueeze(-1) * n + part.view(*([1] * axis), s)
-    return ids, int(torch.tensor(grid).prod())
+    return ids, math.prod(grid)
 
 
 def _tile_mask(mask: torch.Tensor, ids: torch.Tensor, count: int, num_classes: int) -> torch.Tensor:

@@ -58,6 +58,12 @@ class _LiveBytes(TorchDispatchMode):
         self.live = self.peak = 0
         self.seen: set[int] = set()
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # Unless a mode says False here, torch wraps its __torch_dispatch__ to keep torch.compile out, and that wrap
+        # imports torch._dynamo on first use: a second or more of a cold `cga predict`. This mode is never compiled.
+        return False
+
     def _free(self, key: int, nbytes: int) -> None:
         self.seen.discard(key)
         self.live -= nbytes

@@ -1,6 +1,9 @@
 """Whole-volume segmentation (nn/sliding_window.py, nn/whole_volume.py): the path choice, windows, padding,
 batched TTA, bfloat16 and the brain mask."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -147,6 +150,17 @@ def test_the_memory_estimate_holds_at_a_larger_size(network):
     with torch.no_grad():
         measured = live_tensor_peak(network, torch.zeros(1, 4, 48, 64, 40))
     assert abs(measured - per_voxel * 48 * 64 * 40) <= 0.05 * measured
+
+
+def test_the_memory_probe_does_not_import_the_compiler():
+    # torch._dynamo takes a second or more to import: a cold `cga predict` must not pay it for the probe
+    code = (
+        "import sys, torch; from cga_model.nn.network import CGAUNet; from cga_model.nn.config import ModelConfig; "
+        "from cga_model.nn.whole_volume import bytes_per_voxel; "
+        "assert bytes_per_voxel(CGAUNet(ModelConfig(base_channels=4)), 4) > 0; print('torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_whole_box_equals_windows_when_the_window_covers_the_box(network):

@@ -80,6 +80,12 @@ VARIANTS = {
         ),
         Variant("cga_no_inter_bn", "--inter-weight 0: no inter-class loss (BatchNorm)", loss={"inter_weight": 0.0}),
         Variant("cga_gate_bn", "--update-gate: a gate on the update (BatchNorm)", model={"update_gate": True}),
+        Variant("cga_soft_bn", "--mask-mode soft: soft masks (BatchNorm)", model={"mask_mode": "soft"}),
+        Variant(
+            "cga_att_dice_ce_bn",
+            "--attention-loss dice_ce: attention supervised by Dice + cross-entropy (BatchNorm)",
+            loss={"attention_loss": "dice_ce"},
+        ),
         Variant("cga_gn", "the CGA U-Net with GroupNorm, the released code's (--norm gn)", model=GN),
         Variant(
             "no_sam_gn", "the same U-Net without SAM, with GroupNorm (--no-sam --norm gn)", model={**GN, "sam": False}

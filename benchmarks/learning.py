@@ -243,7 +243,7 @@ def train_config(variant: Variant, setting: Setting, seed: int, cohorts: dict) -
 
 def run_cga(variant: Variant, setting: Setting, seed: int, cohorts: dict) -> dict:
     """Train one CGA U-Net variant, predict the validation and test cases as ``cga predict --whole-box`` does
-    (the whole brain box in one pass, the SAM's prototypes per tile of the training crop), score."""
+    (the whole brain box in one pass, the SAM's prototypes over the 128^3 window around each voxel), score."""
     config = train_config(variant, setting, seed, cohorts)
     steps = config.epochs * math.ceil(setting.train_cases / setting.batch_size)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -262,10 +262,10 @@ def run_cga(variant: Variant, setting: Setting, seed: int, cohorts: dict) -> dic
             overwrite=True,  # the run was just replaced (train overwrite=True): so are its predictions
             whole_box=True,  # the path every recorded run was scored with; benchmarks.prediction_paths scores others
             precision="float32",  # as every recorded run, on any CPU
-            prototype_field="crop",  # cga predict's default (rows without "prototype_field" were scored per input)
+            prototype_field="window",  # cga predict's default (rows say which field they were scored with)
         )
         scores[split] = folder_scores(pred_dir, cohorts[split])
-    return {"steps": steps, **timing, **scores, "prototype_field": "crop"}
+    return {"steps": steps, **timing, **scores, "prototype_field": "window"}
 
 
 def run_peer(setting: Setting, seed: int, cohorts: dict) -> dict:

@@ -41,10 +41,15 @@ from cga_model.evaluation.plots import pyplot, save_png
 from cga_model.inference.predict import predict_folder
 
 #: name: (what it is, ``predict_folder`` segmentation options; ``"crop"``: the run's training crop). Prototypes
-#: per input (``prototype_field="input"``) unless the name ends in ``_crop``: per tile of the training crop.
+#: per input (``prototype_field="input"``) unless the name ends in ``_window`` (over the 128^3 window around each
+#: voxel) or ``_crop`` (per tile of the training crop).
 PATHS = {
+    "whole_box_window": (
+        "the whole brain box in one pass, prototypes over the 128^3 window around each voxel (the default)",
+        {"whole_box": True, "precision": "float32", "prototype_field": "window"},
+    ),
     "whole_box_crop": (
-        "the whole brain box in one pass, prototypes per tile of the training crop (the default)",
+        "the whole brain box in one pass, prototypes per tile of the training crop (--prototype-field crop)",
         {"whole_box": True, "precision": "float32", "prototype_field": "crop"},
     ),
     "whole_box": (
@@ -75,6 +80,7 @@ PATHS = {
 REFERENCE = "windows128"
 TOLERANCE = 0.005  # the largest drop of a region's Dice a path may cost against the one it replaces
 RULES = (
+    ("whole_box_window", "windows128"),
     ("whole_box_crop", "windows128"),
     ("whole_box", "windows128"),
     ("whole_box_bf16", "whole_box"),

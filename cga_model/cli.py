@@ -339,10 +339,10 @@ def _add_predict(p) -> None:
     p.add_argument(
         "--prototype-field",
         choices=PROTOTYPE_FIELDS,
-        help="where the SAM pools its class prototypes: crop = tiles the size of the training crop, so one pass "
-        "over the box computes what the network learnt on its crops; input = over each network input, the whole "
-        "box or a window (the paper's form; the only one an --onnx model has) (default: crop for a checkpoint, "
-        "input for an --onnx model)",
+        help="where the SAM pools its class prototypes: window = over the 128^3 window around each voxel, so one "
+        "pass over the box gives what 128^3 sliding windows give; crop = tiles the size of the training crop; "
+        "input = over each network input, the whole box or a window (the paper's form; the only one an --onnx "
+        "model has) (default: window for a checkpoint, input for an --onnx model)",
     )
     _add_prediction_files(p)
     _add_brain_mask(p)

@@ -33,7 +33,7 @@ from torch import nn
 import cga_kernels as ck
 
 from .choices import ATTENTION_PATHS, ATTENTION_STRIDES, MASK_MODES
-from .prototype_field import tiled_update
+from .prototype_field import field_update
 
 PATH_STRIDES = {1: (1, 1, 1), **ATTENTION_STRIDES}  # the path alone also serves rate 1 (drop-in use)
 _CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -138,8 +138,8 @@ class SAM(nn.Module):
             ``x + g * scatter(pool(x))`` (``intra`` only): the network starts as the baseline
             U-Net and uses the prototypes as much as they help (the paper: ``g = 1``).
 
-    ``prototype_tile`` (an attribute, not saved; ``None`` by default): pool the update's prototypes per tile of
-    this many voxels of the feature map instead of over the whole input (``cga_model.nn.prototype_field``).
+    ``prototype_field`` (an attribute, not saved; ``None`` by default): pool the update's prototypes over a
+    window around each voxel or per tile instead of over the whole input (``cga_model.nn.prototype_field``).
 
     ``forward(features (B, C, *S), image (B, in, *S_img)) -> SAMOutput``.
     """
@@ -189,7 +189,7 @@ class SAM(nn.Module):
             else None
         )
         self.gate = nn.Parameter(torch.zeros(())) if gate else None
-        self.prototype_tile = None  # prototypes over the whole input; ``prototype_field.set_prototype_field``
+        self.prototype_field = None  # prototypes over the whole input; ``prototype_field.set_prototype_field``
 
     def forward(self, features: torch.Tensor, image: torch.Tensor) -> SAMOutput:
         attention = self.attention_path(features if self.from_features else image)
@@ -200,7 +200,7 @@ class SAM(nn.Module):
             )
         proto = counts = None
         if self.update is not None:
-            update, proto, counts = tiled_update(self.update, features, attention, self.prototype_tile)
+            update, proto, counts = field_update(self.update, features, attention, self.prototype_field)
             features = update if self.gate is None else features + self.gate * update
         elif self.inter:
             mask = ck.attention_to_mask(attention, features.shape[2:], self.mask_mode)
@@ -212,5 +212,5 @@ class SAM(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"mask_mode={self.mask_mode!r}, intra={self.intra}, inter={self.inter}, gate={self.gate is not None}, "
-            f"prototype_tile={self.prototype_tile}"
+            f"prototype_field={self.prototype_field}"
         )

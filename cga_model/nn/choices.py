@@ -24,6 +24,7 @@ ATTENTION_LOSSES = ("mse", "dice_ce")
 INTER_FORMS = ("paper", "official")
 #: Arithmetic of ``cga predict``: bfloat16 where the device computes it natively (auto), float32, bfloat16.
 PRECISIONS = ("auto", "float32", "bfloat16")
-#: Fields the SAM pools prototypes over at inference (``cga_model.nn.prototype_field``): tiles the size of the
-#: training crop (the default of ``cga predict``), or each network input (the paper's form).
-PROTOTYPE_FIELDS = ("crop", "input")
+#: Fields the SAM pools prototypes over at inference (``cga_model.nn.prototype_field``): the default window around
+#: each voxel (the default of ``cga predict``), tiles the size of the training crop, or each network input (the
+#: paper's form).
+PROTOTYPE_FIELDS = ("window", "crop", "input")

@@ -1,28 +1,45 @@
-"""The field the SAM pools its prototypes over: each network input, or tiles the size of the training crop.
+"""The field the SAM pools its prototypes over at inference: a window around each voxel, tiles the size of the
+training crop, or each network input.
 
 Training pools one prototype per class over each random crop (``cga train --crop``): the update adds to a
 voxel the mean feature of its class *in that crop*. A network run once over a whole brain box would pool over
 the box instead, a field several times the crop, with other class proportions; its outputs then differ from
 the windows it was validated with (``benchmarks/prediction_paths.py`` measures the Dice this costs).
 
-``prototype_field="crop"`` (the default of ``cga predict``) splits the updated feature map into a grid of
-tiles of about the training crop's size at that map (``crop // rate`` voxels), and pools and writes back per
-tile and class: one pass computes what the network computed on its training crops. A map no larger than a
-tile is one tile, so training and windows of the crop size are unchanged. ``"input"`` pools over each input
-(the paper's and the released code's form). Tiles are a grid of ``max(1, round(S / t))`` near-equal parts
-per axis (``tile_ids``), pooled in one call of ``cga_kernels.intra_class_update`` with ``T * K`` classes
-(class ``k`` of tile ``t`` is ``t * K + k``).
+- ``"window"`` (the default of ``cga predict``, ``window_update``): each voxel's prototypes are the means of
+  its classes over the window of ``DEFAULT_WINDOW`` image voxels (``DEFAULT_WINDOW // rate`` at the updated
+  map) centred on it, shifted to lie inside the input: in one pass, what a sliding window centred on the voxel
+  gives it. An input no larger than the window on an axis is pooled whole along it, so training crops and
+  windows up to that size are unchanged.
+- ``"crop"`` (``tiled_update``): a grid of tiles of about the training crop's size at that map
+  (``crop // rate`` voxels), pooled and written back per tile and class. Tiles are a grid of
+  ``max(1, round(S / t))`` near-equal parts per axis (``tile_ids``), pooled in one call of
+  ``cga_kernels.intra_class_update`` with ``T * K`` classes (class ``k`` of tile ``t`` is ``t * K + k``).
+- ``"input"``: over each input (the paper's and the released code's form).
+
+A SAM holds its field as ``sam.prototype_field``: ``None`` (input) or a ``Field``.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 import cga_kernels as ck
 
 from .choices import PROTOTYPE_FIELDS
+from .whole_volume import DEFAULT_WINDOW
+
+
+class Field(NamedTuple):
+    """Where a SAM pools prototypes: ``kind`` ``"window"`` or ``"crop"`` (tiles), ``size`` in voxels of the
+    updated feature map."""
+
+    kind: str
+    size: tuple[int, ...]
 
 
 def tile_grid(size, tile) -> tuple[int, ...]:
@@ -82,22 +99,70 @@ def tiled_update(update: ck.IntraClassUpdate, features: torch.Tensor, attention:
     return (out, *_case_prototypes(proto, counts, k))
 
 
-def set_prototype_field(network: torch.nn.Module, field: str, crop) -> None:
-    """Make ``network``'s SAM pool prototypes per ``field``: ``"crop"``, tiles of the training ``crop``
-    (image voxels, divided by the attention rate at the updated map), or ``"input"``. No-op without a SAM."""
+def window_sums(x: torch.Tensor, window) -> torch.Tensor:
+    """``x (B, C, *S)`` summed over the window around each voxel: on an axis of size ``s``, the ``w = min(t, s)``
+    voxels from ``clamp(i - w // 2, 0, s - w)`` for voxel ``i`` and window size ``t`` (differences of cumulative
+    sums, axis by axis).
+
+    >>> window_sums(torch.arange(5.0).view(1, 1, 5), (3,)).tolist()
+    [[[3.0, 3.0, 6.0, 9.0, 9.0]]]
+    """
+    for axis, t in enumerate(window, start=2):
+        s = x.shape[axis]
+        w = min(t, s)
+        start = (torch.arange(s, device=x.device) - w // 2).clamp(0, s - w)
+        cumulative = F.pad(x.cumsum(axis), (0, 0) * (x.dim() - 1 - axis) + (1, 0))
+        x = cumulative.index_select(axis, start + w) - cumulative.index_select(axis, start)
+    return x
+
+
+def window_update(update: ck.IntraClassUpdate, features: torch.Tensor, attention: torch.Tensor, window):
+    """``update(features, attention)`` with each voxel's prototypes pooled over the window of ``window`` voxels
+    around it (``window_sums``). ``features (B, C, *S)``, ``attention (B, K, *S)`` -> ``(features_out (B, C,
+    *S), prototypes (B, K, C), counts (B, K))``, the prototypes and counts those of the whole input. Summed in
+    float32 (or the features' wider type); an input within the window on every axis is the plain update."""
+    size = tuple(features.shape[2:])
+    if all(t >= s for t, s in zip(window, size)):
+        return update(features, attention)
+    k, batch, channels = update.num_classes, *features.shape[:2]
+    mask = ck.attention_to_mask(attention, size, update.mode)
+    dtype = torch.promote_types(features.dtype, torch.float32)
+    weights = F.one_hot(mask, k).movedim(-1, 1).to(dtype) if mask.dtype == torch.long else mask.to(dtype)
+    sums = window_sums((weights.unsqueeze(2) * features.to(dtype).unsqueeze(1)).flatten(1, 2), window)
+    counts = window_sums(weights, window).unsqueeze(2)  # (B, K, 1, *S)
+    proto = torch.where(counts > 0, sums.view(batch, k, channels, *size) / counts.clamp_min(1e-12), 0.0)
+    if update.classes is not None:  # only these classes write back
+        weights, proto = weights[:, list(update.classes)], proto[:, list(update.classes)]
+    scatter = (weights.unsqueeze(2) * proto).sum(1).to(features.dtype)
+    whole = ck.prototype_pool(features, mask, num_classes=k)
+    return (features + scatter if update.residual else scatter, *whole)
+
+
+def field_update(update: ck.IntraClassUpdate, features: torch.Tensor, attention: torch.Tensor, field: Field | None):
+    """``update(features, attention)`` with the prototypes of ``field`` (``None``: the whole input)."""
+    if field is None:
+        return update(features, attention)
+    return (window_update if field.kind == "window" else tiled_update)(update, features, attention, field.size)
+
+
+def set_prototype_field(network: torch.nn.Module, field: str, crop=None) -> None:
+    """Make ``network``'s SAM pool prototypes per ``field``: ``"window"`` (``DEFAULT_WINDOW`` around each voxel),
+    ``"crop"`` (tiles of the training ``crop``; both in image voxels, divided by the attention rate at the updated
+    map) or ``"input"``. No-op without a SAM."""
     if field not in PROTOTYPE_FIELDS:
         raise ValueError(f"prototype_field must be one of {PROTOTYPE_FIELDS}, got {field!r}")
     sam = getattr(network, "sam", None)
     if sam is not None:
         rate = sam.attention_path.rate
-        sam.prototype_tile = None if field == "input" else tuple(max(1, int(c) // rate) for c in crop)
+        size = {"window": DEFAULT_WINDOW, "crop": crop}.get(field)
+        sam.prototype_field = None if size is None else Field(field, tuple(max(1, int(c) // rate) for c in size))
 
 
 def pool_prototypes_as_trained(network: torch.nn.Module, config: dict, source, field: str | None = None) -> None:
     """``set_prototype_field`` for the network of a checkpoint (``source``) with training config ``config``:
-    ``field`` ``None`` is ``"crop"`` when the config records its training ``crop``, as ``cga train`` writes it,
-    else ``"input"``; ``"crop"`` without a recorded crop of three positive sizes is refused, naming ``source``."""
-    field = field or ("crop" if "crop" in config else "input")
+    ``field`` ``None`` is ``"window"``; ``"crop"`` without a recorded training crop of three positive sizes (as
+    ``cga train`` writes it) is refused, naming ``source``."""
+    field = field or "window"
     crop = config.get("crop")
     if field == "crop" and not (
         isinstance(crop, (list, tuple)) and len(crop) == 3 and all(isinstance(c, int) and c > 0 for c in crop)
@@ -110,11 +175,13 @@ def pool_prototypes_as_trained(network: torch.nn.Module, config: dict, source, f
 
 
 def prototype_note(model) -> str:
-    """The log's note on where ``model``'s SAM pools prototypes: ``"; prototypes per 64x64x64 tile"`` (image
-    voxels), ``"; prototypes per input"``, or ``""`` (no SAM, no update, or not a ``CGAUNet``)."""
+    """The log's note on where ``model``'s SAM pools prototypes: ``"; prototypes per 64x64x64 tile"``,
+    ``"; prototypes per 128x128x128 window around each voxel"`` (image voxels), ``"; prototypes per input"``, or
+    ``""`` (no SAM, no update, or not a ``CGAUNet``)."""
     sam = getattr(model, "sam", None)
     if sam is None or sam.update is None:
         return ""
-    if sam.prototype_tile is None:
+    if sam.prototype_field is None:
         return "; prototypes per input"
-    return f"; prototypes per {'x'.join(str(t * sam.attention_path.rate) for t in sam.prototype_tile)} tile"
+    size = "x".join(str(t * sam.attention_path.rate) for t in sam.prototype_field.size)
+    return f"; prototypes per {size} {'tile' if sam.prototype_field.kind == 'crop' else 'window around each voxel'}"

@@ -50,8 +50,8 @@ def test_every_path_seed_and_case_is_scored_and_paired(learned, capsys):
         assert all(0.0 <= row[r] <= 1.0 for r in REGIONS) and row["cpu_s"] > 0 and row["outside"] == 0
         expected = "windows of 16x16x16" if row["path"] == "windows_crop" else "whole box"
         assert paths_bench.plan_kind(row["plan"]) == expected, row["plan"]
-    for seed, learning_row in learning_rows.items():  # the whole_box_crop path is what benchmarks.learning scores
-        default = [r for r in rows if (r["seed"], r["path"]) == (seed, "whole_box_crop")]
+    for seed, learning_row in learning_rows.items():  # the whole_box_window path is what benchmarks.learning scores
+        default = [r for r in rows if (r["seed"], r["path"]) == (seed, "whole_box_window")]
         for region in REGIONS:
             assert sum(r[region] for r in default) / 2 == pytest.approx(learning_row["test"][region], abs=1e-9)
     report = printed[printed.index("### prediction paths") :]

@@ -74,19 +74,24 @@ def test_cli_flags(setup, capsys):
     assert "--memory-limit 'lots'" in capsys.readouterr().err
 
 
-def test_prototypes_are_pooled_per_training_crop_tile_unless_asked_per_input(trained_run, setup, tmp_path, capsys):
+def test_prototypes_are_pooled_over_the_window_around_each_voxel_unless_asked_otherwise(
+    trained_run, setup, tmp_path, capsys
+):
     _, data, _ = setup  # 40x40x32 cases; trained_run learnt on 16^3 crops
     common = ["predict", "--checkpoint", str(trained_run / "last.pt"), "--input", str(data)]
-    assert cga(common + ["--out", str(tmp_path / "crop")]) == 0
-    assert "whole box in one pass" in (err := capsys.readouterr().err) and "prototypes per 16x16x16 tile" in err
+    assert cga(common + ["--out", str(tmp_path / "window")]) == 0
+    err = capsys.readouterr().err
+    assert "whole box in one pass" in err and "prototypes per 128x128x128 window around each voxel" in err
+    assert cga(common + ["--out", str(tmp_path / "crop"), "--prototype-field", "crop"]) == 0
+    assert "prototypes per 16x16x16 tile" in capsys.readouterr().err
     assert cga(common + ["--out", str(tmp_path / "input"), "--prototype-field", "input"]) == 0
     assert "prototypes per input" in capsys.readouterr().err
-    crop, per_input = _labels(tmp_path / "crop"), _labels(tmp_path / "input")
-    assert crop.keys() == per_input.keys() and len(crop) == 2
+    window, crop, per_input = (_labels(tmp_path / name) for name in ("window", "crop", "input"))
+    assert window.keys() == crop.keys() == per_input.keys() and len(crop) == 2
     with pytest.raises(SystemExit) as exit_info:
-        cga(common + ["--out", str(tmp_path / "bad"), "--prototype-field", "window"])
+        cga(common + ["--out", str(tmp_path / "bad"), "--prototype-field", "tiles"])
     assert exit_info.value.code == 2
-    assert "cga predict: error: argument --prototype-field: invalid choice: 'window'" in capsys.readouterr().err
+    assert "cga predict: error: argument --prototype-field: invalid choice: 'tiles'" in capsys.readouterr().err
 
 
 @pytest.fixture

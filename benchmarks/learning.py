@@ -86,6 +86,13 @@ VARIANTS = {
             "--attention-loss dice_ce: attention supervised by Dice + cross-entropy (BatchNorm)",
             loss={"attention_loss": "dice_ce"},
         ),
+        Variant(
+            "cga_core_bn",
+            "--attention-loss dice_ce --intra-classes 1 3: the update writes back to the tumour core's classes only "
+            "(BatchNorm)",
+            model={"intra_classes": (1, 3)},
+            loss={"attention_loss": "dice_ce"},
+        ),
         Variant("cga_gn", "the CGA U-Net with GroupNorm, the released code's (--norm gn)", model=GN),
         Variant(
             "no_sam_gn", "the same U-Net without SAM, with GroupNorm (--no-sam --norm gn)", model={**GN, "sam": False}

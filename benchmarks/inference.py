@@ -56,14 +56,17 @@ def hard_case(seed: int) -> torch.Tensor:
 
 def model_of(base: int, norm: str = "gn", fused: bool = True):
     """The CGA U-Net at ``base`` width with ``norm`` (random weights, seed 0) as ``cga predict`` runs it on the
-    CPU (``fused=False``: in its fast layout, without the fused blocks)."""
+    CPU, its SAM pooling prototypes over ``cga predict``'s default field (``fused=False``: in its fast layout,
+    without the fused blocks)."""
     from cga_model.nn.config import ModelConfig
     from cga_model.nn.inference_fusion import for_inference
     from cga_model.nn.layout import to_fast_layout
     from cga_model.nn.network import CGAUNet
+    from cga_model.nn.prototype_field import pool_prototypes_as_trained
 
     torch.manual_seed(0)
     network = CGAUNet(ModelConfig(base_channels=base, norm=norm)).eval()
+    pool_prototypes_as_trained(network, {}, "a new network")
     return for_inference(network, "cpu") if fused else to_fast_layout(network, "cpu")
 
 

@@ -151,6 +151,8 @@ def set_prototype_field(network: torch.nn.Module, field: str, crop=None) -> None
     map) or ``"input"``. No-op without a SAM."""
     if field not in PROTOTYPE_FIELDS:
         raise ValueError(f"prototype_field must be one of {PROTOTYPE_FIELDS}, got {field!r}")
+    if field == "crop" and crop is None:
+        raise ValueError("prototype_field 'crop' needs the training crop (crop=(X, Y, Z)); use 'window' or 'input'")
     sam = getattr(network, "sam", None)
     if sam is not None:
         rate = sam.attention_path.rate

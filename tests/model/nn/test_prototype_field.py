@@ -169,6 +169,8 @@ def test_a_network_without_sam_is_left_alone_and_a_bad_field_is_refused():
     assert prototype_note(baseline) == ""
     with pytest.raises(ValueError, match="prototype_field must be one of .*'tiles'"):
         set_prototype_field(baseline, "tiles", (64, 64, 64))
+    with pytest.raises(ValueError, match=r"prototype_field 'crop' needs the training crop .*use 'window' or 'input'"):
+        set_prototype_field(CGAUNet(ModelConfig(base_channels=4)), "crop")
 
 
 def _checkpoint(path, **config):

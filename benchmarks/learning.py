@@ -49,6 +49,7 @@ from cga_model.training.loop import TrainConfig, train
 COHORT_SEEDS = {"train": 11, "test": 12, "val": 13}
 REGIONS = ("WT", "TC", "ET")
 LR = 1e-3
+SCORED_FIELD = "window"  # where the SAM pools prototypes when a run is scored: cga predict's default; rows record it
 
 
 @dataclass(frozen=True)
@@ -269,10 +270,10 @@ def run_cga(variant: Variant, setting: Setting, seed: int, cohorts: dict) -> dic
             overwrite=True,  # the run was just replaced (train overwrite=True): so are its predictions
             whole_box=True,  # the path every recorded run was scored with; benchmarks.prediction_paths scores others
             precision="float32",  # as every recorded run, on any CPU
-            prototype_field="window",  # cga predict's default (rows say which field they were scored with)
+            prototype_field=SCORED_FIELD,
         )
         scores[split] = folder_scores(pred_dir, cohorts[split])
-    return {"steps": steps, **timing, **scores, "prototype_field": "window"}
+    return {"steps": steps, **timing, **scores, "prototype_field": SCORED_FIELD}
 
 
 def run_peer(setting: Setting, seed: int, cohorts: dict) -> dict:

@@ -94,6 +94,20 @@ VARIANTS = {
             model={"intra_classes": (1, 3)},
             loss={"attention_loss": "dice_ce"},
         ),
+        Variant(
+            "cga_features_core_bn",
+            "--attention-path features --attention-loss dice_ce --intra-classes 1 3: attention from the features, the "
+            "update written back to the tumour core's classes only (BatchNorm)",
+            model={"attention_path": "features", "intra_classes": (1, 3)},
+            loss={"attention_loss": "dice_ce"},
+        ),
+        Variant(
+            "cga_features_core_soft_bn",
+            "--attention-path features --attention-loss dice_ce --intra-classes 1 3 --mask-mode soft: as above with "
+            "soft masks, so each voxel is updated in proportion to its core probability (BatchNorm)",
+            model={"attention_path": "features", "intra_classes": (1, 3), "mask_mode": "soft"},
+            loss={"attention_loss": "dice_ce"},
+        ),
         Variant("cga_gn", "the CGA U-Net with GroupNorm, the released code's (--norm gn)", model=GN),
         Variant(
             "no_sam_gn", "the same U-Net without SAM, with GroupNorm (--no-sam --norm gn)", model={**GN, "sam": False}

@@ -108,6 +108,18 @@ VARIANTS = {
             model={"attention_path": "features", "intra_classes": (1, 3), "mask_mode": "soft"},
             loss={"attention_loss": "dice_ce"},
         ),
+        Variant(
+            "cga_features_mse_bn",
+            "--attention-path features: attention from the features, the paper's MSE attention loss (BatchNorm)",
+            model={"attention_path": "features"},
+        ),
+        Variant(
+            "cga_features_mse20_bn",
+            "--attention-path features --attention-weight 20: as above, the released code's attention weight "
+            "(BatchNorm)",
+            model={"attention_path": "features"},
+            loss={"attention_weight": 20.0},
+        ),
         Variant("cga_gn", "the CGA U-Net with GroupNorm, the released code's (--norm gn)", model=GN),
         Variant(
             "no_sam_gn", "the same U-Net without SAM, with GroupNorm (--no-sam --norm gn)", model={**GN, "sam": False}

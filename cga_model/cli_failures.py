@@ -18,8 +18,9 @@ status 2, without argparse's usage block (``OneLineParser``, ``parse_arguments``
 lists the flags. A missing optional package (``onnxruntime``, ``nnunetv2``, ...) names the extra that
 installs it (``OPTIONAL_EXTRAS``), not an internal error.
 
-Ctrl-C (``KeyboardInterrupt``) prints one line ``cga <command>: interrupted`` (for ``train``, with how
-to continue with ``--resume``) and returns exit status 130. An output folder the failed or
+Ctrl-C (``KeyboardInterrupt``, or an error raised from one, as an extension imported at that moment raises)
+prints one line ``cga <command>: interrupted`` (for ``train``, with how to continue with ``--resume``) and
+returns exit status 130. An output folder the failed or
 interrupted command created and left empty is removed again.
 """
 
@@ -166,6 +167,26 @@ def _missing_package(err: ModuleNotFoundError) -> str:
     return f"the module {err.name} is missing: the installation of cga-unet is incomplete; reinstall it ({err})"
 
 
+def _raised_by_ctrl_c(err: BaseException) -> bool:
+    """Whether ``err`` was raised from a ``KeyboardInterrupt`` (its ``__cause__`` or ``__context__`` chain): a
+    pybind11 extension (matplotlib's) interrupted while it is imported raises ``ImportError: initialization
+    failed`` from the interrupt."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _interrupted(args, created) -> int:
+    """Ctrl-C: remove the folder the command created if still empty, print the one line, return 130."""
+    _remove_if_empty(created)
+    print(f"cga {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
+    return INTERRUPTED
+
+
 def run_command(args) -> int:
     """Run ``args.func(args)`` after ``check_arguments``; returns the exit status: 0, 2 after a one-line error,
     130 after Ctrl-C (one line ``cga <command>: interrupted``)."""
@@ -182,6 +203,8 @@ def run_command(args) -> int:
     except ModuleNotFoundError as err:
         message = _missing_package(err)
     except Exception as err:  # a bug in cga: say so in one line, keep the traceback behind CGA_DEBUG
+        if _raised_by_ctrl_c(err):
+            return _interrupted(args, created)
         if os.environ.get(DEBUG_VARIABLE):
             raise
         message = (
@@ -189,9 +212,7 @@ def run_command(args) -> int:
             f"(set {DEBUG_VARIABLE}=1 to see the traceback)"
         )
     except KeyboardInterrupt:
-        _remove_if_empty(created)
-        print(f"cga {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
-        return INTERRUPTED
+        return _interrupted(args, created)
     _remove_if_empty(created)
     print(f"cga {args.command}: error: {message}", file=sys.stderr)
     return 2

@@ -56,6 +56,19 @@ def test_ctrl_c_keeps_a_folder_that_existed_or_holds_files(fill, tmp_path, monke
     assert out.is_dir() and capsys.readouterr().err == "cga predict: interrupted\n"
 
 
+def test_ctrl_c_during_an_extension_import_is_an_interruption_not_an_internal_error(tmp_path, monkeypatch, capsys):
+    def command(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as ctrl_c:  # what a pybind11 module (matplotlib's) raises when Ctrl-C hits its import
+            raise ImportError("initialization failed") from ctrl_c
+
+    monkeypatch.setattr(cli, "_predict", command)
+    monkeypatch.setenv("CGA_DEBUG", "")
+    assert cga(COMMANDS["predict"][1](tmp_path / "new")) == 130
+    assert capsys.readouterr().err == "cga predict: interrupted\n"
+
+
 def test_ctrl_c_in_evaluate(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli, "_evaluate", _interrupt(make_folder=False, fill=False))
     assert cga(["evaluate", "--pred", "p", "--gt", "g", "--out", str(tmp_path / "m.csv")]) == 130

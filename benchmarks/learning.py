@@ -120,6 +120,13 @@ VARIANTS = {
             model={"attention_path": "features"},
             loss={"attention_weight": 20.0},
         ),
+        Variant(
+            "cga_features_no_inter_bn",
+            "--attention-path features --attention-loss dice_ce --inter-weight 0: attention from the features it "
+            "updates, no inter-class loss (BatchNorm)",
+            model={"attention_path": "features"},
+            loss={"attention_loss": "dice_ce", "inter_weight": 0.0},
+        ),
         Variant("cga_gn", "the CGA U-Net with GroupNorm, the released code's (--norm gn)", model=GN),
         Variant(
             "no_sam_gn", "the same U-Net without SAM, with GroupNorm (--no-sam --norm gn)", model={**GN, "sam": False}

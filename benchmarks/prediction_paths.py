@@ -56,10 +56,13 @@ PATHS = {
         "the whole brain box in one pass, prototypes over the box (--prototype-field input)",
         {"whole_box": True, "precision": "float32", "prototype_field": "input"},
     ),
-    "windows128": (
-        "128^3 windows at overlap 0.5, prototypes per window (--prototype-field input)",
-        {"roi": (128,) * 3, "overlap": 0.5, "precision": "float32", "prototype_field": "input"},
-    ),
+    **{
+        f"windows{n}": (
+            f"{n}^3 windows at overlap 0.5, prototypes per window (--roi {n} {n} {n} --prototype-field input)",
+            {"roi": (n,) * 3, "overlap": 0.5, "precision": "float32", "prototype_field": "input"},
+        )
+        for n in (128, 64, 96, 160)  # 128^3: cga predict's windows; the others show how a network depends on them
+    },
     "whole_box_bf16": (
         "--whole-box --precision bfloat16 --prototype-field input",
         {"whole_box": True, "precision": "bfloat16", "prototype_field": "input"},

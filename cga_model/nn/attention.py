@@ -36,6 +36,7 @@ from .choices import ATTENTION_PATHS, ATTENTION_STRIDES, MASK_MODES
 from .prototype_field import field_update
 
 PATH_STRIDES = {1: (1, 1, 1), **ATTENTION_STRIDES}  # the path alone also serves rate 1 (drop-in use)
+IMAGE_PATHS = tuple(p for p in ATTENTION_PATHS if p != "features")  # AttentionPath kinds; "features": FeatureAttention
 _CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
 
@@ -68,8 +69,9 @@ class AttentionPath(nn.Module):
         super().__init__()
         if rate not in PATH_STRIDES or isinstance(rate, bool):
             raise ValueError(f"attention_rate must be one of {sorted(PATH_STRIDES)}, got {rate!r}")
-        if kind not in ATTENTION_PATHS:
-            raise ValueError(f"attention_path must be one of {ATTENTION_PATHS}, got {kind!r}")
+        if kind not in IMAGE_PATHS:
+            hint = " (the attention from the features is FeatureAttention)" if kind in ATTENTION_PATHS else ""
+            raise ValueError(f"AttentionPath kind must be one of {IMAGE_PATHS}, got {kind!r}{hint}")
         self.kind = kind
         self.act = nn.ReLU() if kind == "relu" else nn.Identity()
         conv = conv_class(spatial_dims)

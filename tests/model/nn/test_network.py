@@ -7,7 +7,7 @@ import torch
 
 import cga_kernels as ck
 from cga_model import CGALoss, CGAUNet
-from cga_model.nn.attention import SAM
+from cga_model.nn.attention import SAM, AttentionPath
 from cga_model.nn.losses import attention_mse_loss, softmax_dice_loss
 
 SIZES = [(32, 32, 32), (16, 32, 24)]
@@ -133,6 +133,13 @@ def test_feature_attention_is_a_1x1_convolution_of_the_features_it_updates(rate,
     assert model.en_down1.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="feature_channels"):
         SAM(4, 4, path="features")
+
+
+def test_the_image_path_refuses_the_feature_kind():
+    with pytest.raises(ValueError, match="'features'.*FeatureAttention"):
+        AttentionPath(4, 4, kind="features")
+    with pytest.raises(ValueError, match="got 'tanh'"):
+        AttentionPath(4, 4, kind="tanh")
 
 
 def test_baseline_differs_only_by_the_sam():
